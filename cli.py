@@ -1,0 +1,602 @@
+"""memberflow command line: a thin shell over ``workflow`` (rules) and ``storage`` (records).
+
+Heavy modules (SQLAlchemy, transitions, holidays) are imported inside commands so that
+``memberflow --help`` starts fast. Every domain error is mapped to an exit code in
+``EXIT_CODES`` below and printed as one line (plus one line per failed rule).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from storage.errors import Conflict, Duplicate, Missing, Unavailable
+from workflow.errors import (
+    BadInput,
+    DefinitionInvalid,
+    MoveRefused,
+    NotFound,
+    NotPermitted,
+)
+
+if TYPE_CHECKING:
+    from datetime import date
+
+    from storage.store import Store
+    from workflow.service import Service
+
+BUNDLED_DEFINITIONS = Path(__file__).resolve().parent / "definitions"
+DEMO_DB = "memberflow-demo.db"
+
+# The one place errors become exit codes (documented in the README).
+EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
+EXIT_NOT_PERMITTED, EXIT_UNAVAILABLE = 5, 6
+EXIT_CODES: list[tuple[type[Exception], int]] = [
+    (MoveRefused, EXIT_REFUSED),
+    (BadInput, EXIT_BAD_INPUT),
+    (DefinitionInvalid, EXIT_BAD_INPUT),
+    (Duplicate, EXIT_BAD_INPUT),
+    (Conflict, EXIT_CONFLICT),
+    (NotFound, EXIT_NOT_FOUND),
+    (Missing, EXIT_NOT_FOUND),
+    (NotPermitted, EXIT_NOT_PERMITTED),
+    (Unavailable, EXIT_UNAVAILABLE),
+]
+
+
+def _report(error: Exception) -> None:
+    if isinstance(error, MoveRefused):
+        click.echo(f"refused: {error.summary}", err=True)
+        for reason in error.reasons:
+            click.echo(f"  - {reason}", err=True)
+    elif isinstance(error, DefinitionInvalid):
+        click.echo(f"error: definition has {len(error.problems)} problem(s)", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+    else:
+        click.echo(f"error: {error}", err=True)
+
+
+class MemberflowGroup(click.Group):
+    """Maps domain errors to exit codes for every subcommand."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except tuple(kind for kind, _ in EXIT_CODES) as error:
+            _report(error)
+            code = next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+            ctx.exit(code)
+
+
+@dataclass
+class Settings:
+    db: str | None
+    actor: str | None
+    _store: Store | None = None
+
+    def store(self, must_exist: bool = True) -> Store:
+        from storage.store import Store
+
+        if self._store is None:
+            self._store = Store(self.db, must_exist=must_exist)
+        return self._store
+
+    def service(self) -> Service:
+        from workflow.service import Service
+
+        return Service(self.store())
+
+    def require_actor(self) -> str:
+        if not self.actor:
+            raise BadInput("name the acting user with --actor or MEMBERFLOW_ACTOR")
+        self.store().directory.user(self.actor)
+        return self.actor
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+# -- output -------------------------------------------------------------------------------
+def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--format", "fmt", type=click.Choice(["table", "json"]),
+                        default="table", show_default=True, help="Output format.")(func)
+
+
+def _json_default(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def emit(rows: Sequence[Mapping[str, Any]] | Mapping[str, Any], fmt: str,
+         columns: Sequence[str] | None = None) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=_json_default))
+    elif isinstance(rows, Mapping):
+        width = max((len(k) for k in rows), default=0)
+        for key, value in rows.items():
+            click.echo(f"{key.ljust(width)}  {_cell(value)}")
+    else:
+        click.echo(render_table(rows, columns))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    return str(value)
+
+
+def render_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    if not rows:
+        return "(none)"
+    columns = list(columns or rows[0].keys())
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def business_date(value: str | None) -> date:
+    from workflow.dates import parse_date, today
+
+    return parse_date(value, "--date") if value else today()
+
+
+def key_values(pairs: Iterable[str], what: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not key.strip():
+            raise BadInput(f"{what} {pair!r} must be NAME=VALUE")
+        result[key.strip()] = value if sep else ""
+    return result
+
+
+# -- root -----------------------------------------------------------------------------------
+@click.group(cls=MemberflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", envvar="MEMBERFLOW_DB", metavar="URL|PATH",
+              help="SQLAlchemy URL or SQLite file path [env MEMBERFLOW_DB; default ./memberflow.db]")
+@click.option("--actor", envvar="MEMBERFLOW_ACTOR", metavar="USER",
+              help="The user making changes [env MEMBERFLOW_ACTOR].")
+@click.version_option(package_name="memberflow")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, actor: str | None) -> None:
+    """Audited workflow for party membership: admission, probation, recognition, removal."""
+    ctx.obj = Settings(db, actor)
+
+
+@main.command()
+@pass_settings
+def init(settings: Settings) -> None:
+    """Create the database (if needed) and install the bundled procedure definitions."""
+    store = settings.store(must_exist=False)
+    store.create_schema()
+    for definition, version_id, is_new in settings.service().install_definitions(BUNDLED_DEFINITIONS):
+        state = "installed" if is_new else "already installed"
+        click.echo(f"{definition.name}: {state} (version #{version_id}, sha256 "
+                   f"{definition.sha256[:12]})")
+    click.echo(f"database ready: {store.url}")
+
+
+# -- organizations --------------------------------------------------------------------------
+@main.group()
+def org() -> None:
+    """Organizations: province committee → committee above → grassroots → branch."""
+
+
+ORG_KINDS = ["province_committee", "committee_above", "grassroots", "branch"]
+
+
+@org.command("add")
+@click.argument("code")
+@click.option("--name", required=True, help="Name, in Vietnamese.")
+@click.option("--kind", type=click.Choice(ORG_KINDS), required=True)
+@click.option("--parent", metavar="CODE", help="Code of the organization directly above.")
+@pass_settings
+def org_add(settings: Settings, code: str, name: str, kind: str, parent: str | None) -> None:
+    from workflow.inputs import clean_text
+
+    org_id = settings.store().directory.add_organization(
+        clean_text(code, "code", 32), clean_text(name, "name", 300), kind, parent)
+    click.echo(f"organization {code} added (#{org_id})")
+
+
+@org.command("list")
+@format_option
+@pass_settings
+def org_list(settings: Settings, fmt: str) -> None:
+    rows = settings.store().directory.organizations()
+    emit(rows, fmt, ["code", "name", "kind", "parent_code"])
+
+
+# -- users ------------------------------------------------------------------------------------
+@main.group()
+def user() -> None:
+    """Users and their role grants per organization (a grant covers the subtree)."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--name", required=True, help="Full name.")
+@pass_settings
+def user_add(settings: Settings, username: str, name: str) -> None:
+    from workflow.inputs import clean_text
+
+    settings.store().directory.add_user(clean_text(username, "username", 64),
+                                        clean_text(name, "name", 300))
+    click.echo(f"user {username} added")
+
+
+@user.command("grant")
+@click.argument("username")
+@click.argument("role")
+@click.option("--org", "org_code", required=True, metavar="CODE")
+@pass_settings
+def user_grant(settings: Settings, username: str, role: str, org_code: str) -> None:
+    known = _known_roles(settings)
+    if role not in known:
+        raise BadInput(f"unknown role {role!r}; roles: {', '.join(sorted(known))}")
+    settings.store().directory.grant(username, role, org_code)
+    click.echo(f"{username} is {role} at {org_code} and below")
+
+
+def _known_roles(settings: Settings) -> set[str]:
+    service = settings.service()
+    roles = {"auditor", "administrator"}
+    for row in settings.store().definitions.all():
+        roles.update(service.definition(row["id"]).roles)
+    return roles
+
+
+@user.command("list")
+@format_option
+@pass_settings
+def user_list(settings: Settings, fmt: str) -> None:
+    emit(settings.store().directory.users_with_grants(), fmt,
+         ["username", "full_name", "role", "organization"])
+
+
+# -- people -----------------------------------------------------------------------------------
+@main.group()
+def person() -> None:
+    """People: applicants and members."""
+
+
+@person.command("add")
+@click.option("--name", required=True, help="Full name with diacritics.")
+@click.option("--birth-date", required=True, help="dd/mm/yyyy or yyyy-mm-dd.")
+@click.option("--gender", type=click.Choice(["female", "male"]), required=True)
+@click.option("--ethnicity", default="Kinh", show_default=True)
+@click.option("--religion", default="Không", show_default=True)
+@click.option("--education", default="upper_secondary", show_default=True,
+              type=click.Choice(["primary", "lower_secondary", "upper_secondary", "vocational",
+                                 "college", "university", "postgraduate"]))
+@click.option("--youth-union/--no-youth-union", default=False, help="Member of the Youth Union.")
+@click.option("--trade-union/--no-trade-union", default=False, help="Member of a trade union.")
+@pass_settings
+def person_add(settings: Settings, name: str, birth_date: str, **fields: Any) -> None:
+    from workflow.dates import parse_date, today
+    from workflow.inputs import clean_text
+
+    born = parse_date(birth_date, "--birth-date")
+    if born > today():
+        raise BadInput(f"--birth-date {birth_date} is in the future")
+    fields["ethnicity"] = clean_text(fields["ethnicity"], "--ethnicity", 100)
+    fields["religion"] = clean_text(fields["religion"], "--religion", 100)
+    person_id = settings.store().directory.add_person(
+        full_name=clean_text(name, "--name", 300), birth_date=born, **fields)
+    click.echo(f"person #{person_id} added")
+
+
+@person.command("show")
+@click.argument("person_id", type=int)
+@format_option
+@pass_settings
+def person_show(settings: Settings, person_id: int, fmt: str) -> None:
+    from workflow.dates import format_date
+
+    row = settings.store().directory.person(person_id)
+    if fmt == "table":
+        row["birth_date"] = format_date(row["birth_date"])
+    cases = [c.id for c in settings.store().cases.of_person(person_id)]
+    emit({**row, "cases": cases}, fmt)
+
+
+@person.command("list")
+@click.option("--limit", default=1000, show_default=True)
+@format_option
+@pass_settings
+def person_list(settings: Settings, limit: int, fmt: str) -> None:
+    from workflow.dates import format_date
+
+    rows = settings.store().directory.people(limit)
+    if fmt == "table":
+        for row in rows:
+            row["birth_date"] = format_date(row["birth_date"])
+    emit(rows, fmt, ["id", "full_name", "birth_date", "gender", "ethnicity", "education"])
+
+
+# -- cases ------------------------------------------------------------------------------------
+@main.group()
+def case() -> None:
+    """Cases: one person's way through a procedure."""
+
+
+@case.command("open")
+@click.argument("person_id", type=int)
+@click.option("--org", "org_code", required=True, metavar="CODE", help="The person's branch.")
+@click.option("--definition", "definition_name", default="membership", show_default=True)
+@click.option("--date", "date_text", help="Business date (default today).")
+@pass_settings
+def case_open(settings: Settings, person_id: int, org_code: str, definition_name: str,
+              date_text: str | None) -> None:
+    case_id = settings.service().open_case(settings.require_actor(), person_id, org_code,
+                                           definition_name, business_date(date_text))
+    click.echo(f"case {case_id} opened for person #{person_id} at {org_code}")
+
+
+@case.command("advance")
+@click.argument("case_id", type=int)
+@click.argument("trigger")
+@click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE",
+              help="A typed input of the move (repeatable).")
+@click.option("-d", "--document", "documents", multiple=True, metavar="CODE[=REFERENCE]",
+              help="A document attached with the move (repeatable).")
+@click.option("--date", "date_text", help="Business date the move happened (default today).")
+@click.option("--role", help="Role to act in, when you hold several that may fire the move.")
+@format_option
+@pass_settings
+def case_advance(settings: Settings, case_id: int, trigger: str, inputs: tuple[str, ...],
+                 documents: tuple[str, ...], date_text: str | None, role: str | None,
+                 fmt: str) -> None:
+    from workflow.dates import format_date
+    from workflow.inputs import clean_text
+
+    attached = {code: clean_text(ref or code, f"document {code}", 500)
+                for code, ref in key_values(documents, "--document").items()}
+    recorded = settings.service().advance(
+        settings.require_actor(), case_id, trigger, business_date(date_text),
+        key_values(inputs, "--input"), attached, role)
+    move = recorded.move
+    due = move.due
+    emit({"case": case_id, "seq": recorded.seq, "trigger": move.trigger,
+          "from": move.from_state, "to": move.to_state, "role": move.role,
+          "business_date": format_date(move.business_date),
+          "next_deadline": f"{due.trigger} by {format_date(due.due_on)}" if due else None}, fmt)
+
+
+def _case_summary(service: Service, case_id: int, lang: str = "vi") -> dict[str, Any]:
+    from workflow.dates import format_date
+    from workflow.presenting import state_row
+
+    record = service.store.cases.load(case_id)
+    definition = service.definition(record.definition_id)
+    person = service.store.directory.person(record.person_id)
+    state = state_row(definition, record.state, lang)
+    return {
+        "case": record.id, "person": f"{person['full_name']} (#{person['id']})",
+        "organization": record.organization_code,
+        "definition": f"{definition.name} ({record.definition_sha256[:12]})",
+        "state": record.state, "label": state["label"], "stage": state["stage"],
+        "opened_on": format_date(record.opened_on), "events": record.seq,
+        "deadlines": [f"{d.trigger} by {format_date(d.due_on)}" for d in service.deadlines(record)],
+        "facts": record.facts,
+    }
+
+
+@case.command("show")
+@click.argument("case_id", type=int)
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@format_option
+@pass_settings
+def case_show(settings: Settings, case_id: int, lang: str, fmt: str) -> None:
+    emit(_case_summary(settings.service(), case_id, lang), fmt)
+
+
+@case.command("list")
+@click.option("--org", "org_code", metavar="CODE", help="Only this organization and below.")
+@click.option("--state", "states", multiple=True, help="Only cases in this state (repeatable).")
+@click.option("--limit", default=1000, show_default=True)
+@format_option
+@pass_settings
+def case_list(settings: Settings, org_code: str | None, states: tuple[str, ...], limit: int,
+              fmt: str) -> None:
+    from workflow.dates import format_date
+
+    store = settings.store()
+    org_ids = store.directory.subtree_ids(org_code) if org_code else None
+    rows = list(store.cases.listing(org_ids, list(states) or None, limit=limit))
+    for row in rows:
+        row["opened_on"] = format_date(row["opened_on"]) if fmt == "table" else row["opened_on"]
+    emit(rows, fmt, ["id", "full_name", "organization", "state", "opened_on", "due_move", "due_on"])
+
+
+@case.command("history")
+@click.argument("case_id", type=int)
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@format_option
+@pass_settings
+def case_history(settings: Settings, case_id: int, lang: str, fmt: str) -> None:
+    emit(_history_rows(settings.service(), case_id, lang), fmt,
+         ["seq", "business_date", "trigger", "from", "to_label", "actor", "role", "inputs"])
+
+
+def _history_rows(service: Service, case_id: int, lang: str) -> list[dict[str, Any]]:
+    from workflow.presenting import event_row
+
+    record = service.store.cases.load(case_id)
+    definition = service.definition(record.definition_id)
+    return [event_row(e, definition, lang) for e in service.store.cases.history(case_id)]
+
+
+@case.command("available")
+@click.argument("case_id", type=int)
+@click.option("--date", "date_text", help="Judge the rules as of this business date.")
+@format_option
+@pass_settings
+def case_available(settings: Settings, case_id: int, date_text: str | None, fmt: str) -> None:
+    """Each move possible now: may you make it, and which rules hold or block it."""
+    actor = settings.require_actor()
+    rows = []
+    for item in settings.service().available(actor, case_id, business_date(date_text)):
+        t = item.transition
+        status = "ready" if not item.failures else "blocked"
+        if item.role is None:
+            status = "not your role"
+        rows.append({
+            "move": t.trigger, "label": t.labels.vi, "status": status,
+            "roles": ", ".join(t.roles), "needs_inputs": ", ".join(item.needs_inputs) or "-",
+            "documents": ", ".join(t.documents) or "-", "blocked_by": item.failures,
+        })
+    if fmt == "json":
+        emit(rows, fmt)
+        return
+    click.echo(render_table(rows, ["move", "status", "roles", "needs_inputs", "documents"]))
+    for row in rows:
+        for reason in row["blocked_by"]:
+            click.echo(f"  {row['move']}: {reason}")
+
+
+# -- deadlines --------------------------------------------------------------------------------
+@main.command()
+@click.option("--org", "org_code", metavar="CODE", help="Only this organization and below.")
+@click.option("--within", default=10, show_default=True, help="Working days ahead to include.")
+@click.option("--overdue", is_flag=True, help="Only deadlines already missed.")
+@click.option("--as-of", "as_of", help="Judge as of this business date (default today).")
+@format_option
+@pass_settings
+def due(settings: Settings, org_code: str | None, within: int, overdue: bool,
+        as_of: str | None, fmt: str) -> None:
+    """Deadlines due or overdue, by organization and working days left."""
+    from datetime import timedelta
+
+    from workflow.dates import format_date
+    from workflow.workdays import default_calendar
+
+    calendar = default_calendar()
+    today = business_date(as_of)
+    until = today - timedelta(days=1) if overdue else calendar.add_working_days(today, within)
+    store = settings.store()
+    org_ids = store.directory.subtree_ids(org_code) if org_code else None
+    rows = []
+    for row in store.cases.listing(org_ids, due_until=until, limit=100_000):
+        left = calendar.working_days_between(today, row["due_on"])
+        rows.append({"organization": row["organization"], "case": row["id"],
+                     "person": row["full_name"], "state": row["state"], "move": row["due_move"],
+                     "due_on": format_date(row["due_on"]) if fmt == "table" else row["due_on"],
+                     "working_days_left": left, "overdue": left < 0})
+    emit(rows, fmt)
+
+
+# -- definitions ------------------------------------------------------------------------------
+@main.group()
+def definition() -> None:
+    """Procedure definitions (YAML): validate, list, show."""
+
+
+@definition.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def definition_validate(files: tuple[str, ...]) -> None:
+    """Check definition files; every problem is reported with file and line."""
+    from workflow.loader import load_definition
+
+    problems = []
+    for file in files:
+        try:
+            loaded = load_definition(file)
+        except DefinitionInvalid as error:
+            problems.extend(error.problems)
+            continue
+        click.echo(f"{file}: ok ({loaded.name}: {len(loaded.states)} states, "
+                   f"{len(loaded.transitions)} transitions, sha256 {loaded.sha256[:12]})")
+    if problems:
+        raise DefinitionInvalid(problems)
+
+
+@definition.command("list")
+@format_option
+@pass_settings
+def definition_list(settings: Settings, fmt: str) -> None:
+    emit(settings.store().definitions.all(), fmt,
+         ["name", "version", "sha256", "file", "created_at"])
+
+
+@definition.command("show")
+@click.argument("name")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@format_option
+@pass_settings
+def definition_show(settings: Settings, name: str, lang: str, fmt: str) -> None:
+    """States and moves of the latest stored version of NAME."""
+    service = settings.service()
+    row = service.store.definitions.latest(name)
+    loaded = service.definition(row["id"])
+    states = [{"state": s.name, "stage": s.stage, "terminal": s.terminal,
+               "label": s.labels.get(lang)} for s in loaded.states.values()]
+    moves = [{"move": t.trigger, "from": ", ".join(t.sources), "to": t.dest or "(stays)",
+              "roles": ", ".join(t.roles), "guards": ", ".join(g.name for g in t.guards) or "-",
+              "documents": ", ".join(t.documents) or "-",
+              "deadline": _deadline_text(t.deadline)} for t in loaded.transitions]
+    if fmt == "json":
+        emit({"name": loaded.name, "version": row["version"], "sha256": loaded.sha256,
+              "states": states, "transitions": moves}, fmt)
+        return
+    click.echo(f"{loaded.name} v{row['version']} ({loaded.sha256[:12]}): {loaded.title.get(lang)}")
+    click.echo(render_table(states))
+    click.echo()
+    click.echo(render_table(moves))
+
+
+def _deadline_text(deadline: Any) -> str:
+    if deadline is None:
+        return "-"
+    unit = "working days" if deadline.unit == "working_days" else "months"
+    extra = f" (+{deadline.extension_working_days})" if deadline.extension_working_days else ""
+    return f"{deadline.amount} {unit}{extra} from {deadline.start}"
+
+
+# -- demo -------------------------------------------------------------------------------------
+@main.command()
+@click.option("--db", "demo_db", default=DEMO_DB, show_default=True, metavar="PATH",
+              help="SQLite file to create afresh (an existing one is replaced).")
+def demo(demo_db: str) -> None:
+    """Build a provincial bloc and walk ~20 applicants through every stage."""
+    from storage.store import Store
+    from workflow.demo import run_demo
+    from workflow.service import Service
+
+    path = Path(demo_db)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    store = Store(str(path), must_exist=False)
+    store.create_schema()
+    service = Service(store)
+    service.install_definitions(BUNDLED_DEFINITIONS)
+    report = run_demo(service, echo=click.echo)
+    click.echo()
+    click.echo(f"Cases by stage and state (database: {path.resolve()}):")
+    click.echo(render_table(report.summary))
+    click.echo()
+    click.echo(f"Full history of case {report.featured_case} ({report.featured_name}):")
+    click.echo(render_table(_history_rows(service, report.featured_case, "vi"),
+                            ["seq", "business_date", "trigger", "to_label", "actor", "role"]))
+    click.echo()
+    click.echo(f"Try: memberflow --db {path} --actor {report.sample_actor} case available "
+               f"{report.sample_case}")
+
+
+def run() -> None:
+    main(prog_name="memberflow")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tables and transactions (SQLAlchemy Core); knows nothing of procedure rules."""

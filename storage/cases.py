@@ -1,0 +1,180 @@
+"""Cases and their audited moves. A move is one transaction: version-checked UPDATE of the
+case, INSERT of the chained audit event, INSERT of its documents — all or nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from .chain import GENESIS, canonical_json, seal, utc_now
+from .database import Database
+from .errors import Conflict, Missing
+from .schema import audit_events, cases, definition_versions, documents, organizations, people
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    id: int
+    person_id: int
+    organization_id: int
+    organization_code: str
+    definition_id: int
+    definition_sha256: str
+    state: str
+    version: int
+    seq: int
+    head_hash: str
+    facts: dict[str, Any]
+    opened_on: date
+    due_on: date | None
+    due_move: str | None
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """What the caller decides about an audit event; storage adds sequence, time and hashes."""
+
+    kind: str
+    trigger: str
+    actor: str
+    role: str
+    business_date: date
+    payload: Mapping[str, Any]
+
+
+_CASE_QUERY = (
+    select(cases, organizations.c.code.label("organization_code"),
+           definition_versions.c.sha256.label("definition_sha256"))
+    .join(organizations, organizations.c.id == cases.c.organization_id)
+    .join(definition_versions, definition_versions.c.id == cases.c.definition_id)
+)
+
+
+def _record(row: Any) -> CaseRecord:
+    m = row._mapping
+    return CaseRecord(
+        id=m["id"], person_id=m["person_id"], organization_id=m["organization_id"],
+        organization_code=m["organization_code"], definition_id=m["definition_id"],
+        definition_sha256=m["definition_sha256"], state=m["state"], version=m["version"],
+        seq=m["seq"], head_hash=m["head_hash"], facts=json.loads(m["facts"]),
+        opened_on=m["opened_on"], due_on=m["due_on"], due_move=m["due_move"],
+    )
+
+
+def _event_row(case_id: int, seq: int, sha: str, from_state: str | None, to_state: str,
+               draft: EventDraft, prev_hash: str, recorded_at: str) -> dict[str, Any]:
+    return seal({
+        "case_id": case_id, "seq": seq, "kind": draft.kind, "definition_sha256": sha,
+        "trigger": draft.trigger, "from_state": from_state, "to_state": to_state,
+        "actor": draft.actor, "role": draft.role, "recorded_at": recorded_at,
+        "business_date": draft.business_date, "payload": canonical_json(draft.payload),
+        "prev_hash": prev_hash,
+    })
+
+
+class Cases:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def open(self, person_id: int, organization_id: int, definition_id: int,
+             definition_sha256: str, initial_state: str, facts: Mapping[str, Any],
+             due: tuple[date, str] | None, draft: EventDraft) -> int:
+        """Create the case and its first audit event (the chain's genesis) together."""
+        now = utc_now()
+        with self.db.connect() as conn:
+            case_id = conn.execute(cases.insert().values(
+                person_id=person_id, organization_id=organization_id,
+                definition_id=definition_id, state=initial_state, version=1, seq=1,
+                head_hash="", facts=canonical_json(facts), opened_on=draft.business_date,
+                due_on=due[0] if due else None, due_move=due[1] if due else None,
+                updated_at=now)).inserted_primary_key[0]
+            event = _event_row(case_id, 1, definition_sha256, None, initial_state, draft,
+                               GENESIS, now)
+            conn.execute(audit_events.insert().values(event))
+            conn.execute(update(cases).where(cases.c.id == case_id)
+                         .values(head_hash=event["hash"]))
+        return case_id
+
+    def load(self, case_id: int) -> CaseRecord:
+        with self.db.connect() as conn:
+            row = conn.execute(_CASE_QUERY.where(cases.c.id == case_id)).first()
+        if row is None:
+            raise Missing(f"case {case_id} not found")
+        return _record(row)
+
+    def record_move(self, case: CaseRecord, to_state: str, facts: Mapping[str, Any],
+                    due: tuple[date, str] | None, draft: EventDraft,
+                    attached: Mapping[str, str]) -> int:
+        """Commit one move; a writer holding a stale version gets ``Conflict``."""
+        with self.db.connect() as conn:
+            return self.record_move_in(conn, case, to_state, facts, due, draft, attached)
+
+    def record_move_in(self, conn: Connection, case: CaseRecord, to_state: str,
+                       facts: Mapping[str, Any], due: tuple[date, str] | None,
+                       draft: EventDraft, attached: Mapping[str, str]) -> int:
+        now, seq = utc_now(), case.seq + 1
+        event = _event_row(case.id, seq, case.definition_sha256, case.state, to_state, draft,
+                           case.head_hash, now)
+        changed = conn.execute(
+            update(cases).where(cases.c.id == case.id, cases.c.version == case.version)
+            .values(state=to_state, version=case.version + 1, seq=seq, head_hash=event["hash"],
+                    facts=canonical_json(facts), due_on=due[0] if due else None,
+                    due_move=due[1] if due else None, updated_at=now)).rowcount
+        if changed != 1:
+            raise Conflict(f"case {case.id} was changed by someone else since it was read "
+                           f"(version {case.version}); show it again and retry")
+        conn.execute(audit_events.insert().values(event))
+        if attached:
+            conn.execute(documents.insert(), [
+                {"case_id": case.id, "seq": seq, "code": code, "reference": ref,
+                 "recorded_at": now} for code, ref in attached.items()])
+        return seq
+
+    def history(self, case_id: int) -> list[dict[str, Any]]:
+        query = select(audit_events).where(audit_events.c.case_id == case_id) \
+            .order_by(audit_events.c.seq)
+        with self.db.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def documents(self, case_id: int) -> list[dict[str, Any]]:
+        query = select(documents).where(documents.c.case_id == case_id).order_by(documents.c.id)
+        with self.db.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def of_person(self, person_id: int) -> list[CaseRecord]:
+        with self.db.connect() as conn:
+            rows = conn.execute(_CASE_QUERY.where(cases.c.person_id == person_id)
+                                .order_by(cases.c.id))
+            return [_record(r) for r in rows]
+
+    def listing(self, organization_ids: list[int] | None = None, states: list[str] | None = None,
+                due_until: date | None = None, limit: int = 1000) -> Iterator[dict[str, Any]]:
+        query = (select(cases.c.id, cases.c.state, cases.c.opened_on, cases.c.due_on,
+                        cases.c.due_move, cases.c.seq, cases.c.person_id, people.c.full_name,
+                        organizations.c.code.label("organization"),
+                        definition_versions.c.sha256.label("definition_sha256"))
+                 .join(people, people.c.id == cases.c.person_id)
+                 .join(organizations, organizations.c.id == cases.c.organization_id)
+                 .join(definition_versions, definition_versions.c.id == cases.c.definition_id))
+        if organization_ids is not None:
+            query = query.where(cases.c.organization_id.in_(organization_ids))
+        if states is not None:
+            query = query.where(cases.c.state.in_(states))
+        if due_until is not None:
+            query = query.where(cases.c.due_on <= due_until).order_by(
+                organizations.c.code, cases.c.due_on, cases.c.id)
+        else:
+            query = query.order_by(cases.c.id)
+        with self.db.connect() as conn:
+            for row in conn.execute(query.limit(limit)):
+                yield dict(row._mapping)
+
+    def count_by_state(self) -> dict[str, int]:
+        with self.db.connect() as conn:
+            rows = conn.execute(select(cases.c.state, func.count()).group_by(cases.c.state))
+            return {state: count for state, count in rows}

@@ -1,0 +1,98 @@
+"""Opening a database by URL: SQLite file by default (WAL), any SQLAlchemy URL otherwise."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+from .errors import Unavailable
+from .schema import metadata
+
+DEFAULT_URL = "sqlite:///memberflow.db"
+BUSY_TIMEOUT_MS = 5000
+
+
+def normalize_url(target: str | None) -> str:
+    """A plain path means an SQLite file; anything with ``://`` is a SQLAlchemy URL."""
+    if not target:
+        return DEFAULT_URL
+    if "://" in target:
+        return target
+    return f"sqlite:///{target}"
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL never corrupts the file; a power cut may lose the last commits only.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+class Database:
+    """One engine per process; ``must_exist`` keeps a typo in a path from creating a new file."""
+
+    def __init__(self, target: str | None, must_exist: bool = True) -> None:
+        self.url = normalize_url(target)
+        try:
+            url = make_url(self.url)
+        except ArgumentError:
+            raise Unavailable(f"database URL {self.url!r} is not valid") from None
+        self.is_sqlite = url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            self._check_sqlite_file(url.database, must_exist)
+        try:
+            self.engine: Engine = create_engine(self.url)
+        except (ArgumentError, ImportError) as exc:
+            raise Unavailable(f"cannot use database URL {self.url!r}: {exc}") from None
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @staticmethod
+    def _check_sqlite_file(database: str | None, must_exist: bool) -> None:
+        if not database or database == ":memory:":
+            raise Unavailable("an SQLite database must be a file path, not in memory")
+        path = Path(database)
+        if must_exist and not path.exists():
+            raise Unavailable(f"database file {database} does not exist; run 'memberflow init'")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise Unavailable(f"database file {database} is read-only")
+        if not path.parent.exists():
+            raise Unavailable(f"folder {path.parent} for database {database} does not exist")
+
+    def create_schema(self) -> None:
+        with self.connect() as conn:
+            metadata.create_all(conn)
+
+    def has_schema(self) -> bool:
+        with self.connect() as conn:
+            return inspect(conn).has_table("audit_events")
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection inside one transaction, committed on success, rolled back on error."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise Unavailable(_describe(exc)) from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _describe(exc: DBAPIError) -> str:
+    text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if "locked" in text or "busy" in text:
+        return f"database is busy (another writer held it for over {BUSY_TIMEOUT_MS} ms); retry"
+    if "readonly" in text or "read-only" in text:
+        return "database is read-only"
+    return f"database error: {text}"

@@ -1,0 +1,137 @@
+"""Organizations (a tree), people, users and their role grants per organization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import literal, select
+from sqlalchemy.exc import IntegrityError
+
+from .chain import utc_now
+from .database import Database
+from .errors import Duplicate, Missing
+from .schema import organizations, people, role_grants, users
+
+
+class Directory:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- organizations ---------------------------------------------------------------
+    def add_organization(self, code: str, name: str, kind: str, parent: str | None) -> int:
+        with self.db.connect() as conn:
+            parent_id = self._org_id(conn, parent) if parent else None
+            try:
+                return conn.execute(organizations.insert().values(
+                    code=code, name=name, kind=kind, parent_id=parent_id, created_at=utc_now()
+                )).inserted_primary_key[0]
+            except IntegrityError:
+                raise Duplicate(f"organization {code} already exists") from None
+
+    def organization(self, code: str) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            row = conn.execute(select(organizations).where(organizations.c.code == code)).first()
+        if row is None:
+            raise Missing(f"organization {code} not found")
+        return dict(row._mapping)
+
+    def organizations(self) -> list[dict[str, Any]]:
+        parent = organizations.alias("parent")
+        query = (select(organizations, parent.c.code.label("parent_code"))
+                 .outerjoin(parent, organizations.c.parent_id == parent.c.id)
+                 .order_by(organizations.c.code))
+        with self.db.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def subtree_ids(self, code: str) -> list[int]:
+        """The organization and everything below it (recursive, portable SQL)."""
+        tree = select(organizations.c.id).where(organizations.c.code == code).cte(recursive=True)
+        tree = tree.union_all(select(organizations.c.id).where(organizations.c.parent_id == tree.c.id))
+        with self.db.connect() as conn:
+            ids = list(conn.execute(select(tree.c.id)).scalars())
+        if not ids:
+            raise Missing(f"organization {code} not found")
+        return ids
+
+    def ancestor_ids(self, organization_id: int) -> list[int]:
+        chain = (select(organizations.c.id, organizations.c.parent_id, literal(0).label("depth"))
+                 .where(organizations.c.id == organization_id).cte(recursive=True))
+        chain = chain.union_all(
+            select(organizations.c.id, organizations.c.parent_id, chain.c.depth + 1)
+            .where(organizations.c.id == chain.c.parent_id))
+        with self.db.connect() as conn:
+            return list(conn.execute(select(chain.c.id).order_by(chain.c.depth)).scalars())
+
+    @staticmethod
+    def _org_id(conn: Any, code: str) -> int:
+        found = conn.execute(select(organizations.c.id).where(organizations.c.code == code)).scalar()
+        if found is None:
+            raise Missing(f"organization {code} not found")
+        return found
+
+    # -- users and grants ------------------------------------------------------------
+    def add_user(self, username: str, full_name: str) -> int:
+        with self.db.connect() as conn:
+            try:
+                return conn.execute(users.insert().values(
+                    username=username, full_name=full_name, created_at=utc_now()
+                )).inserted_primary_key[0]
+            except IntegrityError:
+                raise Duplicate(f"user {username} already exists") from None
+
+    def user(self, username: str) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            row = conn.execute(select(users).where(users.c.username == username)).first()
+        if row is None:
+            raise Missing(f"user {username} not found")
+        return dict(row._mapping)
+
+    def grant(self, username: str, role: str, org_code: str) -> None:
+        with self.db.connect() as conn:
+            user_id = self.user(username)["id"]
+            org_id = self._org_id(conn, org_code)
+            try:
+                conn.execute(role_grants.insert().values(
+                    user_id=user_id, role=role, organization_id=org_id, granted_at=utc_now()))
+            except IntegrityError:
+                raise Duplicate(f"{username} already holds {role} at {org_code}") from None
+
+    def users_with_grants(self) -> list[dict[str, Any]]:
+        query = (select(users.c.username, users.c.full_name, role_grants.c.role,
+                        organizations.c.code.label("organization"))
+                 .outerjoin(role_grants, role_grants.c.user_id == users.c.id)
+                 .outerjoin(organizations, organizations.c.id == role_grants.c.organization_id)
+                 .order_by(users.c.username, role_grants.c.role))
+        with self.db.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def roles_at(self, username: str, organization_id: int) -> frozenset[str]:
+        """Roles the user holds at the organization or any organization above it."""
+        above = self.ancestor_ids(organization_id)
+        query = (select(role_grants.c.role).join(users, users.c.id == role_grants.c.user_id)
+                 .where(users.c.username == username, role_grants.c.organization_id.in_(above)))
+        with self.db.connect() as conn:
+            return frozenset(conn.execute(query).scalars())
+
+    # -- people ----------------------------------------------------------------------
+    def add_person(self, **fields: Any) -> int:
+        with self.db.connect() as conn:
+            return conn.execute(people.insert().values(created_at=utc_now(), **fields)
+                                ).inserted_primary_key[0]
+
+    def person(self, person_id: int) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            row = conn.execute(select(people).where(people.c.id == person_id)).first()
+        if row is None:
+            raise Missing(f"person {person_id} not found")
+        return dict(row._mapping)
+
+    def people_by_id(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        with self.db.connect() as conn:
+            rows = conn.execute(select(people).where(people.c.id.in_(ids)))
+            return {r.id: dict(r._mapping) for r in rows}
+
+    def people(self, limit: int = 1000) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            rows = conn.execute(select(people).order_by(people.c.id).limit(limit))
+            return [dict(r._mapping) for r in rows]

@@ -1,0 +1,125 @@
+"""Table definitions, kept portable across SQLite and PostgreSQL (no dialect-only types)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+organizations = Table(
+    "organizations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("name", String(300), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("parent_id", Integer, ForeignKey("organizations.id")),
+    Column("created_at", String(32), nullable=False),
+)
+
+people = Table(
+    "people", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("full_name", String(300), nullable=False),
+    Column("birth_date", Date, nullable=False),
+    Column("gender", String(16), nullable=False),
+    Column("ethnicity", String(100), nullable=False),
+    Column("religion", String(100), nullable=False),
+    Column("education", String(32), nullable=False),
+    Column("youth_union", Boolean, nullable=False),
+    Column("trade_union", Boolean, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("full_name", String(300), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+role_grants = Table(
+    "role_grants", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("granted_at", String(32), nullable=False),
+    UniqueConstraint("user_id", "role", "organization_id"),
+)
+
+definition_versions = Table(
+    "definition_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("source", Text, nullable=False),
+    Column("file", String(500), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("name", "version"),
+)
+
+cases = Table(
+    "cases", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=False),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("definition_id", Integer, ForeignKey("definition_versions.id"), nullable=False),
+    Column("state", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("facts", Text, nullable=False),
+    Column("opened_on", Date, nullable=False),
+    Column("due_on", Date),
+    Column("due_move", String(64)),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_cases_org_due", "organization_id", "due_on"),
+    Index("ix_cases_due", "due_on"),
+    Index("ix_cases_person", "person_id"),
+    Index("ix_cases_state", "state"),
+)
+
+documents = Table(
+    "documents", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("reference", String(500), nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Index("ix_documents_case", "case_id"),
+)
+
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("definition_sha256", String(64), nullable=False),
+    Column("trigger", String(64), nullable=False),
+    Column("from_state", String(64)),
+    Column("to_state", String(64), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("case_id", "seq"),
+)

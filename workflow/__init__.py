@@ -1,0 +1,1 @@
+"""Procedures and rules: definitions, guards, deadlines and the move engine (no SQL here)."""

@@ -1,0 +1,108 @@
+"""The in-memory form of a procedure definition (built and validated by ``loader``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+STAGES = ("application", "probation", "official", "removal")
+LANGUAGES = ("vi", "en")
+
+
+@dataclass(frozen=True)
+class Labels:
+    vi: str
+    en: str
+
+    def get(self, lang: str = "vi") -> str:
+        return self.en if lang == "en" else self.vi
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    labels: Labels
+    stage: str
+    terminal: bool
+    line: int
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    type: str
+    labels: Labels
+    required: bool = True
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GuardUse:
+    name: str
+    params: dict[str, Any]
+    line: int
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A move must be made within a period counted from a recorded date."""
+
+    amount: int
+    unit: str  # working_days | months
+    start: str  # a fact name, or "state_entered_on"
+    extension_working_days: int = 0
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A fact recorded by a move: the business date, or another date plus whole months."""
+
+    source: str  # "business_date" or a fact/input name
+    add_months: int = 0
+
+
+@dataclass(frozen=True)
+class Transition:
+    trigger: str
+    labels: Labels
+    sources: tuple[str, ...]
+    dest: str | None  # None: the case stays in its state (e.g. renewing a certificate)
+    roles: tuple[str, ...]
+    guards: tuple[GuardUse, ...] = ()
+    documents: tuple[str, ...] = ()
+    inputs: tuple[InputSpec, ...] = ()
+    records: dict[str, Derivation] = field(default_factory=dict)
+    deadline: Deadline | None = None
+    extends_deadline: str | None = None
+    line: int = 0
+
+    def destination(self, source: str) -> str:
+        return self.dest or source
+
+
+@dataclass(frozen=True)
+class Definition:
+    name: str
+    title: Labels
+    regulation: str
+    initial: str
+    opened_by: tuple[str, ...]
+    roles: dict[str, Labels]
+    documents: dict[str, Labels]
+    states: dict[str, State]
+    transitions: tuple[Transition, ...]
+    sha256: str
+    source: str
+    file: str
+
+    def transitions_from(self, state: str) -> list[Transition]:
+        return [t for t in self.transitions if state in t.sources]
+
+    def transition(self, trigger: str, state: str) -> Transition | None:
+        return next((t for t in self.transitions_from(state) if t.trigger == trigger), None)
+
+    def triggers(self) -> list[str]:
+        return list(dict.fromkeys(t.trigger for t in self.transitions))
+
+    def any_transition(self, trigger: str) -> Transition | None:
+        return next((t for t in self.transitions if t.trigger == trigger), None)

@@ -1,0 +1,214 @@
+"""The move engine: one cached ``transitions.Machine`` per definition version.
+
+Cases are never attached to a machine (attaching costs kilobytes per case and grows
+linearly); each move fires ``machine.events[trigger].trigger(token, ...)`` on a throwaway
+token holding only the state. The engine decides and describes a move; storage commits it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from transitions import Machine, MachineError
+
+from .dates import add_months, format_date
+from .dates import today as business_today
+from .deadlines import OpenDeadline, extension_fact, open_deadlines
+from .definition import Definition, Transition
+from .errors import BadInput, MoveRefused, NotPermitted
+from .guards import REGISTRY, GuardContext
+from .inputs import parse_inputs
+from .loader import STATE_ENTERED
+from .workdays import WorkingCalendar, default_calendar
+
+logging.getLogger("transitions").setLevel(logging.WARNING)
+
+DOCUMENTS_FACT = "documents_on_file"
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What the engine needs to know of a case: where it is and what has been recorded."""
+
+    state: str
+    facts: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    trigger: str
+    roles_held: frozenset[str]
+    business_date: date
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    documents: Mapping[str, str] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class Move:
+    """A decided move, ready to be committed with its audit event."""
+
+    trigger: str
+    from_state: str
+    to_state: str
+    role: str
+    business_date: date
+    inputs: dict[str, Any]
+    evidence: Mapping[str, Any]
+    documents: dict[str, str]
+    facts: dict[str, Any]
+    due: OpenDeadline | None
+
+
+@dataclass
+class _Attempt:
+    """Carried through the machine so its condition can report *every* failed rule."""
+
+    transition: Transition
+    context: GuardContext
+    failures: list[str] = field(default_factory=list)
+
+
+class _Token:
+    __slots__ = ("state",)
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+
+def _rules_hold(event: Any) -> bool:
+    attempt: _Attempt = event.kwargs["attempt"]
+    attempt.failures = rule_failures(attempt.transition, attempt.context)
+    return not attempt.failures
+
+
+def rule_failures(transition: Transition, context: GuardContext) -> list[str]:
+    """All broken rules of a transition: guards first, then missing documents."""
+    failures: list[str] = []
+    for guard in transition.guards:
+        failures.extend(REGISTRY[guard.name].check(context, guard.params))
+    for code in transition.documents:
+        if code not in context.documents:
+            failures.append(f"document {code} is missing")
+    return failures
+
+
+class Engine:
+    def __init__(self, calendar: WorkingCalendar | None = None) -> None:
+        self.calendar = calendar or default_calendar()
+        self._machines: dict[str, Machine] = {}
+
+    def machine(self, definition: Definition) -> Machine:
+        machine = self._machines.get(definition.sha256)
+        if machine is None:
+            machine = Machine(
+                model=None,
+                states=[{"name": s.name, "final": s.terminal} for s in definition.states.values()],
+                transitions=[
+                    {"trigger": t.trigger, "source": source, "dest": t.dest,
+                     "conditions": [_rules_hold]}
+                    for t in definition.transitions for source in t.sources
+                ],
+                initial=definition.initial,
+                auto_transitions=False,
+                send_event=True,
+                queued=False,
+            )
+            self._machines[definition.sha256] = machine
+        return machine
+
+    def opening_facts(self, definition: Definition, business_date: date) -> dict[str, Any]:
+        return {STATE_ENTERED: business_date.isoformat(), "opened_on": business_date.isoformat()}
+
+    def deadlines(self, definition: Definition, case: CaseView) -> list[OpenDeadline]:
+        return open_deadlines(definition, case.state, case.facts, self.calendar)
+
+    def plan(self, definition: Definition, case: CaseView, request: MoveRequest,
+             today: date | None = None) -> Move:
+        """Decide a move or raise: BadInput, NotPermitted or MoveRefused (with every reason)."""
+        transition = self._transition(definition, case.state, request.trigger)
+        role = self._role(transition, request)
+        inputs = parse_inputs(transition, request.inputs)
+        self._check_date(case, request.business_date, today or business_today())
+        context = self.context(case, request, inputs)
+        attempt = _Attempt(transition, context)
+        token = _Token(case.state)
+        try:
+            moved = self.machine(definition).events[request.trigger].trigger(token, attempt=attempt)
+        except MachineError as exc:
+            raise MoveRefused(str(exc)) from None
+        if not moved:
+            raise MoveRefused(f"move {request.trigger} is refused", attempt.failures)
+        facts = self._next_facts(transition, case, request, inputs, token.state)
+        due = next(iter(open_deadlines(definition, token.state, facts, self.calendar)), None)
+        return Move(request.trigger, case.state, token.state, role, request.business_date,
+                    inputs, request.evidence, dict(request.documents), facts, due)
+
+    def context(self, case: CaseView, request: MoveRequest,
+                inputs: Mapping[str, Any]) -> GuardContext:
+        on_file = set(case.facts.get(DOCUMENTS_FACT, ())) | set(request.documents)
+        return GuardContext(request.business_date, inputs, case.facts, request.evidence,
+                            frozenset(on_file))
+
+    def _transition(self, definition: Definition, state: str, trigger: str) -> Transition:
+        transition = definition.transition(trigger, state)
+        if transition is not None:
+            return transition
+        if definition.any_transition(trigger) is None:
+            raise BadInput(f"{definition.name} has no move {trigger!r}; moves: "
+                           f"{', '.join(definition.triggers())}")
+        label = definition.states[state].labels.en
+        possible = ", ".join(t.trigger for t in definition.transitions_from(state)) or "none"
+        raise MoveRefused(f"move {trigger} is not possible from state {state} ({label}); "
+                          f"possible now: {possible}")
+
+    @staticmethod
+    def _role(transition: Transition, request: MoveRequest) -> str:
+        allowed = [r for r in transition.roles if r in request.roles_held]
+        if request.role is not None:
+            if request.role not in transition.roles:
+                raise NotPermitted(f"role {request.role} may not fire {transition.trigger} "
+                                   f"(allowed: {', '.join(transition.roles)})")
+            if request.role not in request.roles_held:
+                raise NotPermitted(f"you hold no grant of role {request.role} for this case")
+            return request.role
+        if not allowed:
+            raise NotPermitted(f"you hold no role allowed to fire {transition.trigger} for this "
+                               f"case (allowed: {', '.join(transition.roles)})")
+        return allowed[0]
+
+    @staticmethod
+    def _check_date(case: CaseView, business_date: date, today: date) -> None:
+        if business_date > today:
+            raise BadInput(f"business date {format_date(business_date)} is in the future "
+                           f"(today is {format_date(today)})")
+        entered = case.facts.get(STATE_ENTERED)
+        if entered and business_date < date.fromisoformat(entered):
+            raise BadInput(f"business date {format_date(business_date)} is before the case "
+                           f"entered its current state on {format_date(date.fromisoformat(entered))}")
+
+    @staticmethod
+    def _next_facts(transition: Transition, case: CaseView, request: MoveRequest,
+                    inputs: Mapping[str, Any], new_state: str) -> dict[str, Any]:
+        facts = dict(case.facts)
+        facts.update(inputs)
+        for fact, derivation in transition.records.items():
+            if derivation.source == "business_date":
+                base = request.business_date
+            elif facts.get(derivation.source):
+                base = date.fromisoformat(facts[derivation.source])
+            else:
+                continue
+            facts[fact] = add_months(base, derivation.add_months).isoformat()
+        if new_state != case.state:
+            facts[STATE_ENTERED] = request.business_date.isoformat()
+        if transition.extends_deadline:
+            facts[extension_fact(transition.extends_deadline)] = True
+        if request.documents:
+            facts[DOCUMENTS_FACT] = sorted(set(facts.get(DOCUMENTS_FACT, ())) | set(request.documents))
+        return facts

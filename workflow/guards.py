@@ -1,0 +1,309 @@
+"""The fixed registry of guards a definition may choose and parameterize.
+
+A definition names a guard and gives its parameters; it can never name code. Each guard
+returns the rules it found broken, in plain words, so an officer learns *which* rule
+blocked a move and by how much.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+from .dates import add_months, describe_months, format_date, whole_months_between
+
+EDUCATION_LEVELS = (
+    "primary",
+    "lower_secondary",
+    "upper_secondary",
+    "vocational",
+    "college",
+    "university",
+    "postgraduate",
+)
+ORGANIZATION_INTRODUCERS = ("youth_union", "trade_union")
+
+
+@dataclass(frozen=True)
+class GuardContext:
+    """What a guard may look at: this move's inputs, facts recorded earlier, and evidence.
+
+    Evidence is the snapshot of people data (applicant, introducers) taken when the move
+    was made; it is stored with the audit event so the same check can be replayed later.
+    """
+
+    business_date: date
+    inputs: Mapping[str, Any]
+    facts: Mapping[str, Any]
+    evidence: Mapping[str, Any]
+    documents: frozenset[str] = field(default_factory=frozenset)
+
+    def value(self, name: str) -> Any:
+        return self.inputs[name] if name in self.inputs else self.facts.get(name)
+
+    def date_value(self, name: str) -> date | None:
+        raw = self.value(name)
+        if raw is None or isinstance(raw, date):
+            return raw
+        return date.fromisoformat(str(raw))
+
+
+Check = Callable[[GuardContext, Mapping[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One guard parameter: ``kind`` says what YAML value it takes and what it refers to."""
+
+    kind: str  # int | ratio | text | input | date_ref | document | education
+    required: bool = True
+    minimum: int | None = None
+
+
+@dataclass(frozen=True)
+class GuardType:
+    name: str
+    summary: str
+    params: Mapping[str, Param]
+    check: Check
+
+
+REGISTRY: dict[str, GuardType] = {}
+
+
+def _guard(name: str, summary: str, **params: Param) -> Callable[[Check], Check]:
+    def register(check: Check) -> Check:
+        REGISTRY[name] = GuardType(name, summary, params, check)
+        return check
+
+    return register
+
+
+def parse_ratio(value: Any) -> Fraction | None:
+    """Ratios are written as ``2/3`` or ``0.5`` in YAML; anything else is rejected."""
+    if isinstance(value, bool):
+        return None
+    try:
+        ratio = Fraction(str(value).replace(" ", ""))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return ratio if 0 < ratio <= 1 else None
+
+
+def _applicant_birth(ctx: GuardContext) -> date | None:
+    raw = ctx.evidence.get("applicant", {}).get("birth_date")
+    return date.fromisoformat(raw) if raw else None
+
+
+@_guard(
+    "age_between",
+    "applicant's age in whole months on the move's date lies between the bounds",
+    min_years=Param("int", minimum=0),
+    max_years=Param("int", minimum=1),
+    consent_document=Param("document", required=False),
+)
+def _age_between(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    birth = _applicant_birth(ctx)
+    if birth is None:
+        return ["applicant's birth date is not recorded"]
+    months = whole_months_between(birth, ctx.business_date)
+    age = f"applicant is {describe_months(months)} old on {format_date(ctx.business_date)}"
+    if months < p["min_years"] * 12:
+        return [f"{age}; must be at least {p['min_years']}"]
+    consent = p.get("consent_document")
+    if months > p["max_years"] * 12 and not (consent and consent in ctx.documents):
+        needs = f" unless document {consent} (written consent) is attached" if consent else ""
+        return [f"{age}; must be at most {p['max_years']}{needs}"]
+    return []
+
+
+@_guard(
+    "certificate_valid",
+    "the training certificate is at most max_age_months old on the move's date",
+    date=Param("date_ref"),
+    max_age_months=Param("int", minimum=1),
+)
+def _certificate_valid(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    issued = ctx.date_value(p["date"])
+    if issued is None:
+        return [f"no training certificate date ({p['date']}) is recorded"]
+    if issued > ctx.business_date:
+        return [f"training certificate is dated {format_date(issued)}, after the move's date"]
+    expires = add_months(issued, p["max_age_months"])
+    if ctx.business_date > expires:
+        age = describe_months(whole_months_between(issued, ctx.business_date))
+        return [
+            f"training certificate of {format_date(issued)} is {age} old on "
+            f"{format_date(ctx.business_date)}; it is valid for {p['max_age_months']} months "
+            f"(expired {format_date(expires)}) — the course must be retaken"
+        ]
+    return []
+
+
+@_guard(
+    "introducers",
+    "enough official-member introducers who have known the applicant long enough",
+    input=Param("input"),
+    organization_input=Param("input", required=False),
+    required=Param("int", minimum=1),
+    min_months_together=Param("int", minimum=0),
+)
+def _introducers(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    given = ctx.value(p["input"]) or []
+    known = ctx.evidence.get("people", {})
+    applicant_id = ctx.evidence.get("applicant", {}).get("person_id")
+    failures: list[str] = []
+    valid: set[int] = set()
+    for entry in given:
+        person = known.get(str(entry["person_id"]), {})
+        who = f"introducer {person.get('full_name', '?')} (#{entry['person_id']})"
+        if entry["person_id"] == applicant_id:
+            failures.append(f"{who} is the applicant")
+        elif entry["person_id"] in valid:
+            failures.append(f"{who} is named twice")
+        elif not _official_on(person, ctx.business_date):
+            failures.append(f"{who} is not an official member on {format_date(ctx.business_date)}")
+        elif entry["months"] < p["min_months_together"]:
+            failures.append(
+                f"{who} has worked or lived with the applicant for {entry['months']} months; "
+                f"at least {p['min_months_together']} required"
+            )
+        else:
+            valid.add(entry["person_id"])
+    organization = ctx.value(p["organization_input"]) if p.get("organization_input") else None
+    if organization == "youth_union" and not ctx.evidence.get("applicant", {}).get("youth_union"):
+        failures.append("the Youth Union may introduce only an applicant who is a member of it")
+        organization = None
+    needed = p["required"] - (1 if organization else 0)
+    if len(valid) < needed:
+        by_org = f" besides the {organization.replace('_', ' ')}" if organization else ""
+        failures.append(
+            f"{needed} qualifying official-member introducer(s) needed{by_org}; {len(valid)} given"
+        )
+    return failures
+
+
+def _official_on(person: Mapping[str, Any], day: date) -> bool:
+    since = person.get("official_since")
+    return bool(person.get("official")) and (since is None or date.fromisoformat(since) <= day)
+
+
+@_guard(
+    "official_member",
+    "the person named by an input is an official member on the move's date",
+    input=Param("input"),
+)
+def _official_member(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    person_id = ctx.value(p["input"])
+    if person_id is None:
+        return []
+    person = ctx.evidence.get("people", {}).get(str(person_id), {})
+    if _official_on(person, ctx.business_date):
+        return []
+    who = f"{person.get('full_name', '?')} (#{person_id})"
+    return [f"{p['input']} {who} is not an official member on {format_date(ctx.business_date)}"]
+
+
+def _votes(ctx: GuardContext, p: Mapping[str, Any]) -> tuple[int, int, str | None]:
+    votes_for, eligible = ctx.value(p["votes_for"]), ctx.value(p["votes_eligible"])
+    body = p["body"]
+    if votes_for is None or eligible is None:
+        return 0, 0, f"{body} vote is not recorded ({p['votes_for']}, {p['votes_eligible']})"
+    if eligible <= 0:
+        return 0, 0, f"{body} vote: eligible voters must be at least 1"
+    if votes_for > eligible:
+        return 0, 0, f"{body} vote: {votes_for} votes for but only {eligible} eligible voters"
+    return votes_for, eligible, None
+
+
+def _ratio_failure(body: str, votes_for: int, eligible: int, ratio: Fraction, word: str) -> str:
+    return f"{body} vote: {votes_for} of {eligible} eligible is not {word} {ratio}"
+
+
+@_guard(
+    "vote_ratio_at_least",
+    "votes for / eligible voters is at least the ratio",
+    votes_for=Param("input"),
+    votes_eligible=Param("input"),
+    ratio=Param("ratio"),
+    body=Param("text"),
+)
+def _vote_ratio_at_least(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    votes_for, eligible, problem = _votes(ctx, p)
+    if problem:
+        return [problem]
+    ratio = parse_ratio(p["ratio"])
+    needed = math.ceil(ratio * eligible)
+    if votes_for < needed:
+        return [_ratio_failure(p["body"], votes_for, eligible, ratio, "at least")
+                + f" (at least {needed} needed)"]
+    return []
+
+
+@_guard(
+    "vote_ratio_above",
+    "votes for / eligible voters is strictly more than the ratio",
+    votes_for=Param("input"),
+    votes_eligible=Param("input"),
+    ratio=Param("ratio"),
+    body=Param("text"),
+)
+def _vote_ratio_above(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    votes_for, eligible, problem = _votes(ctx, p)
+    if problem:
+        return [problem]
+    ratio = parse_ratio(p["ratio"])
+    needed = math.floor(ratio * eligible) + 1
+    if votes_for < needed:
+        return [_ratio_failure(p["body"], votes_for, eligible, ratio, "more than")
+                + f" (at least {needed} needed)"]
+    return []
+
+
+@_guard(
+    "months_elapsed",
+    "at least `months` calendar months have passed since a recorded date",
+    since=Param("date_ref"),
+    months=Param("int", minimum=1),
+)
+def _months_elapsed(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    start = ctx.date_value(p["since"])
+    if start is None:
+        return [f"{p['since']} is not recorded"]
+    earliest = add_months(start, p["months"])
+    if ctx.business_date < earliest:
+        elapsed = describe_months(max(0, whole_months_between(start, ctx.business_date)))
+        return [
+            f"only {elapsed} since {p['since']} {format_date(start)}; {p['months']} months must "
+            f"pass (not before {format_date(earliest)})"
+        ]
+    return []
+
+
+@_guard(
+    "education_at_least",
+    "applicant's recorded education is at least the level",
+    level=Param("education"),
+)
+def _education_at_least(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    level = ctx.evidence.get("applicant", {}).get("education")
+    if level not in EDUCATION_LEVELS:
+        return [f"applicant's education is not recorded; at least {p['level']} required"]
+    if EDUCATION_LEVELS.index(level) < EDUCATION_LEVELS.index(p["level"]):
+        return [f"applicant's education is {level}; at least {p['level']} required"]
+    return []
+
+
+@_guard(
+    "not_in_violation",
+    "the member is not under disciplinary review (a yes/no input of the move)",
+    input=Param("input"),
+)
+def _not_in_violation(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    if ctx.value(p["input"]):
+        return ["the member is under disciplinary review; discipline must be settled first"]
+    return []

@@ -1,0 +1,115 @@
+"""Typed inputs an officer gives with a move, parsed from text into JSON-ready values.
+
+Values are stored with the audit event exactly as parsed here, so replay sees the same
+numbers and dates the guards saw.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from .dates import parse_date
+from .definition import InputSpec, Transition
+from .errors import BadInput
+
+INPUT_TYPES = ("count", "int", "text", "date", "bool", "choice", "person", "introducers")
+MAX_TEXT = 2000
+_TRUE = {"yes", "true", "1", "y", "có", "co"}
+_FALSE = {"no", "false", "0", "n", "không", "khong"}
+
+
+def clean_text(value: str, what: str, max_length: int = MAX_TEXT) -> str:
+    """NFC-normalize Vietnamese text and refuse empty, oversize or control-character values."""
+    text = unicodedata.normalize("NFC", value).strip()
+    if not text:
+        raise BadInput(f"{what} is empty")
+    if len(text) > max_length:
+        raise BadInput(f"{what} is {len(text)} characters long; at most {max_length} allowed")
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise BadInput(f"{what} contains control characters")
+    return text
+
+
+def _integer(raw: Any, what: str) -> int:
+    if isinstance(raw, bool):
+        raise BadInput(f"{what} must be a whole number")
+    if isinstance(raw, int):
+        return raw
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise BadInput(f"{what} must be a whole number, not {raw!r}") from None
+
+
+def _person_id(raw: Any, what: str) -> int:
+    value = _integer(raw, what)
+    if value <= 0:
+        raise BadInput(f"{what} must be a person id (a positive number)")
+    return value
+
+
+def _introducers(raw: Any, what: str) -> list[dict[str, int]]:
+    """``12:14,15:20`` = person 12 known for 14 months, person 15 for 20 months."""
+    if isinstance(raw, list):
+        entries = [(item["person_id"], item["months"]) for item in raw]
+    else:
+        entries = []
+        for part in str(raw).split(","):
+            person, sep, months = part.strip().partition(":")
+            if not sep:
+                raise BadInput(f"{what} entry {part.strip()!r} must be PERSON_ID:MONTHS")
+            entries.append((person, months))
+    result = []
+    for person, months in entries:
+        count = _integer(months, f"{what} months")
+        if count < 0:
+            raise BadInput(f"{what} months must not be negative")
+        result.append({"person_id": _person_id(person, what), "months": count})
+    return result
+
+
+def parse_value(spec: InputSpec, raw: Any) -> Any:
+    what = f"input {spec.name}"
+    match spec.type:
+        case "count":
+            value = _integer(raw, what)
+            if value < 0:
+                raise BadInput(f"{what} must not be negative (got {value})")
+            return value
+        case "int":
+            return _integer(raw, what)
+        case "text":
+            return clean_text(str(raw), what)
+        case "date":
+            return parse_date(str(raw), what).isoformat()
+        case "bool":
+            if isinstance(raw, bool):
+                return raw
+            word = str(raw).strip().lower()
+            if word in _TRUE | _FALSE:
+                return word in _TRUE
+            raise BadInput(f"{what} must be yes or no, not {raw!r}")
+        case "choice":
+            if str(raw) not in spec.choices:
+                raise BadInput(f"{what} must be one of {', '.join(spec.choices)}, not {raw!r}")
+            return str(raw)
+        case "person":
+            return _person_id(raw, what)
+        case "introducers":
+            return _introducers(raw, what)
+    raise BadInput(f"{what} has unknown type {spec.type}")
+
+
+def parse_inputs(transition: Transition, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Parse every given input; unknown names and missing required inputs are bad input."""
+    specs = {spec.name: spec for spec in transition.inputs}
+    unknown = sorted(set(raw) - set(specs))
+    if unknown:
+        expected = ", ".join(specs) or "none"
+        raise BadInput(f"move {transition.trigger} takes no input {unknown[0]} (inputs: {expected})")
+    missing = [name for name, spec in specs.items() if spec.required and name not in raw]
+    if missing:
+        raise BadInput(f"move {transition.trigger} needs input {', '.join(missing)}")
+    return {name: parse_value(specs[name], value) for name, value in raw.items()}

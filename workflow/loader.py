@@ -1,0 +1,459 @@
+"""Build a ``Definition`` from YAML text, reporting every problem with file and line.
+
+Nothing here runs text from the file: guard names are looked up in the fixed registry,
+and every reference (state, role, document, input, fact) is checked against the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from .definition import (
+    LANGUAGES,
+    STAGES,
+    Deadline,
+    Definition,
+    Derivation,
+    GuardUse,
+    InputSpec,
+    Labels,
+    State,
+    Transition,
+)
+from .errors import DefinitionInvalid, Problem
+from .guards import EDUCATION_LEVELS, REGISTRY, parse_ratio
+from .inputs import INPUT_TYPES
+from .yaml_source import LineDict, LineList, parse_yaml, read_text
+
+TOP_KEYS = {"name", "title", "regulation", "initial", "opened_by", "roles", "documents",
+            "states", "transitions"}
+STATE_KEYS = {"labels", "stage", "terminal"}
+TRANSITION_KEYS = {"trigger", "labels", "source", "dest", "stays", "roles", "guards",
+                   "documents", "inputs", "records", "deadline", "extends_deadline"}
+INPUT_KEYS = {"type", "labels", "required", "choices"}
+DEADLINE_KEYS = {"within", "from", "extension"}
+STATE_ENTERED = "state_entered_on"
+
+
+class _Checker:
+    """Collects problems while building, so one run reports all of them."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def add(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.file, line, message))
+
+    def mapping(self, value: Any, line: int, what: str) -> LineDict | None:
+        if isinstance(value, LineDict):
+            return value
+        self.add(line, f"{what} must be a mapping")
+        return None
+
+    def unknown_keys(self, data: LineDict, allowed: set[str], what: str) -> None:
+        for key in data:
+            if key not in allowed:
+                self.add(data.line_of(key), f"{what} has unknown key {key!r}")
+
+    def text(self, data: LineDict, key: str, what: str, required: bool = True) -> str | None:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.add(data.line, f"{what} has no {key}")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.add(data.line_of(key), f"{what}: {key} must be non-empty text")
+            return None
+        return value
+
+    def labels(self, data: LineDict, key: str, what: str) -> Labels:
+        raw = data.get(key)
+        if raw is None:
+            self.add(data.line, f"{what} is missing its labels (vi and en)")
+            return Labels(what, what)
+        block = self.mapping(raw, data.line_of(key), f"{what} labels")
+        if block is None:
+            return Labels(what, what)
+        for lang in LANGUAGES:
+            if not isinstance(block.get(lang), str) or not block[lang].strip():
+                self.add(block.line_of(lang), f"{what} is missing its {lang!r} label")
+        self.unknown_keys(block, set(LANGUAGES), f"{what} labels")
+        return Labels(str(block.get("vi", what)), str(block.get("en", what)))
+
+    def names(self, data: LineDict, key: str, what: str) -> list[tuple[str, int]]:
+        """A single name or a list of names, each with its line."""
+        raw = data.get(key)
+        if isinstance(raw, str):
+            return [(raw, data.line_of(key))]
+        if isinstance(raw, LineList) and all(isinstance(item, str) for item in raw):
+            return [(item, raw.line_of(i)) for i, item in enumerate(raw)]
+        if raw is not None:
+            self.add(data.line_of(key), f"{what}: {key} must be a name or a list of names")
+        return []
+
+
+def load_definition(path: str | Path) -> Definition:
+    path = Path(path)
+    return parse_definition(read_text(path), str(path))
+
+
+def parse_definition(text: str, file: str) -> Definition:
+    data, problems = parse_yaml(text, file)
+    check = _Checker(file)
+    check.problems.extend(problems)
+    if data is None:
+        raise DefinitionInvalid(check.problems or [Problem(file, 1, "the file is empty")])
+    top = check.mapping(data, 1, "the definition")
+    if top is None:
+        raise DefinitionInvalid(check.problems)
+    definition = _build(top, check, text, file)
+    if check.problems:
+        raise DefinitionInvalid(sorted(check.problems, key=lambda p: p.line))
+    return definition
+
+
+def _build(top: LineDict, check: _Checker, text: str, file: str) -> Definition:
+    check.unknown_keys(top, TOP_KEYS, "the definition")
+    name = check.text(top, "name", "the definition") or "unnamed"
+    roles = _catalogue(top, "roles", check)
+    documents = _catalogue(top, "documents", check)
+    states = _states(top, check)
+    transitions = _transitions(top, check, states, roles, documents)
+    initial = check.text(top, "initial", "the definition") or ""
+    if initial and initial not in states:
+        check.add(top.line_of("initial"), f"initial state {initial!r} is not a known state")
+    opened_by = check.names(top, "opened_by", "the definition")
+    if not opened_by:
+        check.add(top.line, "the definition has no opened_by (roles that may open a case)")
+    for role, line in opened_by:
+        if role not in roles:
+            check.add(line, f"opened_by names unknown role {role!r}")
+    _check_graph(check, states, transitions, initial, top)
+    _check_fact_references(check, transitions)
+    return Definition(
+        name=name,
+        title=check.labels(top, "title", "the definition"),
+        regulation=str(top.get("regulation", "")),
+        initial=initial,
+        opened_by=tuple(role for role, _ in opened_by),
+        roles=roles,
+        documents=documents,
+        states=states,
+        transitions=tuple(transitions),
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        source=text,
+        file=file,
+    )
+
+
+def _catalogue(top: LineDict, key: str, check: _Checker) -> dict[str, Labels]:
+    block = check.mapping(top.get(key), top.line_of(key), key)
+    if block is None:
+        return {}
+    return {str(code): check.labels(block, code, f"{key[:-1]} {code!r}") for code in block}
+
+
+def _states(top: LineDict, check: _Checker) -> dict[str, State]:
+    block = check.mapping(top.get("states"), top.line_of("states"), "states")
+    states: dict[str, State] = {}
+    for name in block or {}:
+        line = block.line_of(name)
+        spec = check.mapping(block[name], line, f"state {name!r}")
+        if spec is None:
+            continue
+        check.unknown_keys(spec, STATE_KEYS, f"state {name!r}")
+        stage = spec.get("stage")
+        if stage not in STAGES:
+            check.add(spec.line_of("stage"),
+                      f"state {name!r} has stage {stage!r}; use one of {', '.join(STAGES)}")
+        terminal = spec.get("terminal", False)
+        if not isinstance(terminal, bool):
+            check.add(spec.line_of("terminal"), f"state {name!r}: terminal must be true or false")
+        labels = check.labels(spec, "labels", f"state {name!r}")
+        states[str(name)] = State(str(name), labels, str(stage), terminal is True, line)
+    return states
+
+
+def _transitions(top: LineDict, check: _Checker, states: dict[str, State],
+                 roles: dict[str, Labels], documents: dict[str, Labels]) -> list[Transition]:
+    raw = top.get("transitions")
+    if not isinstance(raw, LineList):
+        check.add(top.line_of("transitions"), "transitions must be a list")
+        return []
+    result: list[Transition] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, item in enumerate(raw):
+        spec = check.mapping(item, raw.line_of(index), "a transition")
+        if spec is None:
+            continue
+        transition = _transition(spec, check, states, roles, documents)
+        for source in transition.sources:
+            key = (transition.trigger, source)
+            if key in seen:
+                check.add(spec.line, f"trigger {transition.trigger!r} is defined twice from "
+                          f"state {source!r} (first on line {seen[key]})")
+            seen.setdefault(key, spec.line)
+        result.append(transition)
+    _check_extensions(check, result)
+    return result
+
+
+def _transition(spec: LineDict, check: _Checker, states: dict[str, State],
+                roles: dict[str, Labels], documents: dict[str, Labels]) -> Transition:
+    trigger = check.text(spec, "trigger", "a transition") or "?"
+    what = f"transition {trigger!r}"
+    check.unknown_keys(spec, TRANSITION_KEYS, what)
+    sources = check.names(spec, "source", what)
+    if not sources:
+        check.add(spec.line, f"{what} has no source state")
+    for state, line in sources:
+        if state not in states:
+            check.add(line, f"{what} starts from unknown state {state!r}")
+    dest = _destination(spec, check, states, what)
+    role_names = check.names(spec, "roles", what)
+    if not role_names:
+        check.add(spec.line, f"{what} names no role allowed to fire it")
+    for role, line in role_names:
+        if role not in roles:
+            check.add(line, f"{what} names unknown role {role!r}")
+    docs = check.names(spec, "documents", what)
+    for code, line in docs:
+        if code not in documents:
+            check.add(line, f"{what} requires unknown document {code!r}")
+    inputs = _inputs(spec, check, what)
+    guards = _guards(spec, check, what, {i.name: i for i in inputs}, documents)
+    return Transition(
+        trigger=trigger,
+        labels=check.labels(spec, "labels", what),
+        sources=tuple(name for name, _ in sources),
+        dest=dest,
+        roles=tuple(name for name, _ in role_names),
+        guards=tuple(guards),
+        documents=tuple(code for code, _ in docs),
+        inputs=tuple(inputs),
+        records=_records(spec, check, what),
+        deadline=_deadline(spec, check, what),
+        extends_deadline=spec.get("extends_deadline"),
+        line=spec.line,
+    )
+
+
+def _destination(spec: LineDict, check: _Checker, states: dict[str, State],
+                 what: str) -> str | None:
+    stays = spec.get("stays", False)
+    if stays is True:
+        if "dest" in spec:
+            check.add(spec.line_of("dest"), f"{what} has both dest and stays: true")
+        return None
+    if stays is not False:
+        check.add(spec.line_of("stays"), f"{what}: stays must be true or false")
+    dest = check.text(spec, "dest", what)
+    if dest and dest not in states:
+        check.add(spec.line_of("dest"), f"{what} leads to unknown state {dest!r}")
+    return dest
+
+
+def _inputs(spec: LineDict, check: _Checker, what: str) -> list[InputSpec]:
+    if "inputs" not in spec:
+        return []
+    block = check.mapping(spec["inputs"], spec.line_of("inputs"), f"{what} inputs")
+    result = []
+    for name in block or {}:
+        item = check.mapping(block[name], block.line_of(name), f"{what} input {name!r}")
+        if item is None:
+            continue
+        check.unknown_keys(item, INPUT_KEYS, f"{what} input {name!r}")
+        kind = item.get("type")
+        if kind not in INPUT_TYPES:
+            check.add(item.line_of("type"), f"{what} input {name!r} has unknown type {kind!r}; "
+                      f"use one of {', '.join(INPUT_TYPES)}")
+        choices = item.get("choices", [])
+        if kind == "choice" and (not isinstance(choices, list) or not choices):
+            check.add(item.line, f"{what} input {name!r} of type choice needs a list of choices")
+        required = item.get("required", True)
+        if not isinstance(required, bool):
+            check.add(item.line_of("required"), f"{what} input {name!r}: required must be "
+                      "true or false")
+        labels = check.labels(item, "labels", f"{what} input {name!r}")
+        result.append(InputSpec(str(name), str(kind), labels, required is not False,
+                                tuple(str(c) for c in choices or ())))
+    return result
+
+
+def _guards(spec: LineDict, check: _Checker, what: str, inputs: dict[str, InputSpec],
+            documents: dict[str, Labels]) -> list[GuardUse]:
+    if "guards" not in spec:
+        return []
+    raw = spec["guards"]
+    if not isinstance(raw, LineList):
+        check.add(spec.line_of("guards"), f"{what}: guards must be a list")
+        return []
+    result = []
+    for index, item in enumerate(raw):
+        line = raw.line_of(index)
+        if not isinstance(item, LineDict) or len(item) != 1:
+            check.add(line, f"{what}: each guard is written as 'name: {{parameters}}'")
+            continue
+        (name, params), = item.items()
+        guard = REGISTRY.get(name)
+        if guard is None:
+            check.add(line, f"{what} uses unknown guard {name!r}; known guards: "
+                      f"{', '.join(sorted(REGISTRY))}")
+            continue
+        if not isinstance(params, LineDict):
+            check.add(line, f"{what}: guard {name!r} needs a mapping of parameters")
+            continue
+        _check_params(check, what, guard.name, guard.params, params, inputs, documents)
+        result.append(GuardUse(name, dict(params), line))
+    return result
+
+
+def _check_params(check: _Checker, what: str, guard: str, schema: Any, params: LineDict,
+                  inputs: dict[str, InputSpec], documents: dict[str, Labels]) -> None:
+    where = f"{what} guard {guard!r}"
+    for key in params:
+        if key not in schema:
+            check.add(params.line_of(key), f"{where} has unknown parameter {key!r}; "
+                      f"expected {', '.join(schema)}")
+    for key, param in schema.items():
+        if key not in params:
+            if param.required:
+                check.add(params.line, f"{where} is missing parameter {key!r}")
+            continue
+        problem = _param_problem(param, params[key], inputs, documents)
+        if problem:
+            check.add(params.line_of(key), f"{where} parameter {key!r} {problem}")
+
+
+def _param_problem(param: Any, value: Any, inputs: dict[str, InputSpec],
+                   documents: dict[str, Labels]) -> str | None:
+    if param.kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"must be a whole number, not {value!r}"
+        if param.minimum is not None and value < param.minimum:
+            return f"must be at least {param.minimum}, not {value}"
+    elif param.kind == "ratio" and parse_ratio(value) is None:
+        return f"must be a ratio such as 2/3 or 0.5 between 0 and 1, not {value!r}"
+    elif param.kind in ("text", "date_ref") and (not isinstance(value, str) or not value):
+        return f"must be non-empty text, not {value!r}"
+    elif param.kind == "input" and value not in inputs:
+        return f"names {value!r}, which is not an input of this transition"
+    elif param.kind == "document" and value not in documents:
+        return f"names unknown document {value!r}"
+    elif param.kind == "education" and value not in EDUCATION_LEVELS:
+        return f"must be one of {', '.join(EDUCATION_LEVELS)}, not {value!r}"
+    return None
+
+
+def _records(spec: LineDict, check: _Checker, what: str) -> dict[str, Derivation]:
+    if "records" not in spec:
+        return {}
+    block = check.mapping(spec["records"], spec.line_of("records"), f"{what} records")
+    result: dict[str, Derivation] = {}
+    for fact in block or {}:
+        value, line = block[fact], block.line_of(fact)
+        if isinstance(value, str):
+            result[str(fact)] = Derivation(value)
+        elif isinstance(value, LineDict) and set(value) == {"from", "add_months"} \
+                and isinstance(value["add_months"], int) and isinstance(value["from"], str):
+            result[str(fact)] = Derivation(value["from"], value["add_months"])
+        else:
+            check.add(line, f"{what} records {fact!r} as business_date, a fact name, or "
+                      "{from: FACT, add_months: N}")
+    return result
+
+
+def _deadline(spec: LineDict, check: _Checker, what: str) -> Deadline | None:
+    if "deadline" not in spec:
+        return None
+    block = check.mapping(spec["deadline"], spec.line_of("deadline"), f"{what} deadline")
+    if block is None:
+        return None
+    check.unknown_keys(block, DEADLINE_KEYS, f"{what} deadline")
+    within = _period(check, block, "within", f"{what} deadline")
+    extension = _period(check, block, "extension", f"{what} deadline extension", optional=True)
+    if extension and extension[1] != "working_days":
+        check.add(block.line_of("extension"), f"{what} deadline extension must be in working_days")
+    start = block.get("from", STATE_ENTERED)
+    if not isinstance(start, str):
+        check.add(block.line_of("from"), f"{what} deadline: from must name a recorded date")
+        start = STATE_ENTERED
+    if within is None:
+        return None
+    return Deadline(within[0], within[1], start, extension[0] if extension else 0)
+
+
+def _period(check: _Checker, block: LineDict, key: str, what: str,
+            optional: bool = False) -> tuple[int, str] | None:
+    if key not in block:
+        if not optional:
+            check.add(block.line, f"{what} has no {key}")
+        return None
+    period = block[key]
+    if isinstance(period, LineDict) and len(period) == 1:
+        (unit, amount), = period.items()
+        if unit in ("working_days", "months") and isinstance(amount, int) and amount > 0:
+            return amount, unit
+    check.add(block.line_of(key), f"{what}: {key} must be {{working_days: N}} or {{months: N}} "
+              "with N a positive whole number")
+    return None
+
+
+def _check_extensions(check: _Checker, transitions: list[Transition]) -> None:
+    with_deadline = {t.trigger for t in transitions if t.deadline and t.deadline.extension_working_days}
+    for transition in transitions:
+        target = transition.extends_deadline
+        if target is not None and target not in with_deadline:
+            check.add(transition.line, f"transition {transition.trigger!r} extends the deadline of "
+                      f"{target!r}, which has no extendable deadline")
+
+
+def _check_graph(check: _Checker, states: dict[str, State], transitions: list[Transition],
+                 initial: str, top: LineDict) -> None:
+    exits: dict[str, set[str]] = {name: set() for name in states}
+    for t in transitions:
+        for source in t.sources:
+            if source in exits:
+                exits[source].add(t.destination(source))
+    for name, state in states.items():
+        leaving = exits[name] - {name}
+        if state.terminal and exits[name]:
+            check.add(state.line, f"terminal state {name!r} has moves out of it")
+        elif not state.terminal and not leaving:
+            check.add(state.line, f"state {name!r} is not terminal but has no way out")
+    if initial not in states:
+        return
+    reached, queue = {initial}, deque([initial])
+    while queue:
+        for nxt in exits[queue.popleft()] - reached:
+            reached.add(nxt)
+            queue.append(nxt)
+    for name, state in states.items():
+        if name not in reached:
+            check.add(state.line, f"state {name!r} cannot be reached from {initial!r}")
+
+
+def _check_fact_references(check: _Checker, transitions: list[Transition]) -> None:
+    """Dates guards and deadlines count from must be recorded by some move."""
+    facts = {STATE_ENTERED, "business_date"}
+    for t in transitions:
+        facts.update(spec.name for spec in t.inputs if spec.type == "date")
+        facts.update(t.records)
+    for t in transitions:
+        for fact, derivation in t.records.items():
+            if derivation.source not in facts:
+                check.add(t.line, f"transition {t.trigger!r} records {fact!r} from "
+                          f"{derivation.source!r}, which no move records")
+        if t.deadline and t.deadline.start not in facts:
+            check.add(t.line, f"transition {t.trigger!r} deadline counts from "
+                      f"{t.deadline.start!r}, which no move records")
+        for guard in t.guards:
+            for key, param in REGISTRY[guard.name].params.items():
+                value = guard.params.get(key)
+                if param.kind == "date_ref" and isinstance(value, str) and value not in facts:
+                    check.add(guard.line, f"transition {t.trigger!r} guard {guard.name!r} "
+                              f"reads {value!r}, which no move records")

@@ -1,0 +1,196 @@
+"""Officer-facing operations: read from the store, decide with the engine, commit to the store.
+
+This is the only place that joins procedure rules and records; it issues no SQL itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .deadlines import OpenDeadline
+from .definition import Definition, Transition
+from .engine import CaseView, Engine, Move, MoveRequest, rule_failures
+from .errors import MoveRefused, NotPermitted
+from .guards import REGISTRY
+from .inputs import parse_value
+from .loader import load_definition, parse_definition
+
+if TYPE_CHECKING:
+    from storage.cases import CaseRecord
+    from storage.store import Store
+
+
+@dataclass(frozen=True)
+class Availability:
+    """One move possible from the case's state, and whether it could be made now."""
+
+    transition: Transition
+    role: str | None
+    failures: list[str]
+    needs_inputs: list[str]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    case_id: int
+    seq: int
+    move: Move
+
+
+class Service:
+    def __init__(self, store: Store, engine: Engine | None = None) -> None:
+        self.store = store
+        self.engine = engine or Engine()
+        self._definitions: dict[int, Definition] = {}
+
+    # -- definitions ------------------------------------------------------------------
+    def install_definitions(self, folder: Path) -> list[tuple[Definition, int, bool]]:
+        """Validate and store every ``*.yaml`` in the folder; identical content is a no-op."""
+        installed = []
+        for path in sorted(folder.glob("*.yaml")):
+            definition = load_definition(path)
+            version_id, is_new = self.store.definitions.store(
+                definition.name, definition.sha256, definition.source, path.name)
+            installed.append((definition, version_id, is_new))
+        return installed
+
+    def definition(self, definition_id: int) -> Definition:
+        cached = self._definitions.get(definition_id)
+        if cached is None:
+            row = self.store.definitions.by_id(definition_id)
+            cached = parse_definition(row["source"], f"{row['name']}@{row['version']}")
+            self._definitions[definition_id] = cached
+        return cached
+
+    # -- cases -----------------------------------------------------------------------
+    def open_case(self, actor: str, person_id: int, org_code: str, definition_name: str,
+                  business_date: date) -> int:
+        from storage.cases import EventDraft
+
+        organization = self.store.directory.organization(org_code)
+        person = self.store.directory.person(person_id)
+        version = self.store.definitions.latest(definition_name)
+        definition = self.definition(version["id"])
+        roles = self.store.directory.roles_at(actor, organization["id"])
+        role = next((r for r in definition.opened_by if r in roles), None)
+        if role is None:
+            raise NotPermitted(f"{actor} holds no role that may open a {definition.name} case at "
+                               f"{org_code} (allowed: {', '.join(definition.opened_by)})")
+        for other in self.store.cases.of_person(person_id):
+            if not self.definition(other.definition_id).states[other.state].terminal:
+                raise MoveRefused(f"person {person_id} already has open case {other.id} "
+                                  f"({other.state})")
+        facts = self.engine.opening_facts(definition, business_date)
+        due = self._due(definition, CaseView(definition.initial, facts))
+        draft = EventDraft("open", "open", actor, role, business_date,
+                           {"inputs": {}, "evidence": {"applicant": applicant_snapshot(person)},
+                            "documents": {}, "organization": org_code})
+        return self.store.cases.open(person_id, organization["id"], version["id"],
+                                     definition.sha256, definition.initial, facts, due, draft)
+
+    def advance(self, actor: str, case_id: int, trigger: str, business_date: date,
+                inputs: Mapping[str, Any] | None = None,
+                documents: Mapping[str, str] | None = None, role: str | None = None,
+                today: date | None = None) -> Recorded:
+        from storage.cases import EventDraft
+
+        case = self.store.cases.load(case_id)
+        definition = self.definition(case.definition_id)
+        request = MoveRequest(
+            trigger=trigger,
+            roles_held=self.store.directory.roles_at(actor, case.organization_id),
+            business_date=business_date,
+            inputs=dict(inputs or {}),
+            documents=dict(documents or {}),
+            evidence=self._evidence(case, definition, trigger, inputs or {}),
+            role=role,
+        )
+        move = self.engine.plan(definition, CaseView(case.state, case.facts), request, today)
+        draft = EventDraft("move", trigger, actor, move.role, business_date, {
+            "inputs": move.inputs, "evidence": move.evidence, "documents": move.documents})
+        due = (move.due.due_on, move.due.trigger) if move.due else None
+        seq = self.store.cases.record_move(case, move.to_state, move.facts, due, draft,
+                                           move.documents)
+        return Recorded(case.id, seq, move)
+
+    def available(self, actor: str, case_id: int, business_date: date) -> list[Availability]:
+        """Each move from the current state: who may make it, and which rules hold right now."""
+        case = self.store.cases.load(case_id)
+        definition = self.definition(case.definition_id)
+        roles = self.store.directory.roles_at(actor, case.organization_id)
+        view = CaseView(case.state, case.facts)
+        result = []
+        for transition in definition.transitions_from(case.state):
+            request = MoveRequest(transition.trigger, roles, business_date,
+                                  evidence=self._evidence(case, definition, transition.trigger, {}))
+            context = self.engine.context(view, request, {})
+            waiting = {spec.name for spec in transition.inputs}
+            checkable = _without_guards_on(transition, waiting)
+            role = next((r for r in transition.roles if r in roles), None)
+            result.append(Availability(transition, role, rule_failures(checkable, context),
+                                       sorted(waiting)))
+        return result
+
+    def deadlines(self, case: CaseRecord) -> list[OpenDeadline]:
+        return self.engine.deadlines(self.definition(case.definition_id),
+                                     CaseView(case.state, case.facts))
+
+    def _due(self, definition: Definition, view: CaseView) -> tuple[date, str] | None:
+        first = next(iter(self.engine.deadlines(definition, view)), None)
+        return (first.due_on, first.trigger) if first else None
+
+    def _evidence(self, case: CaseRecord, definition: Definition, trigger: str,
+                  raw_inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Snapshot of the people a move's guards look at, stored with the audit event."""
+        evidence: dict[str, Any] = {
+            "applicant": applicant_snapshot(self.store.directory.person(case.person_id))}
+        transition = definition.transition(trigger, case.state)
+        if transition is None:
+            return evidence
+        named = {s.name: s for s in transition.inputs if s.type in ("person", "introducers")}
+        if not named or not set(named) & set(raw_inputs):
+            return evidence
+        parsed = {name: parse_value(spec, raw_inputs[name])
+                  for name, spec in named.items() if name in raw_inputs}
+        ids = {entry["person_id"] for value in parsed.values()
+               for entry in (value if isinstance(value, list) else [{"person_id": value}])}
+        evidence["people"] = self._member_snapshots(sorted(ids))
+        return evidence
+
+    def _member_snapshots(self, ids: list[int]) -> dict[str, Any]:
+        found = self.store.directory.people_by_id(ids)
+        snapshots = {}
+        for person_id in ids:
+            person = found.get(person_id)
+            snapshot = {"person_id": person_id, "official": False,
+                        "full_name": person["full_name"] if person else "unknown person"}
+            for other in self.store.cases.of_person(person_id) if person else []:
+                if self.definition(other.definition_id).states[other.state].stage == "official":
+                    snapshot.update(official=True, official_since=other.facts.get("official_since"))
+            snapshots[str(person_id)] = snapshot
+        return snapshots
+
+
+def _without_guards_on(transition: Transition, waiting: set[str]) -> Transition:
+    """The transition minus guards that read inputs not given yet (they cannot be judged)."""
+    def reads_waiting(guard: Any) -> bool:
+        params = REGISTRY[guard.name].params
+        return any(param.kind in ("input", "date_ref") and guard.params.get(key) in waiting
+                   for key, param in params.items())
+
+    return replace(transition, guards=tuple(g for g in transition.guards if not reads_waiting(g)),
+                   documents=())
+
+
+def applicant_snapshot(person: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "person_id": person["id"], "full_name": person["full_name"],
+        "birth_date": person["birth_date"].isoformat(), "gender": person["gender"],
+        "ethnicity": person["ethnicity"], "religion": person["religion"],
+        "education": person["education"], "youth_union": bool(person["youth_union"]),
+        "trade_union": bool(person["trade_union"]),
+    }
