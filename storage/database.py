@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
-from .errors import Unavailable
+from .errors import Conflict, Unavailable
 from .schema import metadata
 
 DEFAULT_URL = "sqlite:///memberflow.db"
@@ -84,13 +84,23 @@ class Database:
                 yield conn
         except OperationalError as exc:
             raise Unavailable(_describe(exc)) from None
+        except IntegrityError as exc:
+            raise Conflict(f"the database refused the write ({_first_line(exc)}); nothing was "
+                           "saved") from None
+        except DBAPIError as exc:
+            raise Unavailable(f"database error: {_first_line(exc)}") from None
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
+def _first_line(exc: DBAPIError) -> str:
+    text = str(exc.orig if exc.orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _describe(exc: DBAPIError) -> str:
-    text = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    text = _first_line(exc)
     if "locked" in text or "busy" in text:
         return f"database is busy (another writer held it for over {BUSY_TIMEOUT_MS} ms); retry"
     if "readonly" in text or "read-only" in text:

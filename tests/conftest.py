@@ -1,0 +1,182 @@
+"""Shared fixtures: a real SQLite file per test, the bundled definition installed, and a
+small bloc (organizations, officers, two official members) to run moves against."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage.store import Store
+from workflow.dates import add_months, today
+from workflow.service import Service
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFINITIONS = ROOT / "definitions"
+MEMBERSHIP = DEFINITIONS / "membership.yaml"
+
+ORGS = [
+    ("TU", "Tỉnh ủy", "province_committee", None),
+    ("DBK", "Đảng bộ Khối", "committee_above", "TU"),
+    ("SGD", "Đảng bộ Sở Giáo dục", "grassroots", "DBK"),
+    ("VP", "Chi bộ Văn phòng", "branch", "SGD"),
+    ("OTHER", "Đảng bộ khác", "grassroots", "TU"),
+    ("OTHER-CB", "Chi bộ khác", "branch", "OTHER"),
+]
+OFFICERS = {
+    "secretary": ("branch_secretary", "VP"),
+    "committee": ("grassroots_committee", "SGD"),
+    "standing": ("standing_committee_above", "DBK"),
+    "inspector": ("inspection_commission", "DBK"),
+    "department": ("organization_department", "TU"),
+    "outsider": ("branch_secretary", "OTHER-CB"),
+}
+# Documents each trigger needs, so tests can attach exactly what the definition requires.
+STANDARD_INPUTS: dict[str, dict[str, Any]] = {
+    "verify_background": {"verification_conclusion": "Lý lịch rõ ràng"},
+    "record_branch_vote": {"votes_for": 9, "votes_eligible": 10},
+    "record_committee_vote": {"votes_for": 7, "votes_eligible": 9},
+    "decide_admission": {"decision_number": "12-QĐ/ĐUK"},
+    "extend_admission_deadline": {"reason": "Chờ kết quả thẩm tra bổ sung"},
+    "record_recognition_vote": {"votes_for": 10, "votes_eligible": 11},
+    "record_recognition_committee_vote": {"votes_for": 8, "votes_eligible": 9},
+    "recognize_official": {"decision_number": "34-QĐ/ĐUK"},
+    "extend_recognition_deadline": {"reason": "Chờ ý kiến"},
+    "reject_application": {"reason": "Không đủ điều kiện"},
+    "withdraw_application": {"reason": "Xin rút"},
+    "expel": {"violation": "Vi phạm nghiêm trọng", "decision_number": "5-QĐ/UBKT"},
+    "withdraw_membership": {"under_discipline": "no", "decision_number": "6-QĐ/ĐUK"},
+    "strike_off": {
+        "ground": "absence_or_unpaid_dues", "branch_votes_for": 9, "branch_votes_eligible": 10,
+        "committee_votes_for": 7, "committee_votes_eligible": 9, "standing_votes_for": 4,
+        "standing_votes_eligible": 7, "decision_number": "7-QĐ/ĐUK"},
+}
+ACTING = {
+    "record_training": "secretary", "renew_training": "secretary", "prepare_dossier": "secretary",
+    "verify_background": "committee", "record_branch_vote": "secretary",
+    "record_committee_vote": "committee", "decide_admission": "standing",
+    "extend_admission_deadline": "standing", "hold_ceremony": "secretary",
+    "reject_application": "secretary", "withdraw_application": "secretary",
+    "complete_probation": "secretary", "record_recognition_vote": "secretary",
+    "record_recognition_committee_vote": "committee", "recognize_official": "standing",
+    "extend_recognition_deadline": "standing", "register_existing_member": "department",
+    "strike_off": "standing", "expel": "inspector", "withdraw_membership": "standing",
+    "record_death": "secretary",
+}
+ADMISSION_PATH = ["record_training", "prepare_dossier", "verify_background", "record_branch_vote",
+                  "record_committee_vote", "decide_admission", "hold_ceremony"]
+RECOGNITION_PATH = ["complete_probation", "record_recognition_vote",
+                    "record_recognition_committee_vote", "recognize_official"]
+
+
+class World:
+    """A bloc with officers and two official members; walks cases along the main path."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.store = service.store
+        self.today = today()
+        for code, name, kind, parent in ORGS:
+            self.store.directory.add_organization(code, name, kind, parent)
+        for user, (role, org) in OFFICERS.items():
+            self.store.directory.add_user(user, f"Cán bộ {user}")
+            self.store.directory.grant(user, role, org)
+        self.members = [self.register_member(f"Đảng viên {n}") for n in ("Một", "Hai")]
+
+    def add_person(self, name: str = "Nguyễn Thị Hoa", born: date | None = None,
+                   **fields: Any) -> int:
+        values = {"full_name": name, "birth_date": born or date(1995, 6, 15), "gender": "female",
+                  "ethnicity": "Kinh", "religion": "Không", "education": "university",
+                  "youth_union": True, "trade_union": False}
+        values.update(fields)
+        return self.store.directory.add_person(**values)
+
+    def register_member(self, name: str) -> int:
+        person = self.add_person(name, date(1970, 1, 1))
+        case_id = self.service.open_case("department", person, "VP", "membership",
+                                         self.ago(months=60))
+        self.service.advance("department", case_id, "register_existing_member", self.ago(months=60),
+                             {"admission_date": "2000-05-19", "official_since": "2001-05-19",
+                              "party_card_number": "001"})
+        return person
+
+    def ago(self, months: int = 0, days: int = 0) -> date:
+        return add_months(self.today, -months) - timedelta(days=days)
+
+    def open_case(self, person: int | None = None, on: date | None = None) -> int:
+        return self.service.open_case("secretary", person or self.add_person(), "VP",
+                                      "membership", on or self.ago(months=20))
+
+    def inputs_for(self, trigger: str, on: date) -> dict[str, Any]:
+        values = dict(STANDARD_INPUTS.get(trigger, {}))
+        if trigger in ("record_training", "renew_training"):
+            values["certificate_date"] = (on - timedelta(days=10)).isoformat()
+        elif trigger == "prepare_dossier":
+            values["introducers"] = f"{self.members[0]}:24,{self.members[1]}:36"
+        elif trigger == "hold_ceremony":
+            values["helper"] = self.members[0]
+        elif trigger == "record_death":
+            values["date_of_death"] = on.isoformat()
+        return values
+
+    def documents_for(self, case_id: int, trigger: str) -> dict[str, str]:
+        record = self.store.cases.load(case_id)
+        transition = self.service.definition(record.definition_id).transition(trigger, record.state)
+        return {code: f"{code}-ref" for code in (transition.documents if transition else ())}
+
+    def step(self, case_id: int, trigger: str, on: date, **overrides: Any) -> Any:
+        inputs = overrides.pop("inputs", None)
+        if inputs is None:
+            inputs = self.inputs_for(trigger, on)
+        documents = overrides.pop("documents", None)
+        if documents is None:
+            documents = self.documents_for(case_id, trigger)
+        actor = overrides.pop("actor", ACTING[trigger])
+        return self.service.advance(actor, case_id, trigger, on, inputs, documents, **overrides)
+
+    def walk(self, case_id: int, triggers: list[str], start: date, gap_days: int = 10) -> date:
+        """Fire each trigger ``gap_days`` apart from ``start``; returns the last date used."""
+        on = start
+        for index, trigger in enumerate(triggers):
+            on = start + timedelta(days=gap_days * index)
+            self.step(case_id, trigger, on)
+        return on
+
+    def admitted_case(self, months_ago: int = 20) -> tuple[int, date]:
+        """A case that has held its ceremony; returns (case id, ceremony date)."""
+        start = self.ago(months=months_ago)
+        case_id = self.open_case(on=start)
+        ceremony = self.walk(case_id, ADMISSION_PATH, start)
+        return case_id, ceremony
+
+    def official_case(self) -> int:
+        case_id, ceremony = self.admitted_case(20)
+        self.walk(case_id, RECOGNITION_PATH, add_months(ceremony, 12), gap_days=5)
+        return case_id
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "memberflow.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Store:
+    created = Store(str(db_path), must_exist=False)
+    created.create_schema()
+    yield created
+    created.close()
+
+
+@pytest.fixture
+def service(store: Store) -> Service:
+    svc = Service(store)
+    svc.install_definitions(DEFINITIONS)
+    return svc
+
+
+@pytest.fixture
+def world(service: Service) -> World:
+    return World(service)

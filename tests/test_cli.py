@@ -1,0 +1,200 @@
+"""The CLI end to end: click's runner for breadth, real subprocesses where it matters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli import main
+
+ENTRY_POINT = Path(sys.executable).parent / "memberflow"
+
+
+def run(db: Path, *args: str, actor: str | None = None) -> Result:
+    prefix = ["--db", str(db)] + (["--actor", actor] if actor else [])
+    return CliRunner().invoke(main, [*prefix, *args])
+
+
+@pytest.fixture
+def bloc(db_path: Path) -> Path:
+    """An initialized database with a branch, its officers and two official members."""
+    steps = [
+        ["init"],
+        ["org", "add", "TU", "--name", "Tỉnh ủy", "--kind", "province_committee"],
+        ["org", "add", "DBK", "--name", "Đảng bộ Khối", "--kind", "committee_above", "--parent", "TU"],
+        ["org", "add", "SGD", "--name", "Đảng bộ Sở Giáo dục", "--kind", "grassroots", "--parent", "DBK"],
+        ["org", "add", "VP", "--name", "Chi bộ Văn phòng", "--kind", "branch", "--parent", "SGD"],
+        ["user", "add", "bithu", "--name", "Nguyễn Thị Hương"],
+        ["user", "grant", "bithu", "branch_secretary", "--org", "VP"],
+        ["user", "add", "btc", "--name", "Đặng Văn Hùng"],
+        ["user", "grant", "btc", "organization_department", "--org", "TU"],
+        ["user", "add", "kiemtra", "--name", "Ngô Thị Mai"],
+        ["user", "grant", "kiemtra", "auditor", "--org", "TU"],
+    ]
+    for args in steps:
+        result = run(db_path, *args)
+        assert result.exit_code == 0, (args, result.output, result.stderr)
+    return db_path
+
+
+def add_person(db: Path, name: str, born: str) -> int:
+    result = run(db, "person", "add", "--name", name, "--birth-date", born, "--gender", "female",
+                 "--youth-union")
+    assert result.exit_code == 0, result.stderr
+    return int(result.output.split("#")[1].split()[0])
+
+
+def open_case(db: Path, person: int, actor: str, date: str) -> int:
+    result = run(db, "case", "open", str(person), "--org", "VP", "--date", date, actor=actor)
+    assert result.exit_code == 0, result.stderr
+    return int(result.output.split()[1])
+
+
+def test_applicant_flow_with_inputs_documents_and_json(bloc: Path) -> None:
+    applicant = add_person(bloc, "Lê Thị Mỹ Duyên", "05/09/1999")
+    case_id = open_case(bloc, applicant, "bithu", "01/02/2026")
+    moved = run(bloc, "case", "advance", str(case_id), "record_training", "-i",
+                "certificate_date=20/01/2026", "-d", "CN-NTVĐ=GCN 45/2026", "--date", "03/02/2026",
+                "--format", "json", actor="bithu")
+    assert moved.exit_code == 0, moved.stderr
+    assert json.loads(moved.output)["to"] == "trained"
+
+    shown = json.loads(run(bloc, "case", "show", str(case_id), "--format", "json").output)
+    assert shown["state"] == "trained" and shown["stage"] == "application"
+    assert shown["label"] == "Đã học lớp nhận thức về Đảng"
+    assert shown["facts"]["certificate_date"] == "2026-01-20"
+
+    history = json.loads(run(bloc, "case", "history", str(case_id), "--format", "json").output)
+    assert [e["trigger"] for e in history] == ["open", "record_training"]
+    assert history[1]["documents"] == {"CN-NTVĐ": "GCN 45/2026"}
+    assert history[1]["business_date"] == "03/02/2026"
+
+    table = run(bloc, "case", "history", str(case_id))
+    assert "Đã học lớp nhận thức về Đảng" in table.output
+
+
+def test_available_lists_moves_with_reasons(bloc: Path) -> None:
+    too_young = add_person(bloc, "Trần Minh Khôi", "10/01/2010")
+    case_id = open_case(bloc, too_young, "bithu", "01/02/2026")
+    result = run(bloc, "case", "available", str(case_id), "--format", "json", actor="bithu")
+    assert result.exit_code == 0, result.stderr
+    moves = {row["move"]: row for row in json.loads(result.output)}
+    assert set(moves) == {"record_training", "reject_application", "withdraw_application",
+                          "register_existing_member"}
+    assert moves["record_training"]["status"] == "ready"
+    assert moves["record_training"]["needs_inputs"] == "certificate_date"
+    assert moves["register_existing_member"]["status"] == "not your role"
+
+
+def test_refusal_is_exit_1_with_each_reason_and_writes_nothing(bloc: Path) -> None:
+    applicant = add_person(bloc, "Võ Quang Huy", "01/01/1990")
+    case_id = open_case(bloc, applicant, "bithu", "01/02/2026")
+    before = run(bloc, "case", "history", str(case_id), "--format", "json").output
+    result = run(bloc, "case", "advance", str(case_id), "record_training", "-i",
+                 "certificate_date=01/01/2020", "--date", "03/02/2026", actor="bithu")
+    assert result.exit_code == 1
+    assert "refused: move record_training is refused" in result.stderr
+    assert "valid for 60 months" in result.stderr
+    assert "document CN-NTVĐ is missing" in result.stderr
+    assert run(bloc, "case", "history", str(case_id), "--format", "json").output == before
+
+
+@pytest.mark.parametrize(
+    ("args", "actor", "code", "message"),
+    [
+        (["case", "show", "999"], None, 4, "case 999 not found"),
+        (["case", "advance", "1", "fly_away"], "bithu", 2, "has no move 'fly_away'"),
+        (["case", "advance", "1", "record_training", "-i", "certificate_date=31/02/2026"], "bithu",
+         2, "does not exist"),
+        (["case", "advance", "1", "register_existing_member"], "bithu", 5, "no role allowed"),
+        (["case", "advance", "1", "record_training"], None, 2, "--actor"),
+        (["case", "advance", "1", "record_training"], "ghost", 4, "user ghost not found"),
+        (["org", "add", "VP", "--name", "x", "--kind", "branch"], None, 2, "already exists"),
+        (["user", "grant", "bithu", "pope", "--org", "VP"], None, 2, "unknown role 'pope'"),
+        (["person", "add", "--name", "", "--birth-date", "01/01/1990", "--gender", "male"], None, 2,
+         "--name is empty"),
+        (["person", "add", "--name", "A", "--birth-date", "2026-13-01", "--gender", "male"], None, 2,
+         "'2026-13-01' does not exist"),
+        (["case", "advance", "1", "record_training", "-i", "certificate_date=01/01/2026",
+          "-d", "CN-NTVĐ", "--date", "01/01/2099"], "bithu", 2, "in the future"),
+    ],
+)
+def test_errors_map_to_documented_exit_codes(bloc: Path, args: list[str], actor: str | None,
+                                             code: int, message: str) -> None:
+    person = add_person(bloc, "Phạm Đức Anh", "01/01/1995")
+    assert open_case(bloc, person, "bithu", "01/02/2026") == 1
+    result = run(bloc, *args, actor=actor)
+    assert result.exit_code == code, (result.output, result.stderr)
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.output
+
+
+def test_missing_database_file_is_refused_not_created(tmp_path: Path) -> None:
+    target = tmp_path / "typo.db"
+    result = run(target, "case", "list")
+    assert result.exit_code == 6
+    assert "does not exist" in result.stderr
+    assert not target.exists()
+
+
+def test_listings_take_json_and_keep_vietnamese(bloc: Path) -> None:
+    orgs = json.loads(run(bloc, "org", "list", "--format", "json").output)
+    by_code = {o["code"]: o for o in orgs}
+    assert by_code["SGD"]["name"] == "Đảng bộ Sở Giáo dục"
+    assert by_code["SGD"]["parent_code"] == "DBK"
+    users = json.loads(run(bloc, "user", "list", "--format", "json").output)
+    assert {u["username"] for u in users} == {"bithu", "btc", "kiemtra"}
+    definitions = json.loads(run(bloc, "definition", "list", "--format", "json").output)
+    assert [d["name"] for d in definitions] == ["membership"]
+    shown = json.loads(run(bloc, "definition", "show", "membership", "--format", "json").output)
+    assert len(shown["states"]) == 18
+
+
+def test_init_twice_is_a_no_op(bloc: Path) -> None:
+    result = run(bloc, "init")
+    assert result.exit_code == 0
+    assert "already installed" in result.output
+
+
+def test_demo_as_real_subprocess_shows_all_four_stages(tmp_path: Path) -> None:
+    target = tmp_path / "demo.db"
+    result = subprocess.run([str(ENTRY_POINT), "demo", "--db", str(target)], capture_output=True,
+                            text=True, encoding="utf-8", timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for stage in ("application", "probation", "official", "removal"):
+        assert f"\n{stage} " in result.stdout
+    assert "must be at least 18" in result.stdout
+    assert "valid for 60 months" in result.stdout
+    assert "Full history of case" in result.stdout
+
+    listed = subprocess.run([str(ENTRY_POINT), "--db", str(target), "case", "list", "--format",
+                             "json"], capture_output=True, text=True, encoding="utf-8", timeout=60)
+    cases = json.loads(listed.stdout)
+    assert len(cases) == 28
+    states = {c["state"] for c in cases}
+    assert {"official_member", "probationary", "struck_off", "application_withdrawn",
+            "rejected"} <= states
+
+
+def test_available_as_real_subprocess(tmp_path: Path) -> None:
+    target = tmp_path / "demo.db"
+    subprocess.run([str(ENTRY_POINT), "demo", "--db", str(target)], check=True,
+                   capture_output=True, timeout=300)
+    listed = json.loads(subprocess.run(
+        [str(ENTRY_POINT), "--db", str(target), "case", "list", "--state", "background_verified",
+         "--format", "json"], capture_output=True, text=True, check=True).stdout)
+    case_id = str(listed[0]["id"])
+    org = listed[0]["organization"]
+    secretary = {"SGD-VP": "bithu.vp", "SGD-THPT": "bithu.thpt", "SYT-BV": "bithu.bv",
+                 "STC": "bithu.stc"}[org]
+    result = subprocess.run([str(ENTRY_POINT), "--db", str(target), "case", "available",
+                             case_id], capture_output=True, text=True, encoding="utf-8",
+                            env={"MEMBERFLOW_ACTOR": secretary, "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert "record_branch_vote" in result.stdout
+    assert "renew_training" in result.stdout
