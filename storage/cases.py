@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from .chain import GENESIS, canonical_json, seal, utc_now
 from .database import Database
@@ -53,6 +53,20 @@ _CASE_QUERY = (
     .join(organizations, organizations.c.id == cases.c.organization_id)
     .join(definition_versions, definition_versions.c.id == cases.c.definition_id)
 )
+
+
+_LOAD = _CASE_QUERY.where(cases.c.id == bindparam("case_id"))
+# Built once: the per-move statements are the hot path, so no per-call statement building.
+_ADVANCE = (
+    update(cases)
+    .where(cases.c.id == bindparam("b_id"), cases.c.version == bindparam("b_version"))
+    .values(state=bindparam("b_state"), version=bindparam("b_new_version"),
+            seq=bindparam("b_seq"), head_hash=bindparam("b_head"), facts=bindparam("b_facts"),
+            due_on=bindparam("b_due_on"), due_move=bindparam("b_due_move"),
+            updated_at=bindparam("b_updated_at"))
+)
+_INSERT_EVENT = audit_events.insert()
+_INSERT_DOCUMENT = documents.insert()
 
 
 def _record(row: Any) -> CaseRecord:
@@ -102,7 +116,7 @@ class Cases:
 
     def load(self, case_id: int) -> CaseRecord:
         with self.db.connect() as conn:
-            row = conn.execute(_CASE_QUERY.where(cases.c.id == case_id)).first()
+            row = conn.execute(_LOAD, {"case_id": case_id}).first()
         if row is None:
             raise Missing(f"case {case_id} not found")
         return _record(row)
@@ -120,17 +134,17 @@ class Cases:
         now, seq = utc_now(), case.seq + 1
         event = _event_row(case.id, seq, case.definition_sha256, case.state, to_state, draft,
                            case.head_hash, now)
-        changed = conn.execute(
-            update(cases).where(cases.c.id == case.id, cases.c.version == case.version)
-            .values(state=to_state, version=case.version + 1, seq=seq, head_hash=event["hash"],
-                    facts=canonical_json(facts), due_on=due[0] if due else None,
-                    due_move=due[1] if due else None, updated_at=now)).rowcount
+        changed = conn.execute(_ADVANCE, {
+            "b_id": case.id, "b_version": case.version, "b_state": to_state,
+            "b_new_version": case.version + 1, "b_seq": seq, "b_head": event["hash"],
+            "b_facts": canonical_json(facts), "b_due_on": due[0] if due else None,
+            "b_due_move": due[1] if due else None, "b_updated_at": now}).rowcount
         if changed != 1:
             raise Conflict(f"case {case.id} was changed by someone else since it was read "
                            f"(version {case.version}); show it again and retry")
-        conn.execute(audit_events.insert().values(event))
+        conn.execute(_INSERT_EVENT, event)
         if attached:
-            conn.execute(documents.insert(), [
+            conn.execute(_INSERT_DOCUMENT, [
                 {"case_id": case.id, "seq": seq, "code": code, "reference": ref,
                  "recorded_at": now} for code, ref in attached.items()])
         return seq

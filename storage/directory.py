@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import literal, select
+from sqlalchemy import bindparam, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from .chain import utc_now
@@ -13,9 +13,26 @@ from .errors import Duplicate, Missing
 from .schema import organizations, people, role_grants, users
 
 
+def _ancestors_query() -> Any:
+    chain = (select(organizations.c.id, organizations.c.parent_id, literal(0).label("depth"))
+             .where(organizations.c.id == bindparam("org_id")).cte(recursive=True))
+    chain = chain.union_all(
+        select(organizations.c.id, organizations.c.parent_id, chain.c.depth + 1)
+        .where(organizations.c.id == chain.c.parent_id))
+    return select(chain.c.id).order_by(chain.c.depth)
+
+
+_ANCESTORS = _ancestors_query()
+_ROLES = (select(role_grants.c.role).join(users, users.c.id == role_grants.c.user_id)
+          .where(users.c.username == bindparam("username"),
+                 role_grants.c.organization_id.in_(bindparam("orgs", expanding=True))))
+_PERSON = select(people).where(people.c.id == bindparam("person_id"))
+
+
 class Directory:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._ancestors: dict[int, list[int]] = {}
 
     # -- organizations ---------------------------------------------------------------
     def add_organization(self, code: str, name: str, kind: str, parent: str | None) -> int:
@@ -54,13 +71,13 @@ class Directory:
         return ids
 
     def ancestor_ids(self, organization_id: int) -> list[int]:
-        chain = (select(organizations.c.id, organizations.c.parent_id, literal(0).label("depth"))
-                 .where(organizations.c.id == organization_id).cte(recursive=True))
-        chain = chain.union_all(
-            select(organizations.c.id, organizations.c.parent_id, chain.c.depth + 1)
-            .where(organizations.c.id == chain.c.parent_id))
-        with self.db.connect() as conn:
-            return list(conn.execute(select(chain.c.id).order_by(chain.c.depth)).scalars())
+        """The organization and those above it; cached, since a process rarely sees it change."""
+        found = self._ancestors.get(organization_id)
+        if found is None:
+            with self.db.connect() as conn:
+                found = list(conn.execute(_ANCESTORS, {"org_id": organization_id}).scalars())
+            self._ancestors[organization_id] = found
+        return found
 
     @staticmethod
     def _org_id(conn: Any, code: str) -> int:
@@ -108,10 +125,8 @@ class Directory:
     def roles_at(self, username: str, organization_id: int) -> frozenset[str]:
         """Roles the user holds at the organization or any organization above it."""
         above = self.ancestor_ids(organization_id)
-        query = (select(role_grants.c.role).join(users, users.c.id == role_grants.c.user_id)
-                 .where(users.c.username == username, role_grants.c.organization_id.in_(above)))
         with self.db.connect() as conn:
-            return frozenset(conn.execute(query).scalars())
+            return frozenset(conn.execute(_ROLES, {"username": username, "orgs": above}).scalars())
 
     # -- people ----------------------------------------------------------------------
     def add_person(self, **fields: Any) -> int:
@@ -121,7 +136,7 @@ class Directory:
 
     def person(self, person_id: int) -> dict[str, Any]:
         with self.db.connect() as conn:
-            row = conn.execute(select(people).where(people.c.id == person_id)).first()
+            row = conn.execute(_PERSON, {"person_id": person_id}).first()
         if row is None:
             raise Missing(f"person {person_id} not found")
         return dict(row._mapping)

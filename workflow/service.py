@@ -11,10 +11,12 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .dates import format_date
+from .dates import today as business_today
 from .deadlines import OpenDeadline
 from .definition import Definition, Transition
 from .engine import CaseView, Engine, Move, MoveRequest, rule_failures
-from .errors import MoveRefused, NotPermitted
+from .errors import BadInput, MoveRefused, NotPermitted
 from .guards import REGISTRY
 from .inputs import parse_value
 from .loader import load_definition, parse_definition
@@ -71,6 +73,8 @@ class Service:
                   business_date: date) -> int:
         from storage.cases import EventDraft
 
+        if business_date > business_today():
+            raise BadInput(f"business date {format_date(business_date)} is in the future")
         organization = self.store.directory.organization(org_code)
         person = self.store.directory.person(person_id)
         version = self.store.definitions.latest(definition_name)

@@ -1,0 +1,1 @@
+"""Benchmarks: memberflow against the raw database floor, measured in the same run."""
