@@ -114,9 +114,11 @@ class Cases:
                          .values(head_hash=event["hash"]))
         return case_id
 
-    def load(self, case_id: int) -> CaseRecord:
-        with self.db.connect() as conn:
-            row = conn.execute(_LOAD, {"case_id": case_id}).first()
+    def load(self, case_id: int, conn: Connection | None = None) -> CaseRecord:
+        if conn is None:
+            with self.db.connect() as own:
+                return self.load(case_id, own)
+        row = conn.execute(_LOAD, {"case_id": case_id}).first()
         if row is None:
             raise Missing(f"case {case_id} not found")
         return _record(row)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, literal, select
+from sqlalchemy import Connection, bindparam, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from .chain import utc_now
@@ -70,12 +70,14 @@ class Directory:
             raise Missing(f"organization {code} not found")
         return ids
 
-    def ancestor_ids(self, organization_id: int) -> list[int]:
+    def ancestor_ids(self, organization_id: int, conn: Connection | None = None) -> list[int]:
         """The organization and those above it; cached, since a process rarely sees it change."""
         found = self._ancestors.get(organization_id)
         if found is None:
-            with self.db.connect() as conn:
-                found = list(conn.execute(_ANCESTORS, {"org_id": organization_id}).scalars())
+            if conn is None:
+                with self.db.connect() as own:
+                    return self.ancestor_ids(organization_id, own)
+            found = list(conn.execute(_ANCESTORS, {"org_id": organization_id}).scalars())
             self._ancestors[organization_id] = found
         return found
 
@@ -122,11 +124,14 @@ class Directory:
         with self.db.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def roles_at(self, username: str, organization_id: int) -> frozenset[str]:
+    def roles_at(self, username: str, organization_id: int,
+                 conn: Connection | None = None) -> frozenset[str]:
         """Roles the user holds at the organization or any organization above it."""
-        above = self.ancestor_ids(organization_id)
-        with self.db.connect() as conn:
-            return frozenset(conn.execute(_ROLES, {"username": username, "orgs": above}).scalars())
+        if conn is None:
+            with self.db.connect() as own:
+                return self.roles_at(username, organization_id, own)
+        above = self.ancestor_ids(organization_id, conn)
+        return frozenset(conn.execute(_ROLES, {"username": username, "orgs": above}).scalars())
 
     # -- people ----------------------------------------------------------------------
     def add_person(self, **fields: Any) -> int:
@@ -134,9 +139,11 @@ class Directory:
             return conn.execute(people.insert().values(created_at=utc_now(), **fields)
                                 ).inserted_primary_key[0]
 
-    def person(self, person_id: int) -> dict[str, Any]:
-        with self.db.connect() as conn:
-            row = conn.execute(_PERSON, {"person_id": person_id}).first()
+    def person(self, person_id: int, conn: Connection | None = None) -> dict[str, Any]:
+        if conn is None:
+            with self.db.connect() as own:
+                return self.person(person_id, own)
+        row = conn.execute(_PERSON, {"person_id": person_id}).first()
         if row is None:
             raise Missing(f"person {person_id} not found")
         return dict(row._mapping)

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from .cases import Cases
+from dataclasses import dataclass
+from typing import Any
+
+from .cases import CaseRecord, Cases
 from .database import Database
 from .definitions import DefinitionVersions
 from .directory import Directory
+
+
+@dataclass(frozen=True)
+class MoveSnapshot:
+    """Everything a move reads, taken in one read transaction."""
+
+    case: CaseRecord
+    person: dict[str, Any]
+    roles: frozenset[str]
 
 
 class Store:
@@ -24,3 +36,9 @@ class Store:
 
     def close(self) -> None:
         self.db.dispose()
+
+    def snapshot_for_move(self, case_id: int, username: str) -> MoveSnapshot:
+        with self.db.connect() as conn:
+            case = self.cases.load(case_id, conn)
+            return MoveSnapshot(case, self.directory.person(case.person_id, conn),
+                                self.directory.roles_at(username, case.organization_id, conn))

@@ -102,15 +102,16 @@ class Service:
                 today: date | None = None) -> Recorded:
         from storage.cases import EventDraft
 
-        case = self.store.cases.load(case_id)
+        snapshot = self.store.snapshot_for_move(case_id, actor)
+        case = snapshot.case
         definition = self.definition(case.definition_id)
         request = MoveRequest(
             trigger=trigger,
-            roles_held=self.store.directory.roles_at(actor, case.organization_id),
+            roles_held=snapshot.roles,
             business_date=business_date,
             inputs=dict(inputs or {}),
             documents=dict(documents or {}),
-            evidence=self._evidence(case, definition, trigger, inputs or {}),
+            evidence=self._evidence(snapshot.person, case, definition, trigger, inputs or {}),
             role=role,
         )
         move = self.engine.plan(definition, CaseView(case.state, case.facts), request, today)
@@ -126,11 +127,13 @@ class Service:
         case = self.store.cases.load(case_id)
         definition = self.definition(case.definition_id)
         roles = self.store.directory.roles_at(actor, case.organization_id)
+        person = self.store.directory.person(case.person_id)
         view = CaseView(case.state, case.facts)
         result = []
         for transition in definition.transitions_from(case.state):
             request = MoveRequest(transition.trigger, roles, business_date,
-                                  evidence=self._evidence(case, definition, transition.trigger, {}))
+                                  evidence=self._evidence(person, case, definition,
+                                                          transition.trigger, {}))
             context = self.engine.context(view, request, {})
             waiting = {spec.name for spec in transition.inputs}
             checkable = _without_guards_on(transition, waiting)
@@ -147,11 +150,10 @@ class Service:
         first = next(iter(self.engine.deadlines(definition, view)), None)
         return (first.due_on, first.trigger) if first else None
 
-    def _evidence(self, case: CaseRecord, definition: Definition, trigger: str,
-                  raw_inputs: Mapping[str, Any]) -> dict[str, Any]:
+    def _evidence(self, person: Mapping[str, Any], case: CaseRecord, definition: Definition,
+                  trigger: str, raw_inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Snapshot of the people a move's guards look at, stored with the audit event."""
-        evidence: dict[str, Any] = {
-            "applicant": applicant_snapshot(self.store.directory.person(case.person_id))}
+        evidence: dict[str, Any] = {"applicant": applicant_snapshot(person)}
         transition = definition.transition(trigger, case.state)
         if transition is None:
             return evidence
