@@ -100,7 +100,7 @@ def test_refusal_is_exit_1_with_each_reason_and_writes_nothing(bloc: Path) -> No
     assert result.exit_code == 1
     assert "refused: move record_training is refused" in result.stderr
     assert "valid for 60 months" in result.stderr
-    assert "document CN-NTVĐ is missing" in result.stderr
+    assert "document CN-NTVĐ must be attached with this move" in result.stderr
     assert run(bloc, "case", "history", str(case_id), "--format", "json").output == before
 
 

@@ -64,7 +64,7 @@ def whole_months_between(start: date, end: date) -> int:
 
 def describe_months(months: int) -> str:
     years, rest = divmod(months, 12)
-    parts = [f"{years} year{'s' if years != 1 else ''}"]
-    if rest:
+    parts = [f"{years} year{'s' if years != 1 else ''}"] if years else []
+    if rest or not years:
         parts.append(f"{rest} month{'s' if rest != 1 else ''}")
     return " ".join(parts)

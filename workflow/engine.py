@@ -88,13 +88,17 @@ def _rules_hold(event: Any) -> bool:
 
 
 def rule_failures(transition: Transition, context: GuardContext) -> list[str]:
-    """All broken rules of a transition: guards first, then missing documents."""
+    """All broken rules of a transition: guards first, then documents not attached with it.
+
+    A move's documents are the record of that step (the resolution, the decision, the new
+    certificate), so one filed by an earlier move never stands in for them.
+    """
     failures: list[str] = []
     for guard in transition.guards:
         failures.extend(REGISTRY[guard.name].check(context, guard.params))
     for code in transition.documents:
-        if code not in context.documents:
-            failures.append(f"document {code} is missing")
+        if code not in context.attached:
+            failures.append(f"document {code} must be attached with this move")
     return failures
 
 
@@ -153,7 +157,7 @@ class Engine:
                 inputs: Mapping[str, Any]) -> GuardContext:
         on_file = set(case.facts.get(DOCUMENTS_FACT, ())) | set(request.documents)
         return GuardContext(request.business_date, inputs, case.facts, request.evidence,
-                            frozenset(on_file))
+                            frozenset(on_file), frozenset(request.documents))
 
     def _transition(self, definition: Definition, state: str, trigger: str) -> Transition:
         transition = definition.transition(trigger, state)

@@ -34,6 +34,7 @@ class GuardContext:
 
     Evidence is the snapshot of people data (applicant, introducers) taken when the move
     was made; it is stored with the audit event so the same check can be replayed later.
+    ``documents`` are all on file (earlier moves and this one); ``attached`` only this move's.
     """
 
     business_date: date
@@ -41,6 +42,7 @@ class GuardContext:
     facts: Mapping[str, Any]
     evidence: Mapping[str, Any]
     documents: frozenset[str] = field(default_factory=frozenset)
+    attached: frozenset[str] = field(default_factory=frozenset)
 
     def value(self, name: str) -> Any:
         return self.inputs[name] if name in self.inputs else self.facts.get(name)
@@ -175,8 +177,10 @@ def _introducers(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
         else:
             valid.add(entry["person_id"])
     organization = ctx.value(p["organization_input"]) if p.get("organization_input") else None
-    if organization == "youth_union" and not ctx.evidence.get("applicant", {}).get("youth_union"):
-        failures.append("the Youth Union may introduce only an applicant who is a member of it")
+    applicant = ctx.evidence.get("applicant", {})
+    if organization and not applicant.get(organization):
+        union = "Youth Union" if organization == "youth_union" else "trade union"
+        failures.append(f"the {union} may introduce only an applicant who is a member of it")
         organization = None
     needed = p["required"] - (1 if organization else 0)
     if len(valid) < needed:

@@ -1,0 +1,878 @@
+"""Every transition of definitions/membership.yaml: one passing move, each guard failing, each
+required document missing, and the general refusals (wrong state, unknown move, wrong role,
+bad business date). A refused move must leave no trace: case row, audit chain and documents
+are compared before and after."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
+
+from workflow.dates import add_months, format_date
+from workflow.engine import DOCUMENTS_FACT, CaseView, Engine, MoveRequest
+from workflow.errors import BadInput, MoveRefused, NotPermitted
+from workflow.loader import STATE_ENTERED, load_definition
+from workflow.workdays import default_calendar
+
+PATH = ADMISSION_PATH + RECOGNITION_PATH
+# Number of PATH steps that bring a freshly opened case into each state.
+REACHED_BY = {
+    "candidate": 0, "trained": 1, "dossier_prepared": 2, "background_verified": 3,
+    "branch_voted": 4, "committee_voted": 5, "admission_decided": 6, "probationary": 7,
+    "probation_completed": 8, "recognition_branch_voted": 9, "recognition_committee_voted": 10,
+    "official_member": 11,
+}
+PATH_STATES = list(REACHED_BY)
+APPLICATION_STATES = ["candidate", "trained", "dossier_prepared", "background_verified",
+                      "branch_voted", "committee_voted"]
+MEMBER_STATES = ["probationary", "probation_completed", "recognition_branch_voted",
+                 "recognition_committee_voted", "official_member"]
+REGISTER_INPUTS = {"admission_date": "2004-03-26", "official_since": "2005-03-26",
+                   "party_card_number": "52.001234"}
+D = format_date
+
+
+# ---- building cases on known dates -------------------------------------------------------
+
+def start_of(world: World) -> date:
+    """Cases open on the 1st of the month 20 months ago."""
+    return add_months(world.today.replace(day=1), -20)
+
+
+def step_date(world: World, index: int) -> date:
+    """Date of PATH[index]: admission moves 10 days apart, recognition moves 5 days apart
+    starting exactly 12 months after the ceremony."""
+    start = start_of(world)
+    if index < len(ADMISSION_PATH):
+        return start + timedelta(days=10 * index)
+    ceremony = start + timedelta(days=10 * (len(ADMISSION_PATH) - 1))
+    return add_months(ceremony, 12) + timedelta(days=5 * (index - len(ADMISSION_PATH)))
+
+
+def ceremony_of(world: World) -> date:
+    return step_date(world, len(ADMISSION_PATH) - 1)
+
+
+def entered_on(world: World, state: str) -> date:
+    steps = REACHED_BY[state]
+    return step_date(world, steps - 1) if steps else start_of(world)
+
+
+def move_date(world: World, state: str) -> date:
+    """A safe business date for a move out of ``state``: the next 15th after it was entered."""
+    entered = entered_on(world, state)
+    day = entered.replace(day=15)
+    return day if day > entered else add_months(day, 1)
+
+
+def case_in(world: World, state: str, person: int | None = None,
+            overrides: dict[str, dict[str, Any]] | None = None) -> int:
+    """Open a case and walk it along the main path into ``state``."""
+    overrides = overrides or {}
+    case_id = world.open_case(person, on=start_of(world))
+    for index, trigger in enumerate(PATH[:REACHED_BY[state]]):
+        extra = {"inputs": overrides[trigger]} if trigger in overrides else {}
+        world.step(case_id, trigger, step_date(world, index), **extra)
+    record = world.store.cases.load(case_id)
+    assert record.state == state
+    assert record.facts[STATE_ENTERED] == entered_on(world, state).isoformat()
+    return case_id
+
+
+def snapshot(world: World, case_id: int) -> dict[str, Any]:
+    record = world.store.cases.load(case_id)
+    return {"state": record.state, "version": record.version, "seq": record.seq,
+            "head_hash": record.head_hash, "facts": record.facts, "due_on": record.due_on,
+            "due_move": record.due_move, "history": world.store.cases.history(case_id),
+            "documents": world.store.cases.documents(case_id)}
+
+
+def refuse(world: World, case_id: int, trigger: str, on: date, error: type[Exception] = MoveRefused,
+           **overrides: Any) -> Any:
+    """Make a move that must be refused; check nothing at all was written."""
+    return refused_without_trace(world, case_id, error,
+                                 lambda: world.step(case_id, trigger, on, **overrides))
+
+
+def refused_without_trace(world: World, case_id: int, error: type[Exception],
+                          attempt: Callable[[], Any]) -> Any:
+    before = snapshot(world, case_id)
+    with pytest.raises(error) as info:
+        attempt()
+    after = snapshot(world, case_id)
+    assert after == before
+    assert len(after["history"]) == before["seq"]
+    assert [d for d in after["documents"] if d["seq"] > before["seq"]] == []
+    return info.value
+
+
+def reasons(world: World, case_id: int, trigger: str, on: date, **overrides: Any) -> list[str]:
+    refused = refuse(world, case_id, trigger, on, **overrides)
+    assert refused.summary == f"move {trigger} is refused"
+    return refused.reasons
+
+
+def docs(*codes: str) -> dict[str, str]:
+    return {code: f"{code}-ref" for code in codes}
+
+
+# ---- 1. every transition, from every source state, passes --------------------------------
+
+PASSES: list[tuple[str, str, str, str, str]] = [
+    ("record_training", "candidate", "trained", "secretary", "branch_secretary"),
+    *[("renew_training", s, s, "secretary", "branch_secretary")
+      for s in ("trained", "dossier_prepared", "background_verified")],
+    ("prepare_dossier", "trained", "dossier_prepared", "secretary", "branch_secretary"),
+    ("verify_background", "dossier_prepared", "background_verified", "committee",
+     "grassroots_committee"),
+    ("record_branch_vote", "background_verified", "branch_voted", "secretary", "branch_secretary"),
+    ("record_committee_vote", "branch_voted", "committee_voted", "committee", "grassroots_committee"),
+    ("decide_admission", "committee_voted", "admission_decided", "standing",
+     "standing_committee_above"),
+    ("extend_admission_deadline", "committee_voted", "committee_voted", "standing",
+     "standing_committee_above"),
+    ("hold_ceremony", "admission_decided", "probationary", "secretary", "branch_secretary"),
+    *[("reject_application", s, "rejected", "secretary", "branch_secretary")
+      for s in APPLICATION_STATES],
+    ("reject_application", "background_verified", "rejected", "committee", "grassroots_committee"),
+    ("reject_application", "committee_voted", "rejected", "standing", "standing_committee_above"),
+    *[("withdraw_application", s, "application_withdrawn", "secretary", "branch_secretary")
+      for s in [*APPLICATION_STATES, "admission_decided"]],
+    ("complete_probation", "probationary", "probation_completed", "secretary", "branch_secretary"),
+    ("record_recognition_vote", "probation_completed", "recognition_branch_voted", "secretary",
+     "branch_secretary"),
+    ("record_recognition_committee_vote", "recognition_branch_voted", "recognition_committee_voted",
+     "committee", "grassroots_committee"),
+    ("recognize_official", "recognition_committee_voted", "official_member", "standing",
+     "standing_committee_above"),
+    ("extend_recognition_deadline", "recognition_committee_voted", "recognition_committee_voted",
+     "standing", "standing_committee_above"),
+    ("register_existing_member", "candidate", "official_member", "department",
+     "organization_department"),
+    *[("strike_off", s, "struck_off", "standing", "standing_committee_above") for s in MEMBER_STATES],
+    ("expel", "official_member", "expelled", "inspector", "inspection_commission"),
+    ("expel", "official_member", "expelled", "standing", "standing_committee_above"),
+    *[("withdraw_membership", s, "left_party", "standing", "standing_committee_above")
+      for s in ("probationary", "probation_completed", "official_member")],
+    *[("record_death", s, "deceased", "secretary", "branch_secretary") for s in MEMBER_STATES],
+    ("record_death", "official_member", "deceased", "department", "organization_department"),
+]
+
+# Facts each move records as its business date.
+RECORDS_DATE = {
+    "record_branch_vote": "branch_vote_date", "record_committee_vote": "committee_vote_date",
+    "decide_admission": "decision_date", "hold_ceremony": "ceremony_date",
+    "record_recognition_vote": "recognition_vote_date",
+    "recognize_official": "recognition_decision_date", "strike_off": "removal_date",
+    "expel": "removal_date", "withdraw_membership": "removal_date",
+}
+
+
+def test_every_transition_and_source_is_covered() -> None:
+    definition = load_definition(MEMBERSHIP)
+    expected = {(t.trigger, s) for t in definition.transitions for s in t.sources}
+    assert {(trigger, source) for trigger, source, *_ in PASSES} == expected
+    assert len(definition.triggers()) == 21
+
+
+@pytest.mark.parametrize(("trigger", "source", "dest", "actor", "role"), PASSES,
+                         ids=[f"{p[0]}-{p[1]}-{p[3]}" for p in PASSES])
+def test_move_passes_and_is_audited(world: World, trigger: str, source: str, dest: str,
+                                    actor: str, role: str) -> None:
+    case_id = case_in(world, source)
+    before = world.store.cases.load(case_id)
+    history = world.store.cases.history(case_id)
+    old_documents = world.store.cases.documents(case_id)
+    on = add_months(ceremony_of(world), 12) if trigger == "complete_probation" \
+        else move_date(world, source)
+    attached = world.documents_for(case_id, trigger)
+    extra = {"inputs": dict(REGISTER_INPUTS)} if trigger == "register_existing_member" else {}
+
+    recorded = world.step(case_id, trigger, on, actor=actor, **extra)
+
+    after = world.store.cases.load(case_id)
+    assert after.state == dest
+    assert (after.version, after.seq) == (before.version + 1, before.seq + 1)
+    assert recorded.seq == after.seq
+    assert after.head_hash != before.head_hash
+    rows = world.store.cases.history(case_id)
+    assert rows[:-1] == history
+    new = rows[-1]
+    assert (new["seq"], new["kind"], new["trigger"], new["from_state"], new["to_state"]) == \
+        (after.seq, "move", trigger, source, dest)
+    assert (new["actor"], new["role"], new["business_date"]) == (actor, role, on)
+    assert new["prev_hash"] == before.head_hash and new["hash"] == after.head_hash
+    new_documents = world.store.cases.documents(case_id)
+    assert new_documents[:len(old_documents)] == old_documents
+    assert {(d["seq"], d["code"], d["reference"]) for d in new_documents[len(old_documents):]} == \
+        {(after.seq, code, ref) for code, ref in attached.items()}
+    # The state-entered date moves only when the state changes.
+    expected_entered = on if dest != source else entered_on(world, source)
+    assert after.facts[STATE_ENTERED] == expected_entered.isoformat()
+    if trigger in RECORDS_DATE:
+        assert after.facts[RECORDS_DATE[trigger]] == on.isoformat()
+
+
+def test_hold_ceremony_records_probation_end_twelve_months_later(world: World) -> None:
+    case_id = case_in(world, "admission_decided")
+    on = move_date(world, "admission_decided")
+    world.step(case_id, "hold_ceremony", on)
+    facts = world.store.cases.load(case_id).facts
+    assert facts["ceremony_date"] == on.isoformat()
+    assert facts["probation_end"] == add_months(on, 12).isoformat()
+    assert facts["helper"] == world.members[0]
+
+
+def test_register_existing_member_keeps_paper_dates(world: World) -> None:
+    case_id = case_in(world, "candidate")
+    world.step(case_id, "register_existing_member", move_date(world, "candidate"),
+               inputs=dict(REGISTER_INPUTS))
+    facts = world.store.cases.load(case_id).facts
+    assert (facts["admission_date"], facts["official_since"], facts["party_card_number"]) == \
+        ("2004-03-26", "2005-03-26", "52.001234")
+
+
+# ---- 2. guards failing, transition by transition -----------------------------------------
+
+# record_training / renew_training: certificate_valid (60 months)
+
+@pytest.mark.parametrize("state", ["candidate", "trained", "dossier_prepared", "background_verified"])
+def test_certificate_older_than_60_months_is_refused(world: World, state: str) -> None:
+    trigger = "record_training" if state == "candidate" else "renew_training"
+    case_id = case_in(world, state)
+    on = move_date(world, state)
+    issued = add_months(on, -60) - timedelta(days=1)
+    assert reasons(world, case_id, trigger, on, inputs={"certificate_date": issued.isoformat()}) == [
+        f"training certificate of {D(issued)} is 5 years old on {D(on)}; it is valid for 60 months "
+        f"(expired {D(add_months(issued, 60))}) — the course must be retaken"]
+
+
+@pytest.mark.parametrize("state", ["candidate", "trained"])
+def test_certificate_exactly_60_months_old_passes(world: World, state: str) -> None:
+    trigger = "record_training" if state == "candidate" else "renew_training"
+    case_id = case_in(world, state)
+    on = move_date(world, state)
+    issued = add_months(on, -60)
+    world.step(case_id, trigger, on, inputs={"certificate_date": issued.isoformat()})
+    record = world.store.cases.load(case_id)
+    assert record.state == "trained"
+    assert record.facts["certificate_date"] == issued.isoformat()
+
+
+def test_certificate_dated_after_the_move_is_refused(world: World) -> None:
+    case_id = case_in(world, "candidate")
+    on = move_date(world, "candidate")
+    issued = on + timedelta(days=1)
+    assert reasons(world, case_id, "record_training", on,
+                   inputs={"certificate_date": issued.isoformat()}) == [
+        f"training certificate is dated {D(issued)}, after the move's date"]
+
+
+def test_renewed_certificate_replaces_the_expired_one_for_the_branch_vote(world: World) -> None:
+    vote_on = move_date(world, "background_verified")
+    old = add_months(vote_on, -60) - timedelta(days=1)  # valid when recorded, expired at the vote
+    case_id = case_in(world, "background_verified",
+                      overrides={"record_training": {"certificate_date": old.isoformat()}})
+    assert reasons(world, case_id, "record_branch_vote", vote_on) == [
+        f"training certificate of {D(old)} is 5 years old on {D(vote_on)}; it is valid for 60 months "
+        f"(expired {D(add_months(old, 60))}) — the course must be retaken"]
+    renewed = vote_on - timedelta(days=3)
+    world.step(case_id, "renew_training", vote_on, inputs={"certificate_date": renewed.isoformat()})
+    world.step(case_id, "record_branch_vote", vote_on)
+    record = world.store.cases.load(case_id)
+    assert record.state == "branch_voted"
+    assert record.facts["certificate_date"] == renewed.isoformat()
+
+
+def test_renew_training_needs_the_new_certificate(world: World) -> None:
+    case_id = case_in(world, "dossier_prepared")
+    on = move_date(world, "dossier_prepared")
+    assert reasons(world, case_id, "renew_training", on, documents={}) == [
+        "document CN-NTVĐ must be attached with this move"]
+
+
+# prepare_dossier: education_at_least (lower_secondary) and introducers (2, 12 months)
+
+@pytest.mark.parametrize(("education", "passes"), [
+    ("primary", False), ("lower_secondary", True), ("upper_secondary", True)])
+def test_prepare_dossier_education(world: World, education: str, passes: bool) -> None:
+    case_id = case_in(world, "trained", person=world.add_person("Lò Văn Páo", education=education))
+    on = move_date(world, "trained")
+    if passes:
+        world.step(case_id, "prepare_dossier", on)
+        assert world.store.cases.load(case_id).state == "dossier_prepared"
+    else:
+        assert reasons(world, case_id, "prepare_dossier", on) == [
+            "applicant's education is primary; at least lower_secondary required"]
+
+
+def introducer_case(world: World, **fields: Any) -> tuple[int, int, date]:
+    applicant = world.add_person("Trần Minh Khôi", **fields)
+    return case_in(world, "trained", person=applicant), applicant, move_date(world, "trained")
+
+
+def test_introducer_who_is_not_a_member_is_refused(world: World) -> None:
+    case_id, _, on = introducer_case(world)
+    outsider = world.add_person("Phạm Văn Ngoài")
+    assert reasons(world, case_id, "prepare_dossier", on,
+                   inputs={"introducers": f"{world.members[0]}:24,{outsider}:36"}) == [
+        f"introducer Phạm Văn Ngoài (#{outsider}) is not an official member on {D(on)}",
+        "2 qualifying official-member introducer(s) needed; 1 given"]
+
+
+def test_introducer_who_is_only_probationary_is_refused(world: World) -> None:
+    probationary, _ = world.admitted_case(10)
+    helper = world.store.cases.load(probationary).person_id
+    case_id, _, on = introducer_case(world)
+    assert reasons(world, case_id, "prepare_dossier", on,
+                   inputs={"introducers": f"{world.members[0]}:24,{helper}:36"}) == [
+        f"introducer Nguyễn Thị Hoa (#{helper}) is not an official member on {D(on)}",
+        "2 qualifying official-member introducer(s) needed; 1 given"]
+
+
+def test_introducer_must_be_official_on_the_move_date(world: World) -> None:
+    recent = world.official_case()
+    introducer = world.store.cases.load(recent).person_id
+    since = date.fromisoformat(world.store.cases.load(recent).facts["official_since"])
+    case_id, _, _ = introducer_case(world)
+    assert since > entered_on(world, "trained")
+    day_before = since - timedelta(days=1)
+    names = {"introducers": f"{world.members[0]}:24,{introducer}:14"}
+    assert reasons(world, case_id, "prepare_dossier", day_before, inputs=names) == [
+        f"introducer Nguyễn Thị Hoa (#{introducer}) is not an official member on {D(day_before)}",
+        "2 qualifying official-member introducer(s) needed; 1 given"]
+    world.step(case_id, "prepare_dossier", since, inputs=names)
+    assert world.store.cases.load(case_id).state == "dossier_prepared"
+
+
+@pytest.mark.parametrize(("months", "passes"), [(11, False), (12, True)])
+def test_introducer_months_together(world: World, months: int, passes: bool) -> None:
+    case_id, _, on = introducer_case(world)
+    one, two = world.members
+    names = {"introducers": f"{one}:{months},{two}:36"}
+    if passes:
+        world.step(case_id, "prepare_dossier", on, inputs=names)
+        assert world.store.cases.load(case_id).state == "dossier_prepared"
+        return
+    assert reasons(world, case_id, "prepare_dossier", on, inputs=names) == [
+        f"introducer Đảng viên Một (#{one}) has worked or lived with the applicant for 11 months; "
+        "at least 12 required",
+        "2 qualifying official-member introducer(s) needed; 1 given"]
+
+
+def test_too_few_introducers(world: World) -> None:
+    case_id, _, on = introducer_case(world)
+    assert reasons(world, case_id, "prepare_dossier", on,
+                   inputs={"introducers": f"{world.members[0]}:24"}) == [
+        "2 qualifying official-member introducer(s) needed; 1 given"]
+
+
+def test_introducer_named_twice(world: World) -> None:
+    case_id, _, on = introducer_case(world)
+    one = world.members[0]
+    assert reasons(world, case_id, "prepare_dossier", on,
+                   inputs={"introducers": f"{one}:24,{one}:30"}) == [
+        f"introducer Đảng viên Một (#{one}) is named twice",
+        "2 qualifying official-member introducer(s) needed; 1 given"]
+
+
+def test_applicant_cannot_introduce_themselves(world: World) -> None:
+    case_id, applicant, on = introducer_case(world)
+    assert reasons(world, case_id, "prepare_dossier", on,
+                   inputs={"introducers": f"{world.members[0]}:24,{applicant}:300"}) == [
+        f"introducer Trần Minh Khôi (#{applicant}) is the applicant",
+        "2 qualifying official-member introducer(s) needed; 1 given"]
+
+
+def test_youth_union_introduces_only_its_own_members(world: World) -> None:
+    case_id, _, on = introducer_case(world, youth_union=False)
+    assert reasons(world, case_id, "prepare_dossier", on, inputs={
+        "introducers": f"{world.members[0]}:24", "organization_introducer": "youth_union"}) == [
+        "the Youth Union may introduce only an applicant who is a member of it",
+        "2 qualifying official-member introducer(s) needed; 1 given"]
+
+
+@pytest.mark.parametrize("organization", ["youth_union", "trade_union"])
+def test_organization_plus_one_member_introducer_passes(world: World, organization: str) -> None:
+    case_id, _, on = introducer_case(world, youth_union=True, trade_union=True)
+    world.step(case_id, "prepare_dossier", on, inputs={
+        "introducers": f"{world.members[0]}:24", "organization_introducer": organization})
+    record = world.store.cases.load(case_id)
+    assert record.state == "dossier_prepared"
+    assert record.facts["organization_introducer"] == organization
+
+
+def test_organization_still_needs_one_member_introducer(world: World) -> None:
+    case_id, _, on = introducer_case(world, trade_union=True)
+    assert reasons(world, case_id, "prepare_dossier", on, inputs={
+        "introducers": f"{world.members[0]}:5", "organization_introducer": "trade_union"}) == [
+        f"introducer Đảng viên Một (#{world.members[0]}) has worked or lived with the applicant "
+        "for 5 months; at least 12 required",
+        "1 qualifying official-member introducer(s) needed besides the trade union; 0 given"]
+
+
+def test_trade_union_introduces_only_its_own_members(world: World) -> None:
+    case_id, _, on = introducer_case(world, trade_union=False)
+    refused = reasons(world, case_id, "prepare_dossier", on, inputs={
+        "introducers": f"{world.members[0]}:24", "organization_introducer": "trade_union"})
+    assert any("trade union" in reason and "member" in reason for reason in refused)
+
+
+def test_verify_background_needs_the_stamped_cv_even_if_one_is_on_file(world: World) -> None:
+    # prepare_dossier filed the CV; the committee's stamped CV is a new document of this move.
+    case_id = case_in(world, "dossier_prepared")
+    assert "2-KNĐ" in world.store.cases.load(case_id).facts[DOCUMENTS_FACT]
+    assert reasons(world, case_id, "verify_background", move_date(world, "dossier_prepared"),
+                   documents={}) == ["document 2-KNĐ must be attached with this move"]
+
+
+# record_branch_vote: age_between (18..60, TU-DY), certificate_valid, vote 2/3
+
+def applicant_aged(world: World, months: int, days: int = 0) -> tuple[int, date]:
+    """A case in background_verified whose applicant is ``months`` (+``days``) old on vote day."""
+    on = move_date(world, "background_verified")
+    born = add_months(on, -months) - timedelta(days=days)
+    case_id = case_in(world, "background_verified", person=world.add_person("Võ Quang Huy", born))
+    return case_id, on
+
+
+@pytest.mark.parametrize(("months", "days", "described"), [
+    (18 * 12 - 1, 0, "17 years 11 months"),
+    (18 * 12, -1, "17 years 11 months"),  # one day short of the 18th birthday
+])
+def test_branch_vote_refuses_applicant_under_18(world: World, months: int, days: int,
+                                                described: str) -> None:
+    case_id, on = applicant_aged(world, months, days)
+    assert reasons(world, case_id, "record_branch_vote", on) == [
+        f"applicant is {described} old on {D(on)}; must be at least 18"]
+
+
+@pytest.mark.parametrize(("months", "documents"), [
+    (18 * 12, ("5-KNĐ", "6-KNĐ")),
+    (60 * 12, ("5-KNĐ", "6-KNĐ")),
+    (60 * 12 + 1, ("5-KNĐ", "6-KNĐ", "TU-DY")),
+])
+def test_branch_vote_age_boundaries_pass(world: World, months: int, documents: tuple[str, ...]) -> None:
+    case_id, on = applicant_aged(world, months)
+    world.step(case_id, "record_branch_vote", on, documents=docs(*documents))
+    assert world.store.cases.load(case_id).state == "branch_voted"
+    assert {d["code"] for d in world.store.cases.documents(case_id) if d["seq"] == 5} == set(documents)
+
+
+def test_branch_vote_refuses_applicant_over_60_without_consent(world: World) -> None:
+    case_id, on = applicant_aged(world, 60 * 12 + 1)
+    assert reasons(world, case_id, "record_branch_vote", on) == [
+        f"applicant is 60 years 1 month old on {D(on)}; must be at most 60 unless document TU-DY "
+        "(written consent) is attached"]
+
+
+VOTE_MOVES = [
+    ("record_branch_vote", "background_verified", "chi bộ"),
+    ("record_committee_vote", "branch_voted", "đảng ủy cơ sở"),
+    ("record_recognition_vote", "probation_completed", "chi bộ"),
+    ("record_recognition_committee_vote", "recognition_branch_voted", "đảng ủy cơ sở"),
+]
+NEXT_STATE = {state: PATH_STATES[i + 1] for i, state in enumerate(PATH_STATES[:-1])}
+
+
+@pytest.mark.parametrize(("trigger", "state", "body"), VOTE_MOVES)
+@pytest.mark.parametrize(("votes_for", "eligible", "expected"), [
+    (5, 9, "{body} vote: 5 of 9 eligible is not at least 2/3 (at least 6 needed)"),
+    (1, 2, "{body} vote: 1 of 2 eligible is not at least 2/3 (at least 2 needed)"),
+    (10, 9, "{body} vote: 10 votes for but only 9 eligible voters"),
+    (0, 0, "{body} vote: eligible voters must be at least 1"),
+])
+def test_vote_below_two_thirds_is_refused(world: World, trigger: str, state: str, body: str,
+                                          votes_for: int, eligible: int, expected: str) -> None:
+    case_id = case_in(world, state)
+    assert reasons(world, case_id, trigger, move_date(world, state),
+                   inputs={"votes_for": votes_for, "votes_eligible": eligible}) == [
+        expected.format(body=body)]
+
+
+@pytest.mark.parametrize(("trigger", "state", "body"), VOTE_MOVES)
+@pytest.mark.parametrize(("votes_for", "eligible"), [(6, 9), (2, 3), (9, 9)])
+def test_vote_of_two_thirds_passes(world: World, trigger: str, state: str, body: str,
+                                   votes_for: int, eligible: int) -> None:
+    case_id = case_in(world, state)
+    on = move_date(world, state)
+    world.step(case_id, trigger, on, inputs={"votes_for": votes_for, "votes_eligible": eligible})
+    record = world.store.cases.load(case_id)
+    assert record.state == NEXT_STATE[state]
+    assert (record.facts["votes_for"], record.facts["votes_eligible"]) == (votes_for, eligible)
+
+
+def test_recognition_vote_before_twelve_months_is_refused_by_the_engine() -> None:
+    # Unreachable through Service (complete_probation already waits 12 months and business
+    # dates cannot go back before the state was entered), so it is checked on the engine.
+    definition = load_definition(MEMBERSHIP)
+    ceremony = date(2025, 4, 30)
+    on = date(2026, 4, 29)
+    case = CaseView("probation_completed", {STATE_ENTERED: "2026-04-01",
+                                            "ceremony_date": ceremony.isoformat()})
+    request = MoveRequest("record_recognition_vote", frozenset({"branch_secretary"}), on,
+                          {"votes_for": 6, "votes_eligible": 9},
+                          docs("10-KNĐ", "11-KNĐ", "12-KNĐ", "13-KNĐ"))
+    with pytest.raises(MoveRefused) as info:
+        Engine().plan(definition, case, request, today=date(2026, 11, 28))
+    assert info.value.reasons == [
+        "only 11 months since ceremony_date 30/04/2025; 12 months must pass "
+        "(not before 30/04/2026)"]
+    passed = Engine().plan(definition, case, MoveRequest(
+        request.trigger, request.roles_held, date(2026, 4, 30), request.inputs, request.documents),
+        today=date(2026, 11, 28))
+    assert passed.to_state == "recognition_branch_voted"
+
+
+# hold_ceremony: official_member (helper)
+
+def test_helper_who_is_not_a_member_is_refused(world: World) -> None:
+    case_id = case_in(world, "admission_decided")
+    on = move_date(world, "admission_decided")
+    stranger = world.add_person("Đinh Công Tráng")
+    assert reasons(world, case_id, "hold_ceremony", on, inputs={"helper": stranger}) == [
+        f"helper Đinh Công Tráng (#{stranger}) is not an official member on {D(on)}"]
+
+
+def test_probationary_member_cannot_be_helper(world: World) -> None:
+    other, _ = world.admitted_case(10)
+    helper = world.store.cases.load(other).person_id
+    case_id = case_in(world, "admission_decided", person=world.add_person("Lê Thị Mỹ Duyên"))
+    on = move_date(world, "admission_decided")
+    assert reasons(world, case_id, "hold_ceremony", on, inputs={"helper": helper}) == [
+        f"helper Nguyễn Thị Hoa (#{helper}) is not an official member on {D(on)}"]
+
+
+def test_unknown_person_cannot_be_helper(world: World) -> None:
+    case_id = case_in(world, "admission_decided")
+    on = move_date(world, "admission_decided")
+    assert reasons(world, case_id, "hold_ceremony", on, inputs={"helper": 99999}) == [
+        f"helper unknown person (#99999) is not an official member on {D(on)}"]
+
+
+# complete_probation: months_elapsed (12 months since the ceremony)
+
+def test_probation_cannot_complete_before_twelve_months(world: World) -> None:
+    case_id = case_in(world, "probationary")
+    ceremony = ceremony_of(world)
+    on = add_months(ceremony, 12) - timedelta(days=1)
+    assert reasons(world, case_id, "complete_probation", on) == [
+        f"only 11 months since ceremony_date {D(ceremony)}; 12 months must pass "
+        f"(not before {D(add_months(ceremony, 12))})"]
+
+
+def test_probation_completes_on_the_twelve_month_anniversary(world: World) -> None:
+    case_id = case_in(world, "probationary")
+    on = add_months(ceremony_of(world), 12)
+    world.step(case_id, "complete_probation", on)
+    record = world.store.cases.load(case_id)
+    assert record.state == "probation_completed"
+    assert record.facts[STATE_ENTERED] == on.isoformat()
+
+
+# strike_off: chi bộ ≥ 2/3, đảng ủy cơ sở ≥ 2/3, ban thường vụ > 1/2
+
+@pytest.mark.parametrize(("votes", "expected"), [
+    ({"branch_votes_for": 5, "branch_votes_eligible": 9},
+     ["chi bộ vote: 5 of 9 eligible is not at least 2/3 (at least 6 needed)"]),
+    ({"committee_votes_for": 5, "committee_votes_eligible": 9},
+     ["đảng ủy cơ sở vote: 5 of 9 eligible is not at least 2/3 (at least 6 needed)"]),
+    ({"standing_votes_for": 3, "standing_votes_eligible": 6},
+     ["ban thường vụ vote: 3 of 6 eligible is not more than 1/2 (at least 4 needed)"]),
+    ({"standing_votes_for": 8, "standing_votes_eligible": 7},
+     ["ban thường vụ vote: 8 votes for but only 7 eligible voters"]),
+    ({"branch_votes_for": 1, "branch_votes_eligible": 3, "committee_votes_for": 2,
+      "committee_votes_eligible": 4, "standing_votes_for": 1, "standing_votes_eligible": 2},
+     ["chi bộ vote: 1 of 3 eligible is not at least 2/3 (at least 2 needed)",
+      "đảng ủy cơ sở vote: 2 of 4 eligible is not at least 2/3 (at least 3 needed)",
+      "ban thường vụ vote: 1 of 2 eligible is not more than 1/2 (at least 2 needed)"]),
+])
+def test_strike_off_vote_thresholds_refuse(world: World, votes: dict[str, int],
+                                           expected: list[str]) -> None:
+    case_id = case_in(world, "official_member")
+    inputs = {**world.inputs_for("strike_off", world.today), **votes}
+    assert reasons(world, case_id, "strike_off", move_date(world, "official_member"),
+                   inputs=inputs) == expected
+
+
+@pytest.mark.parametrize("votes", [
+    {"standing_votes_for": 4, "standing_votes_eligible": 7},
+    {"standing_votes_for": 4, "standing_votes_eligible": 6},
+    {"branch_votes_for": 6, "branch_votes_eligible": 9, "committee_votes_for": 2,
+     "committee_votes_eligible": 3},
+])
+def test_strike_off_vote_thresholds_pass(world: World, votes: dict[str, int]) -> None:
+    case_id = case_in(world, "official_member")
+    on = move_date(world, "official_member")
+    world.step(case_id, "strike_off", on, inputs={**world.inputs_for("strike_off", on), **votes})
+    record = world.store.cases.load(case_id)
+    assert record.state == "struck_off"
+    assert record.facts["removal_date"] == on.isoformat()
+
+
+# withdraw_membership: not_in_violation
+
+@pytest.mark.parametrize("state", ["probationary", "official_member"])
+def test_withdrawal_refused_while_under_discipline(world: World, state: str) -> None:
+    case_id = case_in(world, state)
+    inputs = {**world.inputs_for("withdraw_membership", world.today), "under_discipline": "yes"}
+    assert reasons(world, case_id, "withdraw_membership", move_date(world, state), inputs=inputs) == [
+        "the member is under disciplinary review; discipline must be settled first"]
+
+
+# ---- 2b. every required document missing, one at a time -----------------------------------
+
+MISSING = [
+    ("record_training", "candidate", "CN-NTVĐ"),
+    *[("prepare_dossier", "trained", code) for code in ("1-KNĐ", "2-KNĐ", "3-KNĐ")],
+    *[("record_branch_vote", "background_verified", code) for code in ("5-KNĐ", "6-KNĐ")],
+    ("record_committee_vote", "branch_voted", "8-KNĐ"),
+    ("decide_admission", "committee_voted", "9-KNĐ"),
+    *[("record_recognition_vote", "probation_completed", code)
+      for code in ("10-KNĐ", "11-KNĐ", "12-KNĐ", "13-KNĐ")],
+    ("record_recognition_committee_vote", "recognition_branch_voted", "15-KNĐ"),
+    ("recognize_official", "recognition_committee_voted", "QĐ-CNCT"),
+    *[("strike_off", state, "QĐ-XT") for state in ("probationary", "official_member")],
+    ("expel", "official_member", "QĐ-KT"),
+    *[("withdraw_membership", state, "ĐƠN-RKĐ") for state in ("probation_completed", "official_member")],
+]
+
+
+@pytest.mark.parametrize(("trigger", "state", "code"), MISSING)
+def test_missing_document_is_refused(world: World, trigger: str, state: str, code: str) -> None:
+    case_id = case_in(world, state)
+    attached = {c: ref for c, ref in world.documents_for(case_id, trigger).items() if c != code}
+    assert code not in attached
+    assert reasons(world, case_id, trigger, move_date(world, state), documents=attached) == [
+        f"document {code} must be attached with this move"]
+
+
+def test_every_missing_document_and_broken_rule_is_reported_together(world: World) -> None:
+    case_id, on = applicant_aged(world, 17 * 12)
+    assert reasons(world, case_id, "record_branch_vote", on, documents={},
+                   inputs={"votes_for": 3, "votes_eligible": 9}) == [
+        f"applicant is 17 years old on {D(on)}; must be at least 18",
+        "chi bộ vote: 3 of 9 eligible is not at least 2/3 (at least 6 needed)",
+        "document 5-KNĐ must be attached with this move",
+        "document 6-KNĐ must be attached with this move"]
+
+
+# ---- 3. general refusals ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("trigger", "state", "possible"), [
+    ("record_branch_vote", "candidate",
+     "record_training, reject_application, withdraw_application, register_existing_member"),
+    ("hold_ceremony", "committee_voted",
+     "decide_admission, extend_admission_deadline, reject_application, withdraw_application"),
+    ("reject_application", "admission_decided", "hold_ceremony, withdraw_application"),
+    ("expel", "probationary", "complete_probation, strike_off, withdraw_membership, record_death"),
+    ("register_existing_member", "official_member", "strike_off, expel, withdraw_membership, record_death"),
+])
+def test_move_not_possible_from_current_state(world: World, trigger: str, state: str,
+                                              possible: str) -> None:
+    case_id = case_in(world, state)
+    refused = refuse(world, case_id, trigger, move_date(world, state), inputs={})
+    label = load_definition(MEMBERSHIP).states[state].labels.en
+    assert refused.summary == (f"move {trigger} is not possible from state {state} ({label}); "
+                               f"possible now: {possible}")
+    assert refused.reasons == []
+
+
+def test_expel_refused_for_probationary_member(world: World) -> None:
+    case_id, _ = world.admitted_case(10)
+    refused = refuse(world, case_id, "expel", world.ago(days=1))
+    assert "move expel is not possible from state probationary" in refused.summary
+    assert "possible now: complete_probation, strike_off" in refused.summary
+
+
+@pytest.mark.parametrize(("first", "state"), [
+    ("reject_application", "background_verified"),
+    ("withdraw_application", "admission_decided"),
+    ("expel", "official_member"),
+    ("record_death", "probationary"),
+])
+def test_nothing_moves_out_of_a_terminal_state(world: World, first: str, state: str) -> None:
+    case_id = case_in(world, state)
+    on = move_date(world, state)
+    world.step(case_id, first, on)
+    refused = refuse(world, case_id, "strike_off", on)
+    assert refused.summary.endswith("possible now: none")
+
+
+def test_unknown_trigger_is_bad_input(world: World) -> None:
+    case_id = case_in(world, "trained")
+    error = refused_without_trace(world, case_id, BadInput, lambda: world.service.advance(
+        "secretary", case_id, "promote_to_secretary", move_date(world, "trained"), {}, {}))
+    assert str(error).startswith("membership has no move 'promote_to_secretary'; moves: record_training")
+
+
+@pytest.mark.parametrize(("inputs", "message"), [
+    ({"votes_for": 9}, "move record_branch_vote needs input votes_eligible"),
+    ({"votes_for": 9, "votes_eligible": 10, "quorum": 7},
+     "move record_branch_vote takes no input quorum (inputs: votes_for, votes_eligible)"),
+    ({"votes_for": "chín", "votes_eligible": 10}, "input votes_for must be a whole number, not 'chín'"),
+    ({"votes_for": -1, "votes_eligible": 10}, "input votes_for must not be negative (got -1)"),
+])
+def test_malformed_inputs_are_bad_input(world: World, inputs: dict[str, Any], message: str) -> None:
+    case_id = case_in(world, "background_verified")
+    error = refuse(world, case_id, "record_branch_vote", move_date(world, "background_verified"),
+                   BadInput, inputs=inputs)
+    assert str(error) == message
+
+
+@pytest.mark.parametrize(("trigger", "state", "actor", "allowed"), [
+    ("record_training", "candidate", "committee", "branch_secretary"),
+    ("record_training", "candidate", "outsider", "branch_secretary"),
+    ("verify_background", "dossier_prepared", "secretary", "grassroots_committee"),
+    ("record_branch_vote", "background_verified", "outsider", "branch_secretary"),
+    ("decide_admission", "committee_voted", "committee", "standing_committee_above"),
+    ("extend_admission_deadline", "committee_voted", "secretary", "standing_committee_above"),
+    ("hold_ceremony", "admission_decided", "outsider", "branch_secretary"),
+    ("withdraw_application", "trained", "standing", "branch_secretary"),
+    ("reject_application", "trained", "outsider",
+     "branch_secretary, grassroots_committee, standing_committee_above"),
+    ("complete_probation", "probationary", "outsider", "branch_secretary"),
+    ("recognize_official", "recognition_committee_voted", "department", "standing_committee_above"),
+    ("register_existing_member", "candidate", "secretary", "organization_department"),
+    ("strike_off", "official_member", "inspector", "standing_committee_above"),
+    ("expel", "official_member", "secretary", "inspection_commission, standing_committee_above"),
+    ("withdraw_membership", "official_member", "outsider", "standing_committee_above"),
+    ("record_death", "official_member", "outsider", "branch_secretary, organization_department"),
+])
+def test_actor_without_an_allowed_role_is_not_permitted(world: World, trigger: str, state: str,
+                                                        actor: str, allowed: str) -> None:
+    case_id = case_in(world, state)
+    on = add_months(ceremony_of(world), 12) if trigger == "complete_probation" \
+        else move_date(world, state)
+    extra = {"inputs": dict(REGISTER_INPUTS)} if trigger == "register_existing_member" else {}
+    error = refuse(world, case_id, trigger, on, NotPermitted, actor=actor, **extra)
+    assert str(error) == (f"you hold no role allowed to fire {trigger} for this case "
+                          f"(allowed: {allowed})")
+
+
+def test_outsider_cannot_open_a_case_in_another_subtree(world: World) -> None:
+    person = world.add_person("Hồ Sỹ Mạnh")
+    with pytest.raises(NotPermitted):
+        world.service.open_case("outsider", person, "VP", "membership", world.ago(months=1))
+    assert world.store.cases.of_person(person) == []
+
+
+@pytest.mark.parametrize(("actor", "role", "message"), [
+    ("secretary", "grassroots_committee",
+     "role grassroots_committee may not fire record_training (allowed: branch_secretary)"),
+    ("committee", "branch_secretary", "you hold no grant of role branch_secretary for this case"),
+])
+def test_explicit_role_must_be_allowed_and_held(world: World, actor: str, role: str,
+                                                message: str) -> None:
+    case_id = case_in(world, "candidate")
+    error = refuse(world, case_id, "record_training", move_date(world, "candidate"), NotPermitted,
+                   actor=actor, role=role)
+    assert str(error) == message
+
+
+def test_explicit_role_is_recorded(world: World) -> None:
+    case_id = case_in(world, "background_verified")
+    world.step(case_id, "reject_application", move_date(world, "background_verified"),
+               actor="committee", role="grassroots_committee")
+    assert world.store.cases.history(case_id)[-1]["role"] == "grassroots_committee"
+
+
+@pytest.mark.parametrize("state", ["candidate", "background_verified", "official_member"])
+def test_business_date_in_the_future_is_bad_input(world: World, state: str) -> None:
+    trigger = {"candidate": "record_training", "background_verified": "record_branch_vote",
+               "official_member": "record_death"}[state]
+    case_id = case_in(world, state)
+    tomorrow = world.today + timedelta(days=1)
+    error = refuse(world, case_id, trigger, tomorrow, BadInput)
+    assert str(error) == (f"business date {D(tomorrow)} is in the future "
+                          f"(today is {D(world.today)})")
+
+
+@pytest.mark.parametrize(("state", "trigger"), [
+    ("candidate", "record_training"),
+    ("background_verified", "record_branch_vote"),
+    ("committee_voted", "extend_admission_deadline"),
+    ("probation_completed", "record_recognition_vote"),
+    ("official_member", "record_death"),
+])
+def test_business_date_before_the_state_was_entered_is_bad_input(world: World, state: str,
+                                                                  trigger: str) -> None:
+    case_id = case_in(world, state)
+    entered = entered_on(world, state)
+    day_before = entered - timedelta(days=1)
+    error = refuse(world, case_id, trigger, day_before, BadInput)
+    assert str(error) == (f"business date {D(day_before)} is before the case entered its current "
+                          f"state on {D(entered)}")
+    # ... while the entry day itself is accepted.
+    world.step(case_id, trigger, entered)
+    assert len(world.store.cases.history(case_id)) == REACHED_BY[state] + 2
+
+
+# ---- 4. deadlines and recorded dates ------------------------------------------------------
+
+def test_extend_admission_deadline_adds_30_working_days(world: World) -> None:
+    calendar = default_calendar()
+    case_id = case_in(world, "committee_voted")
+    before = world.store.cases.load(case_id)
+    branch_vote = date.fromisoformat(before.facts["branch_vote_date"])
+    assert (before.due_on, before.due_move) == \
+        (calendar.add_working_days(branch_vote, 60), "decide_admission")
+
+    world.step(case_id, "extend_admission_deadline", move_date(world, "committee_voted"))
+
+    after = world.store.cases.load(case_id)
+    assert after.state == "committee_voted"
+    assert (after.due_on, after.due_move) == \
+        (calendar.add_working_days(before.due_on, 30), "decide_admission")
+    assert calendar.working_days_between(before.due_on, after.due_on) == 30
+    assert after.facts["extended:decide_admission"] is True
+    assert after.facts[STATE_ENTERED] == before.facts[STATE_ENTERED]
+
+
+def test_extend_recognition_deadline_adds_30_working_days(world: World) -> None:
+    calendar = default_calendar()
+    case_id = case_in(world, "recognition_committee_voted")
+    before = world.store.cases.load(case_id)
+    vote = date.fromisoformat(before.facts["recognition_vote_date"])
+    assert (before.due_on, before.due_move) == \
+        (calendar.add_working_days(vote, 30), "recognize_official")
+
+    world.step(case_id, "extend_recognition_deadline", move_date(world, "recognition_committee_voted"))
+
+    after = world.store.cases.load(case_id)
+    assert after.state == "recognition_committee_voted"
+    assert after.due_on == calendar.add_working_days(before.due_on, 30)
+    assert after.facts["extended:recognize_official"] is True
+
+
+def test_official_since_is_twelve_months_after_the_ceremony_even_when_recognized_late(
+        world: World) -> None:
+    case_id = case_in(world, "probationary")
+    ceremony = ceremony_of(world)
+    late = add_months(ceremony, 12) + timedelta(days=40)
+    world.step(case_id, "complete_probation", late)
+    world.step(case_id, "record_recognition_vote", late + timedelta(days=20))
+    world.step(case_id, "record_recognition_committee_vote", late + timedelta(days=50))
+    decided = late + timedelta(days=90)
+    assert decided <= world.today
+    world.step(case_id, "recognize_official", decided)
+    record = world.store.cases.load(case_id)
+    assert record.state == "official_member"
+    assert record.facts["official_since"] == add_months(ceremony, 12).isoformat()
+    assert record.facts["recognition_decision_date"] == decided.isoformat()
+    assert record.due_on is None
+
+
+def test_new_official_member_can_then_introduce_and_help(world: World) -> None:
+    recognized = case_in(world, "official_member", person=world.add_person("Mai Xuân Trường"))
+    member = world.store.cases.load(recognized).person_id
+    applicant = world.add_person("Tạ Thị Huyền")
+    case_id = world.open_case(applicant, on=world.ago(months=3))
+    world.step(case_id, "record_training", world.ago(months=3))
+    world.step(case_id, "prepare_dossier", world.ago(months=2),
+               inputs={"introducers": f"{member}:12,{world.members[1]}:40"})
+    assert world.store.cases.load(case_id).state == "dossier_prepared"
