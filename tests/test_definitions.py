@@ -171,9 +171,6 @@ def test_unknown_state(tmp_path: Path, case: Edit) -> None:
     check(tmp_path, case)
 
 
-@pytest.mark.xfail(raises=KeyError, strict=True,
-                   reason="BUG: _check_graph crashes with KeyError when a reachable move leads to an "
-                          "unknown state instead of reporting it")
 @cases(
     typo_in_dest=Edit(
         "    source: candidate\n    dest: official_member",
@@ -404,14 +401,29 @@ def test_non_terminal_state_without_a_way_out(tmp_path: Path, case: Edit) -> Non
     check(tmp_path, case)
 
 
+def test_a_move_that_stays_is_not_a_way_out(tmp_path: Path) -> None:
+    # Two edits, one idea: 'deceased' loses its terminal flag and its only move is one that stays.
+    text = edit("    stage: removal\n    terminal: true\n    labels: {vi: Đã từ trần",
+                "    stage: removal\n    labels: {vi: Đã từ trần")
+    text = edit("source: [trained, dossier_prepared, background_verified]",
+                "source: [trained, dossier_prepared, background_verified, deceased]", text)
+    path = write(tmp_path, text)
+    assert problems_in(path) == [Problem(str(path), line_of(text, "  deceased:\n"),
+                                         "state 'deceased' is not terminal but has no way out")]
+
+
 @cases(
     official_member=Edit(
         "  official_member:\n    stage: official\n",
         "  official_member:\n    stage: official\n    terminal: true\n",
         "  official_member:\n", "terminal state 'official_member' has moves out of it"),
-    with_only_a_stay_move=Edit(
+    application_state=Edit(
         "  trained:\n    stage: application\n", "  trained:\n    stage: application\n    terminal: true\n",
         "  trained:\n", "terminal state 'trained' has moves out of it"),
+    only_a_move_that_stays=Edit(
+        "source: [trained, dossier_prepared, background_verified]",
+        "source: [trained, dossier_prepared, background_verified, deceased]",
+        "  deceased:\n", "terminal state 'deceased' has moves out of it"),
 )
 def test_terminal_state_with_moves_out(tmp_path: Path, case: Edit) -> None:
     check(tmp_path, case)
@@ -548,9 +560,8 @@ def test_guard_date_ref_reading_a_fact_no_move_records(tmp_path: Path, case: Edi
     check(tmp_path, case)
 
 
-# Problems about facts and extensions are checked after the transitions are built. They are
-# detected (first test) but reported on the transition's or guard's first line instead of the
-# line of the offending key (second test, xfail).
+# Problems about facts and extensions are checked after the transitions are built: they must
+# still be detected (first test) and point at the line of the offending key (second test).
 FACT_CASES = {
     "deadline_from_unrecorded_fact": Edit(
         "from: decision_date", "from: decision_day",
@@ -589,8 +600,6 @@ def test_fact_and_extension_problems_are_detected(tmp_path: Path, case: Edit) ->
     assert [(p.file, p.message) for p in found] == [(str(path), case.message)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: fact/extension checks report the first line of the "
-                   "transition (or of a block-style guard), not the line of the offending key")
 @cases(**FACT_CASES)
 def test_fact_and_extension_problems_point_at_the_offending_key(tmp_path: Path, case: Edit) -> None:
     check(tmp_path, case)
@@ -650,9 +659,6 @@ def _only_problem_on(path: Path, line: int, words: str) -> None:
     assert any(p.file == str(path) and p.line == line and words in p.message for p in found), found
 
 
-@pytest.mark.xfail(raises=TypeError, strict=True,
-                   reason="BUG: _inputs crashes (tuple(... for c in choices)) when choices is a number "
-                          "or bool")
 @pytest.mark.parametrize("value", ["5", "true"])
 def test_choices_that_are_not_a_list_are_a_problem_not_a_crash(tmp_path: Path, value: str) -> None:
     text = edit("under_discipline: {type: bool,", f"under_discipline: {{type: choice, choices: {value},")
@@ -660,9 +666,6 @@ def test_choices_that_are_not_a_list_are_a_problem_not_a_crash(tmp_path: Path, v
     _only_problem_on(path, line_of(text, "under_discipline: {type: choice"), "needs a list of choices")
 
 
-@pytest.mark.xfail(raises=TypeError, strict=True,
-                   reason="BUG: _param_problem crashes (unhashable) when an input/document parameter is a "
-                          "list or mapping")
 @cases(
     input_as_list=Edit(
         "- official_member: {input: helper}", "- official_member: {input: [helper]}",
@@ -680,8 +683,6 @@ def test_guard_reference_that_is_not_a_name_is_a_problem_not_a_crash(tmp_path: P
     _only_problem_on(path, line_of(text, case.at), case.message)
 
 
-@pytest.mark.xfail(raises=TypeError, strict=True,
-                   reason="BUG: _check_extensions crashes (unhashable) when extends_deadline is a list")
 def test_extends_deadline_as_a_list_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     text = edit("extends_deadline: decide_admission", "extends_deadline: [decide_admission]")
     path = write(tmp_path, text)
@@ -987,8 +988,6 @@ def test_cli_validate_hostile_yaml_exits_2(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: unknown dest crashes the loader (KeyError), so validate exits 1 "
-                   "with a traceback instead of 2 with file:line")
 def test_cli_validate_unknown_destination_exits_2(tmp_path: Path) -> None:
     text = edit("    source: candidate\n    dest: official_member",
                 "    source: candidate\n    dest: official_membr")

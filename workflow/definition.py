@@ -41,6 +41,7 @@ class GuardUse:
     name: str
     params: dict[str, Any]
     line: int
+    param_lines: dict[str, int] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ class Transition:
     deadline: Deadline | None = None
     extends_deadline: str | None = None
     line: int = 0
+    key_lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def line_of(self, key: str) -> int:
+        """Line of a key such as ``deadline.from`` or ``records.probation_end``, for problems."""
+        return self.key_lines.get(key, self.line)
 
     def destination(self, source: str) -> str:
         return self.dest or source

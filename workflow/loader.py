@@ -165,6 +165,7 @@ def _states(top: LineDict, check: _Checker) -> dict[str, State]:
         spec = check.mapping(block[name], line, f"state {name!r}")
         if spec is None:
             continue
+        spec.line = line
         check.unknown_keys(spec, STATE_KEYS, f"state {name!r}")
         stage = spec.get("stage")
         if stage not in STAGES:
@@ -237,9 +238,28 @@ def _transition(spec: LineDict, check: _Checker, states: dict[str, State],
         inputs=tuple(inputs),
         records=_records(spec, check, what),
         deadline=_deadline(spec, check, what),
-        extends_deadline=spec.get("extends_deadline"),
+        extends_deadline=_extends(spec, check, what),
         line=spec.line,
+        key_lines=_key_lines(spec),
     )
+
+
+def _extends(spec: LineDict, check: _Checker, what: str) -> str | None:
+    target = spec.get("extends_deadline")
+    if target is not None and not isinstance(target, str):
+        check.add(spec.line_of("extends_deadline"), f"{what}: extends_deadline must name a move")
+        return None
+    return target
+
+
+def _key_lines(spec: LineDict) -> dict[str, int]:
+    """Lines of nested keys, so later checks can point at the exact line."""
+    lines = {str(key): spec.line_of(key) for key in spec}
+    for section in ("records", "deadline"):
+        block = spec.get(section)
+        if isinstance(block, LineDict):
+            lines.update({f"{section}.{key}": block.line_of(key) for key in block})
+    return lines
 
 
 def _destination(spec: LineDict, check: _Checker, states: dict[str, State],
@@ -266,13 +286,16 @@ def _inputs(spec: LineDict, check: _Checker, what: str) -> list[InputSpec]:
         item = check.mapping(block[name], block.line_of(name), f"{what} input {name!r}")
         if item is None:
             continue
+        item.line = block.line_of(name)
         check.unknown_keys(item, INPUT_KEYS, f"{what} input {name!r}")
         kind = item.get("type")
         if kind not in INPUT_TYPES:
             check.add(item.line_of("type"), f"{what} input {name!r} has unknown type {kind!r}; "
                       f"use one of {', '.join(INPUT_TYPES)}")
         choices = item.get("choices", [])
-        if kind == "choice" and (not isinstance(choices, list) or not choices):
+        if not isinstance(choices, list) or not all(isinstance(c, str | int) for c in choices):
+            choices = []
+        if kind == "choice" and not choices:
             check.add(item.line, f"{what} input {name!r} of type choice needs a list of choices")
         required = item.get("required", True)
         if not isinstance(required, bool):
@@ -307,8 +330,9 @@ def _guards(spec: LineDict, check: _Checker, what: str, inputs: dict[str, InputS
         if not isinstance(params, LineDict):
             check.add(line, f"{what}: guard {name!r} needs a mapping of parameters")
             continue
+        params.line = line
         _check_params(check, what, guard.name, guard.params, params, inputs, documents)
-        result.append(GuardUse(name, dict(params), line))
+        result.append(GuardUse(name, dict(params), line, dict(params.key_lines)))
     return result
 
 
@@ -331,6 +355,9 @@ def _check_params(check: _Checker, what: str, guard: str, schema: Any, params: L
 
 def _param_problem(param: Any, value: Any, inputs: dict[str, InputSpec],
                    documents: dict[str, Labels]) -> str | None:
+    if param.kind in ("input", "document", "education", "text", "date_ref") \
+            and not isinstance(value, str):
+        return f"must be a name, not {value!r}"
     if param.kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
             return f"must be a whole number, not {value!r}"
@@ -408,7 +435,8 @@ def _check_extensions(check: _Checker, transitions: list[Transition]) -> None:
     for transition in transitions:
         target = transition.extends_deadline
         if target is not None and target not in with_deadline:
-            check.add(transition.line, f"transition {transition.trigger!r} extends the deadline of "
+            check.add(transition.line_of("extends_deadline"),
+                      f"transition {transition.trigger!r} extends the deadline of "
                       f"{target!r}, which has no extendable deadline")
 
 
@@ -417,7 +445,7 @@ def _check_graph(check: _Checker, states: dict[str, State], transitions: list[Tr
     exits: dict[str, set[str]] = {name: set() for name in states}
     for t in transitions:
         for source in t.sources:
-            if source in exits:
+            if source in exits and t.destination(source) in states:
                 exits[source].add(t.destination(source))
     for name, state in states.items():
         leaving = exits[name] - {name}
@@ -446,14 +474,15 @@ def _check_fact_references(check: _Checker, transitions: list[Transition]) -> No
     for t in transitions:
         for fact, derivation in t.records.items():
             if derivation.source not in facts:
-                check.add(t.line, f"transition {t.trigger!r} records {fact!r} from "
+                check.add(t.line_of(f"records.{fact}"), f"transition {t.trigger!r} records {fact!r} from "
                           f"{derivation.source!r}, which no move records")
         if t.deadline and t.deadline.start not in facts:
-            check.add(t.line, f"transition {t.trigger!r} deadline counts from "
+            check.add(t.line_of("deadline.from"), f"transition {t.trigger!r} deadline counts from "
                       f"{t.deadline.start!r}, which no move records")
         for guard in t.guards:
             for key, param in REGISTRY[guard.name].params.items():
                 value = guard.params.get(key)
                 if param.kind == "date_ref" and isinstance(value, str) and value not in facts:
-                    check.add(guard.line, f"transition {t.trigger!r} guard {guard.name!r} "
+                    check.add(guard.param_lines.get(key, guard.line),
+                              f"transition {t.trigger!r} guard {guard.name!r} "
                               f"reads {value!r}, which no move records")
