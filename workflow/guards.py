@@ -224,48 +224,32 @@ def _votes(ctx: GuardContext, p: Mapping[str, Any]) -> tuple[int, int, str | Non
     return votes_for, eligible, None
 
 
-def _ratio_failure(body: str, votes_for: int, eligible: int, ratio: Fraction, word: str) -> str:
-    return f"{body} vote: {votes_for} of {eligible} eligible is not {word} {ratio}"
+def _vote_failures(ctx: GuardContext, p: Mapping[str, Any], word: str,
+                   needed: Callable[[Fraction, int], int]) -> list[str]:
+    votes_for, eligible, problem = _votes(ctx, p)
+    if problem:
+        return [problem]
+    ratio = parse_ratio(p["ratio"])
+    least = needed(ratio, eligible)
+    if votes_for < least:
+        return [f"{p['body']} vote: {votes_for} of {eligible} eligible is not {word} {ratio} "
+                f"(at least {least} needed)"]
+    return []
 
 
-@_guard(
-    "vote_ratio_at_least",
-    "votes for / eligible voters is at least the ratio",
-    votes_for=Param("input"),
-    votes_eligible=Param("input"),
-    ratio=Param("ratio"),
-    body=Param("text"),
-)
+VOTE_PARAMS = {"votes_for": Param("input"), "votes_eligible": Param("input"),
+               "ratio": Param("ratio"), "body": Param("text")}
+
+
+@_guard("vote_ratio_at_least", "votes for / eligible voters is at least the ratio", **VOTE_PARAMS)
 def _vote_ratio_at_least(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
-    votes_for, eligible, problem = _votes(ctx, p)
-    if problem:
-        return [problem]
-    ratio = parse_ratio(p["ratio"])
-    needed = math.ceil(ratio * eligible)
-    if votes_for < needed:
-        return [_ratio_failure(p["body"], votes_for, eligible, ratio, "at least")
-                + f" (at least {needed} needed)"]
-    return []
+    return _vote_failures(ctx, p, "at least", lambda ratio, n: math.ceil(ratio * n))
 
 
-@_guard(
-    "vote_ratio_above",
-    "votes for / eligible voters is strictly more than the ratio",
-    votes_for=Param("input"),
-    votes_eligible=Param("input"),
-    ratio=Param("ratio"),
-    body=Param("text"),
-)
+@_guard("vote_ratio_above", "votes for / eligible voters is strictly more than the ratio",
+        **VOTE_PARAMS)
 def _vote_ratio_above(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
-    votes_for, eligible, problem = _votes(ctx, p)
-    if problem:
-        return [problem]
-    ratio = parse_ratio(p["ratio"])
-    needed = math.floor(ratio * eligible) + 1
-    if votes_for < needed:
-        return [_ratio_failure(p["body"], votes_for, eligible, ratio, "more than")
-                + f" (at least {needed} needed)"]
-    return []
+    return _vote_failures(ctx, p, "more than", lambda ratio, n: math.floor(ratio * n) + 1)
 
 
 @_guard(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -208,33 +209,23 @@ def _transition(spec: LineDict, check: _Checker, states: dict[str, State],
     trigger = check.text(spec, "trigger", "a transition") or "?"
     what = f"transition {trigger!r}"
     check.unknown_keys(spec, TRANSITION_KEYS, what)
-    sources = check.names(spec, "source", what)
-    if not sources:
-        check.add(spec.line, f"{what} has no source state")
-    for state, line in sources:
-        if state not in states:
-            check.add(line, f"{what} starts from unknown state {state!r}")
+    sources = _references(check, spec, "source", what, states, "has no source state",
+                          "starts from unknown state")
     dest = _destination(spec, check, states, what)
-    role_names = check.names(spec, "roles", what)
-    if not role_names:
-        check.add(spec.line, f"{what} names no role allowed to fire it")
-    for role, line in role_names:
-        if role not in roles:
-            check.add(line, f"{what} names unknown role {role!r}")
-    docs = check.names(spec, "documents", what)
-    for code, line in docs:
-        if code not in documents:
-            check.add(line, f"{what} requires unknown document {code!r}")
+    roles_named = _references(check, spec, "roles", what, roles,
+                              "names no role allowed to fire it", "names unknown role")
+    docs = _references(check, spec, "documents", what, documents, None,
+                       "requires unknown document")
     inputs = _inputs(spec, check, what)
     guards = _guards(spec, check, what, {i.name: i for i in inputs}, documents)
     return Transition(
         trigger=trigger,
         labels=check.labels(spec, "labels", what),
-        sources=tuple(name for name, _ in sources),
+        sources=sources,
         dest=dest,
-        roles=tuple(name for name, _ in role_names),
+        roles=roles_named,
         guards=tuple(guards),
-        documents=tuple(code for code, _ in docs),
+        documents=docs,
         inputs=tuple(inputs),
         records=_records(spec, check, what),
         deadline=_deadline(spec, check, what),
@@ -260,6 +251,18 @@ def _key_lines(spec: LineDict) -> dict[str, int]:
         if isinstance(block, LineDict):
             lines.update({f"{section}.{key}": block.line_of(key) for key in block})
     return lines
+
+
+def _references(check: _Checker, spec: LineDict, key: str, what: str, known: Mapping[str, Any],
+                when_none: str | None, when_unknown: str) -> tuple[str, ...]:
+    """Names under ``key`` (one or a list), each checked against what the file defines."""
+    names = check.names(spec, key, what)
+    if not names and when_none:
+        check.add(spec.line, f"{what} {when_none}")
+    for name, line in names:
+        if name not in known:
+            check.add(line, f"{what} {when_unknown} {name!r}")
+    return tuple(name for name, _ in names)
 
 
 def _destination(spec: LineDict, check: _Checker, states: dict[str, State],
