@@ -8,6 +8,7 @@ Heavy modules (SQLAlchemy, transitions, holidays) are imported inside commands s
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ DEMO_DB = "memberflow-demo.db"
 
 # The one place errors become exit codes (documented in the README).
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
-EXIT_NOT_PERMITTED, EXIT_UNAVAILABLE = 5, 6
+EXIT_NOT_PERMITTED, EXIT_UNAVAILABLE, EXIT_INTERNAL = 5, 6, 70
+RECORD_ID = click.IntRange(1, 2**63 - 1)
 EXIT_CODES: list[tuple[type[Exception], int]] = [
     (MoveRefused, EXIT_REFUSED),
     (BadInput, EXIT_BAD_INPUT),
@@ -64,7 +66,8 @@ def _report(error: Exception) -> None:
 
 
 class MemberflowGroup(click.Group):
-    """Maps domain errors to exit codes for every subcommand."""
+    """Maps domain errors to exit codes for every subcommand; never shows a traceback
+    unless MEMBERFLOW_DEBUG is set."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -73,6 +76,14 @@ class MemberflowGroup(click.Group):
             _report(error)
             code = next(code for kind, code in EXIT_CODES if isinstance(error, kind))
             ctx.exit(code)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            if os.environ.get("MEMBERFLOW_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(error).__name__}: {error} (set MEMBERFLOW_DEBUG=1 "
+                       "for details)", err=True)
+            ctx.exit(EXIT_INTERNAL)
 
 
 @dataclass
@@ -175,11 +186,18 @@ def main(ctx: click.Context, db: str | None, actor: str | None) -> None:
 
 
 @main.command()
+@click.option("--admin", metavar="USER", help="Create the first administrator (new installs).")
+@click.option("--admin-name", metavar="NAME", help="Full name of that administrator.")
 @pass_settings
-def init(settings: Settings) -> None:
+def init(settings: Settings, admin: str | None, admin_name: str | None) -> None:
     """Create the database (if needed) and install the bundled procedure definitions."""
+    from workflow.administration import Administration
+
     store = settings.store(must_exist=False)
     store.create_schema()
+    if admin:
+        Administration(store).bootstrap(admin, admin_name or admin)
+        click.echo(f"administrator {admin} created for the whole installation")
     for definition, version_id, is_new in settings.service().install_definitions(BUNDLED_DEFINITIONS):
         state = "installed" if is_new else "already installed"
         click.echo(f"{definition.name}: {state} (version #{version_id}, sha256 "
@@ -196,6 +214,12 @@ def org() -> None:
 ORG_KINDS = ["province_committee", "committee_above", "grassroots", "branch"]
 
 
+def administration(settings: Settings) -> Any:
+    from workflow.administration import Administration
+
+    return Administration(settings.store())
+
+
 @org.command("add")
 @click.argument("code")
 @click.option("--name", required=True, help="Name, in Vietnamese.")
@@ -203,10 +227,9 @@ ORG_KINDS = ["province_committee", "committee_above", "grassroots", "branch"]
 @click.option("--parent", metavar="CODE", help="Code of the organization directly above.")
 @pass_settings
 def org_add(settings: Settings, code: str, name: str, kind: str, parent: str | None) -> None:
-    from workflow.inputs import clean_text
-
-    org_id = settings.store().directory.add_organization(
-        clean_text(code, "code", 32), clean_text(name, "name", 300), kind, parent)
+    """Add an organization (administrators)."""
+    org_id = administration(settings).add_organization(settings.require_actor(), code, name,
+                                                        kind, parent)
     click.echo(f"organization {code} added (#{org_id})")
 
 
@@ -229,32 +252,26 @@ def user() -> None:
 @click.option("--name", required=True, help="Full name.")
 @pass_settings
 def user_add(settings: Settings, username: str, name: str) -> None:
-    from workflow.inputs import clean_text
-
-    settings.store().directory.add_user(clean_text(username, "username", 64),
-                                        clean_text(name, "name", 300))
+    """Add a user (administrators)."""
+    administration(settings).add_user(settings.require_actor(), username, name)
     click.echo(f"user {username} added")
 
 
 @user.command("grant")
 @click.argument("username")
 @click.argument("role")
-@click.option("--org", "org_code", required=True, metavar="CODE")
+@click.option("--org", "org_code", metavar="CODE",
+              help="Organization (its subtree); omit only for administrator/auditor grants "
+                   "covering the whole installation.")
 @pass_settings
-def user_grant(settings: Settings, username: str, role: str, org_code: str) -> None:
-    known = _known_roles(settings)
-    if role not in known:
-        raise BadInput(f"unknown role {role!r}; roles: {', '.join(sorted(known))}")
-    settings.store().directory.grant(username, role, org_code)
-    click.echo(f"{username} is {role} at {org_code} and below")
-
-
-def _known_roles(settings: Settings) -> set[str]:
+def user_grant(settings: Settings, username: str, role: str, org_code: str | None) -> None:
+    """Grant ROLE to USERNAME at an organization and everything below it (administrators)."""
     service = settings.service()
-    roles = {"auditor", "administrator"}
-    for row in settings.store().definitions.all():
-        roles.update(service.definition(row["id"]).roles)
-    return roles
+    known = {r for row in settings.store().definitions.all()
+             for r in service.definition(row["id"]).roles}
+    administration(settings).grant(settings.require_actor(), username, role, org_code, known)
+    click.echo(f"{username} is {role} at {org_code or 'the whole installation'}"
+               f"{' and below' if org_code else ''}")
 
 
 @user.command("list")
@@ -284,21 +301,16 @@ def person() -> None:
 @click.option("--trade-union/--no-trade-union", default=False, help="Member of a trade union.")
 @pass_settings
 def person_add(settings: Settings, name: str, birth_date: str, **fields: Any) -> None:
-    from workflow.dates import parse_date, today
-    from workflow.inputs import clean_text
+    """Register a person (any officer)."""
+    from workflow.dates import parse_date
 
-    born = parse_date(birth_date, "--birth-date")
-    if born > today():
-        raise BadInput(f"--birth-date {birth_date} is in the future")
-    fields["ethnicity"] = clean_text(fields["ethnicity"], "--ethnicity", 100)
-    fields["religion"] = clean_text(fields["religion"], "--religion", 100)
-    person_id = settings.store().directory.add_person(
-        full_name=clean_text(name, "--name", 300), birth_date=born, **fields)
+    person_id = administration(settings).add_person(
+        settings.require_actor(), name, parse_date(birth_date, "--birth-date"), **fields)
     click.echo(f"person #{person_id} added")
 
 
 @person.command("show")
-@click.argument("person_id", type=int)
+@click.argument("person_id", type=RECORD_ID)
 @format_option
 @pass_settings
 def person_show(settings: Settings, person_id: int, fmt: str) -> None:
@@ -332,20 +344,21 @@ def case() -> None:
 
 
 @case.command("open")
-@click.argument("person_id", type=int)
+@click.argument("person_id", type=RECORD_ID)
 @click.option("--org", "org_code", required=True, metavar="CODE", help="The person's branch.")
 @click.option("--definition", "definition_name", default="membership", show_default=True)
 @click.option("--date", "date_text", help="Business date (default today).")
 @pass_settings
 def case_open(settings: Settings, person_id: int, org_code: str, definition_name: str,
               date_text: str | None) -> None:
+    """Open a case for a person at their branch, on the latest definition version."""
     case_id = settings.service().open_case(settings.require_actor(), person_id, org_code,
                                            definition_name, business_date(date_text))
     click.echo(f"case {case_id} opened for person #{person_id} at {org_code}")
 
 
 @case.command("advance")
-@click.argument("case_id", type=int)
+@click.argument("case_id", type=RECORD_ID)
 @click.argument("trigger")
 @click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE",
               help="A typed input of the move (repeatable).")
@@ -358,6 +371,7 @@ def case_open(settings: Settings, person_id: int, org_code: str, definition_name
 def case_advance(settings: Settings, case_id: int, trigger: str, inputs: tuple[str, ...],
                  documents: tuple[str, ...], date_text: str | None, role: str | None,
                  fmt: str) -> None:
+    """Make a move; refused moves print every rule that blocked them and write nothing."""
     from workflow.dates import format_date
     from workflow.inputs import clean_text
 
@@ -394,11 +408,12 @@ def _case_summary(service: Service, case_id: int, lang: str = "vi") -> dict[str,
 
 
 @case.command("show")
-@click.argument("case_id", type=int)
+@click.argument("case_id", type=RECORD_ID)
 @click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
 @format_option
 @pass_settings
 def case_show(settings: Settings, case_id: int, lang: str, fmt: str) -> None:
+    """State, stage, running deadlines and recorded dates of a case."""
     emit(_case_summary(settings.service(), case_id, lang), fmt)
 
 
@@ -410,36 +425,46 @@ def case_show(settings: Settings, case_id: int, lang: str, fmt: str) -> None:
 @pass_settings
 def case_list(settings: Settings, org_code: str | None, states: tuple[str, ...], limit: int,
               fmt: str) -> None:
+    """Cases, optionally of one organization's subtree or in given states."""
     from workflow.dates import format_date
 
-    store = settings.store()
+    service = settings.service()
+    store = service.store
+    known = {name for row in store.definitions.all()
+             for name in service.definition(row["id"]).states}
+    unknown = sorted(set(states) - known)
+    if unknown:
+        raise BadInput(f"unknown state {unknown[0]!r}; states: {', '.join(sorted(known))}")
     org_ids = store.directory.subtree_ids(org_code) if org_code else None
     rows = list(store.cases.listing(org_ids, list(states) or None, limit=limit))
-    for row in rows:
-        row["opened_on"] = format_date(row["opened_on"]) if fmt == "table" else row["opened_on"]
+    if fmt == "table":
+        for row in rows:
+            row["opened_on"], row["due_on"] = format_date(row["opened_on"]), format_date(row["due_on"])
     emit(rows, fmt, ["id", "full_name", "organization", "state", "opened_on", "due_move", "due_on"])
 
 
 @case.command("history")
-@click.argument("case_id", type=int)
+@click.argument("case_id", type=RECORD_ID)
 @click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
 @format_option
 @pass_settings
 def case_history(settings: Settings, case_id: int, lang: str, fmt: str) -> None:
-    emit(_history_rows(settings.service(), case_id, lang), fmt,
+    """Every audit event of the case; JSON adds evidence, definition version and hashes."""
+    emit(_history_rows(settings.service(), case_id, lang, full=fmt == "json"), fmt,
          ["seq", "business_date", "trigger", "from", "to_label", "actor", "role", "inputs"])
 
 
-def _history_rows(service: Service, case_id: int, lang: str) -> list[dict[str, Any]]:
+def _history_rows(service: Service, case_id: int, lang: str,
+                  full: bool = False) -> list[dict[str, Any]]:
     from workflow.presenting import event_row
 
     record = service.store.cases.load(case_id)
     definition = service.definition(record.definition_id)
-    return [event_row(e, definition, lang) for e in service.store.cases.history(case_id)]
+    return [event_row(e, definition, lang, full) for e in service.store.cases.history(case_id)]
 
 
 @case.command("available")
-@click.argument("case_id", type=int)
+@click.argument("case_id", type=RECORD_ID)
 @click.option("--date", "date_text", help="Judge the rules as of this business date.")
 @format_option
 @pass_settings
@@ -566,19 +591,28 @@ def _deadline_text(deadline: Any) -> str:
 
 # -- demo -------------------------------------------------------------------------------------
 @main.command()
-@click.option("--db", "demo_db", default=DEMO_DB, show_default=True, metavar="PATH",
-              help="SQLite file to create afresh (an existing one is replaced).")
-def demo(demo_db: str) -> None:
+@click.option("--db", "demo_db", metavar="PATH",
+              help=f"SQLite file to build (default: the global --db path, else {DEMO_DB}). "
+                   "An existing file is replaced only if it is an earlier demo database.")
+@click.pass_context
+def demo(ctx: click.Context, demo_db: str | None) -> None:
     """Build a provincial bloc and walk ~20 applicants through every stage."""
+    from click.core import ParameterSource
+
     from storage.store import Store
     from workflow.demo import run_demo
     from workflow.service import Service
 
-    path = Path(demo_db)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    root = ctx.find_root()
+    given = root.params.get("db") if root.get_parameter_source("db") == \
+        ParameterSource.COMMANDLINE else None
+    path = Path(demo_db or given or DEMO_DB)
+    if "://" in str(path):
+        raise BadInput("the demo builds an SQLite file: give a path, not a URL")
+    _clear_earlier_demo(path)
     store = Store(str(path), must_exist=False)
     store.create_schema()
+    store.set_setting("demo", "true")
     service = Service(store)
     service.install_definitions(BUNDLED_DEFINITIONS)
     report = run_demo(service, echo=click.echo)
@@ -592,6 +626,22 @@ def demo(demo_db: str) -> None:
     click.echo()
     click.echo(f"Try: memberflow --db {path} --actor {report.sample_actor} case available "
                f"{report.sample_case}")
+
+
+def _clear_earlier_demo(path: Path) -> None:
+    """Replace an earlier demo database, never anything else (a typo must not wipe real data)."""
+    from storage.store import Store
+
+    if not path.exists():
+        return
+    try:
+        is_demo = Store(str(path)).setting("demo") == "true"
+    except Exception:  # noqa: BLE001 - not a database at all, or not ours
+        is_demo = False
+    if not is_demo:
+        raise BadInput(f"refusing to replace {path}: it is not a memberflow demo database")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def run() -> None:

@@ -90,6 +90,15 @@ class Database:
         except DBAPIError as exc:
             raise Unavailable(f"database error: {_first_line(exc)}") from None
 
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that will write: on SQLite it takes the write lock up front
+        (BEGIN IMMEDIATE), so a read-then-write never fails on a stale snapshot."""
+        with self.connect() as conn:
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, literal, select
+from sqlalchemy import Connection, bindparam, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .chain import utc_now
@@ -25,7 +25,8 @@ def _ancestors_query() -> Any:
 _ANCESTORS = _ancestors_query()
 _ROLES = (select(role_grants.c.role).join(users, users.c.id == role_grants.c.user_id)
           .where(users.c.username == bindparam("username"),
-                 role_grants.c.organization_id.in_(bindparam("orgs", expanding=True))))
+                 or_(role_grants.c.organization_id.in_(bindparam("orgs", expanding=True)),
+                     role_grants.c.organization_id.is_(None))))
 _PERSON = select(people).where(people.c.id == bindparam("person_id"))
 
 
@@ -105,15 +106,39 @@ class Directory:
             raise Missing(f"user {username} not found")
         return dict(row._mapping)
 
-    def grant(self, username: str, role: str, org_code: str) -> None:
+    def grant(self, username: str, role: str, org_code: str | None) -> None:
+        """Grant a role at an organization and below, or installation-wide when org is None."""
+        where = org_code or "the whole installation"
         with self.db.connect() as conn:
             user_id = self.user(username)["id"]
-            org_id = self._org_id(conn, org_code)
-            try:
-                conn.execute(role_grants.insert().values(
-                    user_id=user_id, role=role, organization_id=org_id, granted_at=utc_now()))
-            except IntegrityError:
-                raise Duplicate(f"{username} already holds {role} at {org_code}") from None
+            org_id = self._org_id(conn, org_code) if org_code else None
+            held = select(role_grants.c.id).where(
+                role_grants.c.user_id == user_id, role_grants.c.role == role,
+                role_grants.c.organization_id.is_(None) if org_id is None
+                else role_grants.c.organization_id == org_id)
+            if conn.execute(held).first():
+                raise Duplicate(f"{username} already holds {role} at {where}")
+            conn.execute(role_grants.insert().values(
+                user_id=user_id, role=role, organization_id=org_id, granted_at=utc_now()))
+
+    def all_roles(self, username: str) -> frozenset[str]:
+        """Every role the user holds anywhere."""
+        query = (select(role_grants.c.role).join(users, users.c.id == role_grants.c.user_id)
+                 .where(users.c.username == username))
+        with self.db.connect() as conn:
+            return frozenset(conn.execute(query).scalars())
+
+    def installation_roles(self, username: str) -> frozenset[str]:
+        """Roles the user holds for the whole installation (no organization)."""
+        query = (select(role_grants.c.role).join(users, users.c.id == role_grants.c.user_id)
+                 .where(users.c.username == username, role_grants.c.organization_id.is_(None)))
+        with self.db.connect() as conn:
+            return frozenset(conn.execute(query).scalars())
+
+    def holders_of(self, role: str) -> int:
+        query = select(func.count()).select_from(role_grants).where(role_grants.c.role == role)
+        with self.db.connect() as conn:
+            return conn.execute(query).scalar_one()
 
     def users_with_grants(self) -> list[dict[str, Any]]:
         query = (select(users.c.username, users.c.full_name, role_grants.c.role,

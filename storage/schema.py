@@ -55,9 +55,16 @@ role_grants = Table(
     Column("id", Integer, primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("role", String(64), nullable=False),
-    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    # NULL: the grant covers the whole installation (administrators, auditors).
+    Column("organization_id", Integer, ForeignKey("organizations.id")),
     Column("granted_at", String(32), nullable=False),
     UniqueConstraint("user_id", "role", "organization_id"),
+)
+
+installation = Table(
+    "installation", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(500), nullable=False),
 )
 
 definition_versions = Table(

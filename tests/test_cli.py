@@ -23,8 +23,9 @@ def run(db: Path, *args: str, actor: str | None = None) -> Result:
 @pytest.fixture
 def bloc(db_path: Path) -> Path:
     """An initialized database with a branch, its officers and two official members."""
+    result = run(db_path, "init", "--admin", "quantri", "--admin-name", "Trịnh Công Minh")
+    assert result.exit_code == 0, result.stderr
     steps = [
-        ["init"],
         ["org", "add", "TU", "--name", "Tỉnh ủy", "--kind", "province_committee"],
         ["org", "add", "DBK", "--name", "Đảng bộ Khối", "--kind", "committee_above", "--parent", "TU"],
         ["org", "add", "SGD", "--name", "Đảng bộ Sở Giáo dục", "--kind", "grassroots", "--parent", "DBK"],
@@ -34,17 +35,17 @@ def bloc(db_path: Path) -> Path:
         ["user", "add", "btc", "--name", "Đặng Văn Hùng"],
         ["user", "grant", "btc", "organization_department", "--org", "TU"],
         ["user", "add", "kiemtra", "--name", "Ngô Thị Mai"],
-        ["user", "grant", "kiemtra", "auditor", "--org", "TU"],
+        ["user", "grant", "kiemtra", "auditor"],
     ]
     for args in steps:
-        result = run(db_path, *args)
+        result = run(db_path, *args, actor="quantri")
         assert result.exit_code == 0, (args, result.output, result.stderr)
     return db_path
 
 
 def add_person(db: Path, name: str, born: str) -> int:
     result = run(db, "person", "add", "--name", name, "--birth-date", born, "--gender", "female",
-                 "--youth-union")
+                 "--youth-union", actor="bithu")
     assert result.exit_code == 0, result.stderr
     return int(result.output.split("#")[1].split()[0])
 
@@ -72,7 +73,10 @@ def test_applicant_flow_with_inputs_documents_and_json(bloc: Path) -> None:
     history = json.loads(run(bloc, "case", "history", str(case_id), "--format", "json").output)
     assert [e["trigger"] for e in history] == ["open", "record_training"]
     assert history[1]["documents"] == {"CN-NTVĐ": "GCN 45/2026"}
-    assert history[1]["business_date"] == "03/02/2026"
+    assert history[1]["business_date"] == "2026-02-03"
+    assert history[1]["prev_hash"] == history[0]["hash"]
+    assert history[1]["evidence"]["applicant"]["full_name"] == "Lê Thị Mỹ Duyên"
+    assert len(history[1]["definition_sha256"]) == 64
 
     table = run(bloc, "case", "history", str(case_id))
     assert "Đã học lớp nhận thức về Đảng" in table.output
@@ -114,12 +118,27 @@ def test_refusal_is_exit_1_with_each_reason_and_writes_nothing(bloc: Path) -> No
         (["case", "advance", "1", "register_existing_member"], "bithu", 5, "no role allowed"),
         (["case", "advance", "1", "record_training"], None, 2, "--actor"),
         (["case", "advance", "1", "record_training"], "ghost", 4, "user ghost not found"),
-        (["org", "add", "VP", "--name", "x", "--kind", "branch"], None, 2, "already exists"),
-        (["user", "grant", "bithu", "pope", "--org", "VP"], None, 2, "unknown role 'pope'"),
-        (["person", "add", "--name", "", "--birth-date", "01/01/1990", "--gender", "male"], None, 2,
-         "--name is empty"),
-        (["person", "add", "--name", "A", "--birth-date", "2026-13-01", "--gender", "male"], None, 2,
-         "'2026-13-01' does not exist"),
+        (["org", "add", "VP", "--name", "x", "--kind", "branch"], "quantri", 2, "already exists"),
+        (["org", "add", "X", "--name", "x", "--kind", "branch", "--parent", "VP"], "bithu", 5,
+         "bithu is not an administrator at VP or above"),
+        (["org", "add", "X", "--name", "x", "--kind", "branch"], None, 2, "--actor"),
+        (["user", "add", "mallory", "--name", "M"], "bithu", 5, "not an administrator"),
+        (["user", "grant", "bithu", "standing_committee_above", "--org", "TU"], "bithu", 5,
+         "not an administrator"),
+        (["user", "grant", "bithu", "pope", "--org", "VP"], "quantri", 2, "unknown role 'pope'"),
+        (["user", "grant", "bithu", "branch_secretary"], "quantri", 2, "give --org"),
+        (["person", "add", "--name", "A", "--birth-date", "01/01/1990", "--gender", "male"],
+         "kiemtra", 5, "holds no officer or administrator role"),
+        (["person", "add", "--name", "", "--birth-date", "01/01/1990", "--gender", "male"], "bithu",
+         2, "name is empty"),
+        (["person", "add", "--name", "A", "--birth-date", "2026-13-01", "--gender", "male"], "bithu",
+         2, "'2026-13-01' does not exist"),
+        (["case", "show", "99999999999999999999999"], None, 2, "not in the range"),
+        (["case", "advance", "1", "hold_ceremony"], "bithu", 1, "not possible from state candidate"),
+        (["case", "advance", "1", "record_training", "-i", "certificate_date=01/11/2026",
+          "-d", "BOGUS"], "bithu", 2, "unknown document code 'BOGUS'"),
+        (["case", "list", "--state", "bogus"], None, 2, "unknown state 'bogus'"),
+        (["init", "--admin", "other"], None, 1, "an administrator already exists"),
         (["case", "advance", "1", "record_training", "-i", "certificate_date=01/01/2026",
           "-d", "CN-NTVĐ", "--date", "01/01/2099"], "bithu", 2, "in the future"),
     ],
@@ -148,7 +167,7 @@ def test_listings_take_json_and_keep_vietnamese(bloc: Path) -> None:
     assert by_code["SGD"]["name"] == "Đảng bộ Sở Giáo dục"
     assert by_code["SGD"]["parent_code"] == "DBK"
     users = json.loads(run(bloc, "user", "list", "--format", "json").output)
-    assert {u["username"] for u in users} == {"bithu", "btc", "kiemtra"}
+    assert {u["username"] for u in users} == {"quantri", "bithu", "btc", "kiemtra"}
     definitions = json.loads(run(bloc, "definition", "list", "--format", "json").output)
     assert [d["name"] for d in definitions] == ["membership"]
     shown = json.loads(run(bloc, "definition", "show", "membership", "--format", "json").output)
@@ -175,7 +194,7 @@ def test_demo_as_real_subprocess_shows_all_four_stages(tmp_path: Path) -> None:
     listed = subprocess.run([str(ENTRY_POINT), "--db", str(target), "case", "list", "--format",
                              "json"], capture_output=True, text=True, encoding="utf-8", timeout=60)
     cases = json.loads(listed.stdout)
-    assert len(cases) == 28
+    assert len(cases) == 29
     states = {c["state"] for c in cases}
     assert {"official_member", "probationary", "struck_off", "application_withdrawn",
             "rejected"} <= states
@@ -198,3 +217,23 @@ def test_available_as_real_subprocess(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "record_branch_vote" in result.stdout
     assert "renew_training" in result.stdout
+
+
+def test_demo_refuses_to_replace_a_file_that_is_not_a_demo(tmp_path: Path, bloc: Path) -> None:
+    precious = tmp_path / "notes.txt"
+    precious.write_text("biên bản họp chi bộ", encoding="utf-8")
+    for target in (precious, bloc):
+        before = target.read_bytes()
+        result = CliRunner().invoke(main, ["demo", "--db", str(target)])
+        assert result.exit_code == 2
+        assert "is not a memberflow demo database" in result.stderr
+        assert target.read_bytes() == before
+
+
+def test_demo_builds_where_the_global_db_points(tmp_path: Path) -> None:
+    target = tmp_path / "chosen.db"
+    result = CliRunner().invoke(main, ["--db", str(target), "demo"])
+    assert result.exit_code == 0, result.stderr
+    assert target.exists()
+    again = CliRunner().invoke(main, ["--db", str(target), "demo"])
+    assert again.exit_code == 0, again.stderr

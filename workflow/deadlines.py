@@ -21,13 +21,14 @@ class OpenDeadline:
     start: date
     extended: bool
 
-    def days_left(self, calendar: WorkingCalendar, on: date) -> int:
-        """Working days left until the due date (negative when overdue)."""
-        return calendar.working_days_between(on, self.due_on)
-
 
 def extension_fact(trigger: str) -> str:
     return f"extended:{trigger}"
+
+
+def met_fact(trigger: str) -> str:
+    """Recorded when a move with a deadline is made, so its clock stops."""
+    return f"met:{trigger}"
 
 
 def due_date(deadline: Deadline, start: date, extended: bool, calendar: WorkingCalendar) -> date:
@@ -42,15 +43,25 @@ def due_date(deadline: Deadline, start: date, extended: bool, calendar: WorkingC
 
 def open_deadlines(definition: Definition, state: str, facts: Mapping[str, Any],
                    calendar: WorkingCalendar) -> list[OpenDeadline]:
-    """Every deadline running in ``state``, earliest first; those whose start is unknown wait."""
+    """Every deadline whose clock is running, earliest first.
+
+    A deadline runs from its start date until its move is made, for as long as that move can
+    still be reached from the case's state: the recognition vote is due 30 working days after
+    probation ends even while the case still sits in probation.
+    """
     found = []
-    for transition in definition.transitions_from(state):
+    ahead = definition.reachable_triggers(state)
+    for transition in definition.transitions:
         deadline = transition.deadline
-        raw_start = facts.get(deadline.start) if deadline else None
-        if deadline is None or raw_start is None:
+        if deadline is None or transition.trigger not in ahead:
+            continue
+        raw_start, met = facts.get(deadline.start), facts.get(met_fact(transition.trigger))
+        if raw_start is None or (met is not None and met >= raw_start):
             continue
         start = date.fromisoformat(raw_start)
         extended = bool(facts.get(extension_fact(transition.trigger)))
+        if any(d.trigger == transition.trigger for d in found):
+            continue
         due = due_date(deadline, start, extended, calendar)
         found.append(OpenDeadline(transition.trigger, transition.labels, due, deadline.start,
                                   start, extended))

@@ -100,6 +100,7 @@ class Definition:
     sha256: str
     source: str
     file: str
+    _reachable: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def transitions_from(self, state: str) -> list[Transition]:
         return [t for t in self.transitions if state in t.sources]
@@ -112,3 +113,18 @@ class Definition:
 
     def any_transition(self, trigger: str) -> Transition | None:
         return next((t for t in self.transitions if t.trigger == trigger), None)
+
+    def reachable_triggers(self, state: str) -> frozenset[str]:
+        """Moves that can still happen from ``state`` (directly or later on)."""
+        cache = self._reachable
+        if state not in cache:
+            seen, todo, triggers = {state}, [state], set()
+            while todo:
+                for t in self.transitions_from(todo.pop()):
+                    triggers.add(t.trigger)
+                    nxt = t.dest
+                    if nxt and nxt not in seen:
+                        seen.add(nxt)
+                        todo.append(nxt)
+            cache[state] = frozenset(triggers)
+        return cache[state]

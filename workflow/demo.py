@@ -32,7 +32,7 @@ SECRETARY = {"SGD-VP": "bithu.vp", "SGD-THPT": "bithu.thpt", "SYT-BV": "bithu.bv
              "STC": "bithu.stc"}
 COMMITTEE = {"SGD-VP": "danguy.sgd", "SGD-THPT": "danguy.sgd", "SYT-BV": "danguy.syt",
              "STC": "chiuy.stc"}
-USERS = [
+USERS: list[tuple[str, str, str, str | None]] = [
     ("bithu.vp", "Nguyễn Thị Hương", "branch_secretary", "SGD-VP"),
     ("bithu.thpt", "Trần Văn Đức", "branch_secretary", "SGD-THPT"),
     ("bithu.bv", "Lê Thị Thu Hà", "branch_secretary", "SYT-BV"),
@@ -43,6 +43,8 @@ USERS = [
     ("btv.khoi", "Bùi Thanh Sơn", "standing_committee_above", "DBK"),
     ("ubkt.khoi", "Ngô Thị Mai", "inspection_commission", "DBK"),
     ("bantochuc", "Đặng Văn Hùng", "organization_department", "TU"),
+    ("quantri", "Trịnh Công Minh", "administrator", None),
+    ("kiemtoan", "Lương Thị Diệu", "auditor", None),
 ]
 MEMBERS = ["Nguyễn Văn An", "Trần Thị Bích", "Lê Hoàng Nam", "Phạm Thị Ngọc Ánh",
            "Hoàng Văn Thắng", "Vũ Thị Hạnh", "Đinh Công Tráng", "Lý Thị Hoa"]
@@ -50,7 +52,8 @@ APPLICANTS = ["Nguyễn Thị Thu Trang", "Trần Minh Khôi", "Lê Thị Mỹ D
               "Hoàng Thị Yến", "Võ Quang Huy", "Đặng Thị Kim Ngân", "Bùi Văn Long",
               "Đỗ Thị Phương Thảo", "Hồ Sỹ Mạnh", "Ngô Thị Ánh Tuyết", "Dương Văn Toàn",
               "Lý Thị Kiều Oanh", "Mai Xuân Trường", "Trịnh Thị Hồng Nhung", "Phan Thanh Tùng",
-              "Chu Thị Lệ Quyên", "Lâm Văn Sang", "Tạ Thị Huyền", "Quách Minh Đức"]
+              "Chu Thị Lệ Quyên", "Lâm Văn Sang", "Tạ Thị Huyền", "Quách Minh Đức",
+              "Kiều Thị Thanh Tâm"]
 
 # (trigger, days after the application starts, acting side, inputs, documents)
 ADMISSION = [
@@ -106,7 +109,7 @@ class _Bloc:
         directory = self.service.store.directory
         for code, name, kind, parent in ORGANIZATIONS:
             directory.add_organization(code, name, kind, parent)
-        for username, name, role, org in USERS:
+        for username, name, role, org in USERS:  # org None: the whole installation
             directory.add_user(username, name)
             directory.grant(username, role, org)
         self.echo(f"Bloc: {len(ORGANIZATIONS)} organizations, {len(USERS)} officers.")
@@ -224,14 +227,14 @@ def _in_probation(bloc: _Bloc) -> None:
 
 def _in_application(bloc: _Bloc) -> None:
     stops = ["open", "record_training", "prepare_dossier", "verify_background",
-             "record_branch_vote", "decide_admission"]
+             "record_branch_vote", "record_committee_vote", "decide_admission"]
     for offset, until in enumerate(stops):
         person, _, branch = bloc.applicant(9 + offset)
         start = bloc.ago(days=110 if until == "decide_admission" else 100 - offset * 5)
         case_id = bloc.open(person, branch, start)
         if until != "open":
             bloc.admit(case_id, branch, start, until=until)
-    bloc.echo("6 applications in progress, one at each step before the ceremony.")
+    bloc.echo(f"{len(stops)} applications in progress, one at each step before the ceremony.")
 
 
 def _refused_and_removed(bloc: _Bloc) -> None:
@@ -239,7 +242,7 @@ def _refused_and_removed(bloc: _Bloc) -> None:
     # Too young: 17 years 11 months on the day of the branch vote.
     start = bloc.ago(days=80)
     vote_day = start + timedelta(days=60)
-    person, _, branch = bloc.applicant(15, born=add_months(vote_day, -(17 * 12 + 11)))
+    person, _, branch = bloc.applicant(16, born=add_months(vote_day, -(17 * 12 + 11)))
     young = bloc.open(person, branch, start)
     bloc.admit(young, branch, start, until="verify_background")
     bloc.refused(young, "record_branch_vote", vote_day, SECRETARY[branch],
@@ -248,7 +251,7 @@ def _refused_and_removed(bloc: _Bloc) -> None:
 
     # Certificate valid when recorded, expired by the vote; the course is retaken.
     start = bloc.ago(months=5)
-    person, _, branch = bloc.applicant(16)
+    person, _, branch = bloc.applicant(17)
     late = bloc.open(person, branch, start)
     bloc.admit(late, branch, start, until="verify_background", certificate=bloc.ago(months=64))
     bloc.refused(late, "record_branch_vote", bloc.ago(months=3), SECRETARY[branch],
@@ -259,17 +262,19 @@ def _refused_and_removed(bloc: _Bloc) -> None:
               {"votes_for": 9, "votes_eligible": 10}, ["5-KNĐ", "6-KNĐ"])
 
     # The branch vote falls short of 2/3: recorded as a rejection.
-    person, _, branch = bloc.applicant(17)
+    person, _, branch = bloc.applicant(18)
     start = bloc.ago(months=4)
     short = bloc.open(person, branch, start)
     bloc.admit(short, branch, start, until="verify_background")
     bloc.refused(short, "record_branch_vote", start + timedelta(days=60), SECRETARY[branch],
                  {"votes_for": 5, "votes_eligible": 10}, ["5-KNĐ", "6-KNĐ"])
+    bloc.move(short, "record_failed_branch_vote", start + timedelta(days=60), SECRETARY[branch],
+              {"votes_for": 5, "votes_eligible": 10}, ["6-KNĐ"])
     bloc.move(short, "reject_application", start + timedelta(days=61), SECRETARY[branch],
               {"reason": "Chi bộ biểu quyết không đạt 2/3 (5/10)"}, [])
 
     # A probationary member struck off for three months' absence.
-    person, _, branch = bloc.applicant(18)
+    person, _, branch = bloc.applicant(19)
     start = bloc.ago(months=11)
     struck = bloc.open(person, branch, start)
     bloc.admit(struck, branch, start)
@@ -279,7 +284,7 @@ def _refused_and_removed(bloc: _Bloc) -> None:
         "standing_votes_eligible": 7, "decision_number": f"{900 + struck}-QĐ/ĐUK"}, ["QĐ-XT"])
 
     # An applicant withdraws.
-    person, _, branch = bloc.applicant(19)
+    person, _, branch = bloc.applicant(20)
     start = bloc.ago(months=2)
     gone = bloc.open(person, branch, start)
     bloc.admit(gone, branch, start, until="record_training")

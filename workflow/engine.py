@@ -17,7 +17,7 @@ from transitions import Machine, MachineError
 
 from .dates import add_months, format_date
 from .dates import today as business_today
-from .deadlines import OpenDeadline, extension_fact, open_deadlines
+from .deadlines import OpenDeadline, extension_fact, met_fact, open_deadlines
 from .definition import Definition, Transition
 from .errors import BadInput, MoveRefused, NotPermitted
 from .guards import REGISTRY, GuardContext
@@ -102,6 +102,24 @@ def rule_failures(transition: Transition, context: GuardContext) -> list[str]:
     return failures
 
 
+def _check_documents(definition: Definition, documents: Mapping[str, str]) -> None:
+    unknown = sorted(code for code in documents if code not in definition.documents)
+    if unknown:
+        raise BadInput(f"unknown document code {unknown[0]!r}; {definition.name} knows "
+                       f"{', '.join(definition.documents)}")
+
+
+def _check_extension(transition: Transition, case: CaseView) -> None:
+    """A deadline may be extended once (the rules give one extension of bounded length)."""
+    target = transition.extends_deadline
+    granted = case.facts.get(extension_fact(target)) if target else None
+    if granted:
+        when = format_date(date.fromisoformat(granted)) if isinstance(granted, str) else "earlier"
+        raise MoveRefused(f"move {transition.trigger} is refused",
+                          [f"the deadline of {target} was already extended ({when}); "
+                           "it may be extended only once"])
+
+
 class Engine:
     def __init__(self, calendar: WorkingCalendar | None = None) -> None:
         self.calendar = calendar or default_calendar()
@@ -132,6 +150,7 @@ class Engine:
     def deadlines(self, definition: Definition, case: CaseView) -> list[OpenDeadline]:
         return open_deadlines(definition, case.state, case.facts, self.calendar)
 
+
     def plan(self, definition: Definition, case: CaseView, request: MoveRequest,
              today: date | None = None) -> Move:
         """Decide a move or raise: BadInput, NotPermitted or MoveRefused (with every reason)."""
@@ -139,6 +158,8 @@ class Engine:
         role = self._role(transition, request)
         inputs = parse_inputs(transition, request.inputs)
         self._check_date(case, request.business_date, today or business_today())
+        _check_documents(definition, request.documents)
+        _check_extension(transition, case)
         context = self.context(case, request, inputs)
         attempt = _Attempt(transition, context)
         token = _Token(case.state)
@@ -200,19 +221,20 @@ class Engine:
     def _next_facts(transition: Transition, case: CaseView, request: MoveRequest,
                     inputs: Mapping[str, Any], new_state: str) -> dict[str, Any]:
         facts = dict(case.facts)
-        facts.update(inputs)
         for fact, derivation in transition.records.items():
             if derivation.source == "business_date":
                 base = request.business_date
-            elif facts.get(derivation.source):
-                base = date.fromisoformat(facts[derivation.source])
+            elif inputs.get(derivation.source) or facts.get(derivation.source):
+                base = date.fromisoformat(inputs.get(derivation.source) or facts[derivation.source])
             else:
                 continue
             facts[fact] = add_months(base, derivation.add_months).isoformat()
         if new_state != case.state:
             facts[STATE_ENTERED] = request.business_date.isoformat()
+        if transition.deadline:
+            facts[met_fact(transition.trigger)] = request.business_date.isoformat()
         if transition.extends_deadline:
-            facts[extension_fact(transition.extends_deadline)] = True
+            facts[extension_fact(transition.extends_deadline)] = request.business_date.isoformat()
         if request.documents:
             facts[DOCUMENTS_FACT] = sorted(set(facts.get(DOCUMENTS_FACT, ())) | set(request.documents))
         return facts

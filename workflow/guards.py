@@ -61,9 +61,10 @@ Check = Callable[[GuardContext, Mapping[str, Any]], list[str]]
 class Param:
     """One guard parameter: ``kind`` says what YAML value it takes and what it refers to."""
 
-    kind: str  # int | ratio | text | input | date_ref | document | education
+    kind: str  # int | ratio | text | input | date_ref | date_refs | document | education
     required: bool = True
     minimum: int | None = None
+    input_types: tuple[str, ...] = ()  # for kind "input": the input types the guard can read
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,8 @@ def _certificate_valid(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
 @_guard(
     "introducers",
     "enough official-member introducers who have known the applicant long enough",
-    input=Param("input"),
-    organization_input=Param("input", required=False),
+    input=Param("input", input_types=("introducers",)),
+    organization_input=Param("input", required=False, input_types=("choice",)),
     required=Param("int", minimum=1),
     min_months_together=Param("int", minimum=0),
 )
@@ -199,7 +200,7 @@ def _official_on(person: Mapping[str, Any], day: date) -> bool:
 @_guard(
     "official_member",
     "the person named by an input is an official member on the move's date",
-    input=Param("input"),
+    input=Param("input", input_types=("person",)),
 )
 def _official_member(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     person_id = ctx.value(p["input"])
@@ -237,13 +238,27 @@ def _vote_failures(ctx: GuardContext, p: Mapping[str, Any], word: str,
     return []
 
 
-VOTE_PARAMS = {"votes_for": Param("input"), "votes_eligible": Param("input"),
+VOTE_PARAMS = {"votes_for": Param("input", input_types=("count",)),
+               "votes_eligible": Param("input", input_types=("count",)),
                "ratio": Param("ratio"), "body": Param("text")}
 
 
 @_guard("vote_ratio_at_least", "votes for / eligible voters is at least the ratio", **VOTE_PARAMS)
 def _vote_ratio_at_least(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     return _vote_failures(ctx, p, "at least", lambda ratio, n: math.ceil(ratio * n))
+
+
+@_guard("vote_ratio_below", "votes for / eligible voters is below the ratio (a failed vote)",
+        **VOTE_PARAMS)
+def _vote_ratio_below(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    votes_for, eligible, problem = _votes(ctx, p)
+    if problem:
+        return [problem]
+    ratio = parse_ratio(p["ratio"])
+    if votes_for >= math.ceil(ratio * eligible):
+        return [f"{p['body']} vote: {votes_for} of {eligible} eligible reaches {ratio}; "
+                "record it as a passed vote"]
+    return []
 
 
 @_guard("vote_ratio_above", "votes for / eligible voters is strictly more than the ratio",
@@ -254,20 +269,27 @@ def _vote_ratio_above(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
 
 @_guard(
     "months_elapsed",
-    "at least `months` calendar months have passed since a recorded date",
+    "at least `months` calendar months lie between a recorded date and `until` "
+    "(default: the move's date)",
     since=Param("date_ref"),
     months=Param("int", minimum=1),
+    until=Param("date_ref", required=False),
 )
 def _months_elapsed(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     start = ctx.date_value(p["since"])
     if start is None:
         return [f"{p['since']} is not recorded"]
+    end_name = p.get("until", "business_date")
+    end = ctx.business_date if end_name == "business_date" else ctx.date_value(end_name)
+    if end is None:
+        return [f"{end_name} is not recorded"]
     earliest = add_months(start, p["months"])
-    if ctx.business_date < earliest:
-        elapsed = describe_months(max(0, whole_months_between(start, ctx.business_date)))
+    if end < earliest:
+        elapsed = describe_months(max(0, whole_months_between(start, end)))
+        until = "" if end_name == "business_date" else f" to {end_name} {format_date(end)}"
         return [
-            f"only {elapsed} since {p['since']} {format_date(start)}; {p['months']} months must "
-            f"pass (not before {format_date(earliest)})"
+            f"only {elapsed} since {p['since']} {format_date(start)}{until}; {p['months']} months "
+            f"must pass (not before {format_date(earliest)})"
         ]
     return []
 
@@ -289,9 +311,25 @@ def _education_at_least(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
 @_guard(
     "not_in_violation",
     "the member is not under disciplinary review (a yes/no input of the move)",
-    input=Param("input"),
+    input=Param("input", input_types=("bool",)),
 )
 def _not_in_violation(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     if ctx.value(p["input"]):
         return ["the member is under disciplinary review; discipline must be settled first"]
     return []
+
+
+@_guard(
+    "dates_in_order",
+    "the named dates are in order, earliest first (business_date is the move's date)",
+    dates=Param("date_refs"),
+)
+def _dates_in_order(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    known = [(name, ctx.business_date if name == "business_date" else ctx.date_value(name))
+             for name in p["dates"]]
+    present = [(name, day) for name, day in known if day is not None]
+    return [
+        f"{later} {format_date(late)} is before {earlier} {format_date(early)}"
+        for (earlier, early), (later, late) in zip(present, present[1:], strict=False)
+        if late < early
+    ]

@@ -45,7 +45,7 @@ def _integer(raw: Any, what: str) -> int:
 
 def _person_id(raw: Any, what: str) -> int:
     value = _integer(raw, what)
-    if value <= 0:
+    if not 0 < value < 2**63:
         raise BadInput(f"{what} must be a person id (a positive number)")
     return value
 

@@ -358,6 +358,10 @@ def _check_params(check: _Checker, what: str, guard: str, schema: Any, params: L
 
 def _param_problem(param: Any, value: Any, inputs: dict[str, InputSpec],
                    documents: dict[str, Labels]) -> str | None:
+    if param.kind == "date_refs":
+        if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, str) for v in value):
+            return f"must be a list of at least two date names, not {value!r}"
+        return None
     if param.kind in ("input", "document", "education", "text", "date_ref") \
             and not isinstance(value, str):
         return f"must be a name, not {value!r}"
@@ -372,6 +376,9 @@ def _param_problem(param: Any, value: Any, inputs: dict[str, InputSpec],
         return f"must be non-empty text, not {value!r}"
     elif param.kind == "input" and value not in inputs:
         return f"names {value!r}, which is not an input of this transition"
+    elif param.kind == "input" and param.input_types and inputs[value].type not in param.input_types:
+        return (f"names input {value!r} of type {inputs[value].type}; it must be of type "
+                f"{' or '.join(param.input_types)}")
     elif param.kind == "document" and value not in documents:
         return f"names unknown document {value!r}"
     elif param.kind == "education" and value not in EDUCATION_LEVELS:
@@ -469,23 +476,27 @@ def _check_graph(check: _Checker, states: dict[str, State], transitions: list[Tr
 
 
 def _check_fact_references(check: _Checker, transitions: list[Transition]) -> None:
-    """Dates guards and deadlines count from must be recorded by some move."""
-    facts = {STATE_ENTERED, "business_date"}
+    """Dates guards, records and deadlines read must be recorded by some move (``records``),
+    or be a date input of the same move."""
+    facts = {STATE_ENTERED, "business_date", "opened_on"}
     for t in transitions:
-        facts.update(spec.name for spec in t.inputs if spec.type == "date")
         facts.update(t.records)
     for t in transitions:
+        known = facts | {spec.name for spec in t.inputs if spec.type == "date"}
         for fact, derivation in t.records.items():
-            if derivation.source not in facts:
-                check.add(t.line_of(f"records.{fact}"), f"transition {t.trigger!r} records {fact!r} from "
-                          f"{derivation.source!r}, which no move records")
+            if derivation.source not in known:
+                check.add(t.line_of(f"records.{fact}"), f"transition {t.trigger!r} records {fact!r} "
+                          f"from {derivation.source!r}, which no move records")
         if t.deadline and t.deadline.start not in facts:
             check.add(t.line_of("deadline.from"), f"transition {t.trigger!r} deadline counts from "
                       f"{t.deadline.start!r}, which no move records")
         for guard in t.guards:
             for key, param in REGISTRY[guard.name].params.items():
                 value = guard.params.get(key)
-                if param.kind == "date_ref" and isinstance(value, str) and value not in facts:
-                    check.add(guard.param_lines.get(key, guard.line),
-                              f"transition {t.trigger!r} guard {guard.name!r} "
-                              f"reads {value!r}, which no move records")
+                names = value if param.kind == "date_refs" and isinstance(value, list) else \
+                    [value] if param.kind == "date_ref" else []
+                for name in names:
+                    if isinstance(name, str) and name not in known:
+                        check.add(guard.param_lines.get(key, guard.line),
+                                  f"transition {t.trigger!r} guard {guard.name!r} "
+                                  f"reads {name!r}, which no move records")

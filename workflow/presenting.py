@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 from .dates import format_date
 from .definition import Definition
-from .workdays import WorkingCalendar
 
 
 def state_row(definition: Definition, state: str, lang: str = "vi") -> dict[str, str]:
@@ -19,14 +17,15 @@ def state_row(definition: Definition, state: str, lang: str = "vi") -> dict[str,
 
 
 def event_row(event: Mapping[str, Any], definition: Definition | None,
-              lang: str = "vi") -> dict[str, Any]:
+              lang: str = "vi", full: bool = False) -> dict[str, Any]:
+    """One audit event for reading; ``full`` (JSON) keeps ISO dates, evidence and hashes."""
     to_label = event["to_state"]
     if definition and event["to_state"] in definition.states:
         to_label = definition.states[event["to_state"]].labels.get(lang)
     payload = json.loads(event["payload"])
-    return {
+    row = {
         "seq": event["seq"],
-        "business_date": format_date(event["business_date"]),
+        "business_date": event["business_date"] if full else format_date(event["business_date"]),
         "trigger": event["trigger"],
         "from": event["from_state"] or "-",
         "to": event["to_state"],
@@ -36,14 +35,9 @@ def event_row(event: Mapping[str, Any], definition: Definition | None,
         "recorded_at": event["recorded_at"],
         "inputs": payload.get("inputs", {}),
         "documents": payload.get("documents", {}),
-        "hash": event["hash"],
     }
-
-
-def days_left_text(due_on: date | None, today: date, calendar: WorkingCalendar) -> str:
-    if due_on is None:
-        return "-"
-    left = calendar.working_days_between(today, due_on)
-    if left < 0:
-        return f"overdue {-left} wd"
-    return f"{left} wd left"
+    if full:
+        row.update(kind=event["kind"], evidence=payload.get("evidence", {}),
+                   definition_sha256=event["definition_sha256"], prev_hash=event["prev_hash"],
+                   hash=event["hash"])
+    return row

@@ -23,7 +23,7 @@ from .loader import load_definition, parse_definition
 
 if TYPE_CHECKING:
     from storage.cases import CaseRecord
-    from storage.store import Store
+    from storage.store import MoveSnapshot, Store
 
 
 @dataclass(frozen=True)
@@ -101,26 +101,28 @@ class Service:
                 documents: Mapping[str, str] | None = None, role: str | None = None,
                 today: date | None = None) -> Recorded:
         from storage.cases import EventDraft
+        from storage.store import MoveWrite
 
-        snapshot = self.store.snapshot_for_move(case_id, actor)
-        case = snapshot.case
-        definition = self.definition(case.definition_id)
-        request = MoveRequest(
-            trigger=trigger,
-            roles_held=snapshot.roles,
-            business_date=business_date,
-            inputs=dict(inputs or {}),
-            documents=dict(documents or {}),
-            evidence=self._evidence(snapshot.person, case, definition, trigger, inputs or {}),
-            role=role,
-        )
-        move = self.engine.plan(definition, CaseView(case.state, case.facts), request, today)
-        draft = EventDraft("move", trigger, actor, move.role, business_date, {
-            "inputs": move.inputs, "evidence": move.evidence, "documents": move.documents})
-        due = (move.due.due_on, move.due.trigger) if move.due else None
-        seq = self.store.cases.record_move(case, move.to_state, move.facts, due, draft,
-                                           move.documents)
-        return Recorded(case.id, seq, move)
+        planned: list[Move] = []
+
+        def decide(snapshot: MoveSnapshot) -> MoveWrite:
+            case = snapshot.case
+            definition = self.definition(case.definition_id)
+            request = MoveRequest(
+                trigger=trigger, roles_held=snapshot.roles, business_date=business_date,
+                inputs=dict(inputs or {}), documents=dict(documents or {}),
+                evidence=self._evidence(snapshot.person, case, definition, trigger, inputs or {}),
+                role=role,
+            )
+            move = self.engine.plan(definition, CaseView(case.state, case.facts), request, today)
+            planned.append(move)
+            draft = EventDraft("move", trigger, actor, move.role, business_date, {
+                "inputs": move.inputs, "evidence": move.evidence, "documents": move.documents})
+            due = (move.due.due_on, move.due.trigger) if move.due else None
+            return MoveWrite(move.to_state, move.facts, due, draft, move.documents)
+
+        _, seq = self.store.move(case_id, actor, decide)
+        return Recorded(case_id, seq, planned[0])
 
     def available(self, actor: str, case_id: int, business_date: date) -> list[Availability]:
         """Each move from the current state: who may make it, and which rules hold right now."""
