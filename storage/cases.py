@@ -4,7 +4,7 @@ case, INSERT of the chained audit event, INSERT of its documents — all or noth
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -97,10 +97,16 @@ class Cases:
 
     def open(self, person_id: int, organization_id: int, definition_id: int,
              definition_sha256: str, initial_state: str, facts: Mapping[str, Any],
-             due: tuple[date, str] | None, draft: EventDraft) -> int:
-        """Create the case and its first audit event (the chain's genesis) together."""
+             due: tuple[date, str] | None, draft: EventDraft,
+             check_existing: Callable[[list[CaseRecord]], None]) -> int:
+        """Create the case and its first audit event (the chain's genesis) together.
+
+        ``check_existing`` sees the person's other cases inside the same write transaction,
+        so two officers opening a case for one person at once cannot both succeed.
+        """
         now = utc_now()
-        with self.db.connect() as conn:
+        with self.db.write() as conn:
+            check_existing(self.of_person(person_id, conn))
             case_id = conn.execute(cases.insert().values(
                 person_id=person_id, organization_id=organization_id,
                 definition_id=definition_id, state=initial_state, version=1, seq=1,
@@ -162,11 +168,12 @@ class Cases:
         with self.db.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def of_person(self, person_id: int) -> list[CaseRecord]:
-        with self.db.connect() as conn:
-            rows = conn.execute(_CASE_QUERY.where(cases.c.person_id == person_id)
-                                .order_by(cases.c.id))
-            return [_record(r) for r in rows]
+    def of_person(self, person_id: int, conn: Connection | None = None) -> list[CaseRecord]:
+        if conn is None:
+            with self.db.connect() as own:
+                return self.of_person(person_id, own)
+        rows = conn.execute(_CASE_QUERY.where(cases.c.person_id == person_id).order_by(cases.c.id))
+        return [_record(r) for r in rows]
 
     def listing(self, organization_ids: list[int] | None = None, states: list[str] | None = None,
                 due_until: date | None = None, limit: int = 1000) -> Iterator[dict[str, Any]]:

@@ -84,17 +84,20 @@ class Service:
         if role is None:
             raise NotPermitted(f"{actor} holds no role that may open a {definition.name} case at "
                                f"{org_code} (allowed: {', '.join(definition.opened_by)})")
-        for other in self.store.cases.of_person(person_id):
-            if not self.definition(other.definition_id).states[other.state].terminal:
-                raise MoveRefused(f"person {person_id} already has open case {other.id} "
-                                  f"({other.state})")
+        def refuse_if_open(existing: list[CaseRecord]) -> None:
+            for other in existing:
+                if not self.definition(other.definition_id).states[other.state].terminal:
+                    raise MoveRefused(f"person {person_id} already has open case {other.id} "
+                                      f"({other.state})")
+
         facts = self.engine.opening_facts(definition, business_date)
         due = self._due(definition, CaseView(definition.initial, facts))
         draft = EventDraft("open", "open", actor, role, business_date,
                            {"inputs": {}, "evidence": {"applicant": applicant_snapshot(person)},
                             "documents": {}, "organization": org_code})
         return self.store.cases.open(person_id, organization["id"], version["id"],
-                                     definition.sha256, definition.initial, facts, due, draft)
+                                     definition.sha256, definition.initial, facts, due, draft,
+                                     refuse_if_open)
 
     def advance(self, actor: str, case_id: int, trigger: str, business_date: date,
                 inputs: Mapping[str, Any] | None = None,
