@@ -78,8 +78,12 @@ class Edit:
     message: str
     below: int = 0  # the problem is this many lines below the fragment's first line
     only: bool = True  # False: the edit legitimately causes other problems too
+    every: bool = False  # True: replace every occurrence of ``old`` (at least two must exist)
 
     def text(self) -> str:
+        if self.every:
+            assert BUNDLED.count(self.old) > 1, f"edit target is not repeated: {self.old!r}"
+            return BUNDLED.replace(self.old, self.new)
         return edit(self.old, self.new)
 
     def expected(self, path: Path, text: str) -> Problem:
@@ -112,7 +116,8 @@ def test_bundled_membership_definition_loads() -> None:
     assert definition.initial == "candidate"
     assert definition.initial in definition.states
     assert {n for n, s in definition.states.items() if s.terminal} == TERMINAL_STATES
-    assert len(definition.transitions) == 21
+    assert len(definition.transitions) == 25
+    assert len(definition.triggers()) == 23
     assert set(definition.opened_by) == {"branch_secretary", "organization_department"}
     assert set(definition.opened_by) <= set(definition.roles)
     used = {guard.name for t in definition.transitions for guard in t.guards}
@@ -179,8 +184,9 @@ def test_unknown_state(tmp_path: Path, case: Edit) -> None:
         "transition 'register_existing_member' leads to unknown state 'official_membr'"),
     state_renamed_but_dest_not=Edit(
         "  rejected:\n    stage: application\n", "  refused:\n    stage: application\n",
-        "dest: rejected", "transition 'reject_application' leads to unknown state 'rejected'",
-        only=False),  # the renamed state 'refused' is also unreachable
+        "source: [candidate, trained, dossier_prepared, background_verified]\n    dest: rejected",
+        "transition 'reject_application' leads to unknown state 'rejected'", below=1,
+        only=False),  # the renamed state 'refused' is also unreachable, the other two rejects fail too
 )
 def test_unknown_state_as_destination(tmp_path: Path, case: Edit) -> None:
     check(tmp_path, case)
@@ -302,6 +308,51 @@ def test_guard_parameter_naming_an_input_the_transition_does_not_have(tmp_path: 
     check(tmp_path, case)
 
 
+def of_type(guard: str, transition: str, param: str, name: str, kind: str, needed: str) -> str:
+    return (f"transition {transition!r} guard {guard!r} parameter {param!r} names input {name!r} of type "
+            f"{kind}; it must be of type {needed}")
+
+
+@cases(
+    introducers_reads_the_organization=Edit(
+        "          input: introducers\n", "          input: organization_introducer\n",
+        "          input: organization_introducer\n",
+        of_type("introducers", "prepare_dossier", "input", "organization_introducer", "choice",
+                "introducers")),
+    organization_reads_the_introducers=Edit(
+        "organization_input: organization_introducer", "organization_input: introducers",
+        "organization_input: introducers",
+        of_type("introducers", "prepare_dossier", "organization_input", "introducers", "introducers",
+                "choice")),
+    vote_reads_a_choice=Edit(
+        "{votes_for: branch_votes_for,", "{votes_for: ground,", "{votes_for: ground,",
+        of_type("vote_ratio_at_least", "strike_off", "votes_for", "ground", "choice", "count")),
+    vote_reads_text=Edit(
+        "votes_eligible: standing_votes_eligible,", "votes_eligible: decision_number,",
+        "votes_eligible: decision_number,",
+        of_type("vote_ratio_above", "strike_off", "votes_eligible", "decision_number", "text", "count")),
+    failed_vote_input_retyped=Edit(
+        "    source: background_verified\n    stays: true\n    roles: [branch_secretary]\n    inputs:\n"
+        "      votes_for: {type: count,",
+        "    source: background_verified\n    stays: true\n    roles: [branch_secretary]\n    inputs:\n"
+        "      votes_for: {type: int,",
+        "votes_for: {type: int,",
+        of_type("vote_ratio_below", "record_failed_branch_vote", "votes_for", "votes_for", "int", "count"),
+        below=4),  # the problem is on the guard's line
+    helper_not_a_person=Edit(
+        "helper: {type: person,", "helper: {type: count,", "{input: helper}",
+        of_type("official_member", "hold_ceremony", "input", "helper", "count", "person")),
+    discipline_as_text=Edit(
+        "under_discipline: {type: bool,", "under_discipline: {type: text,", "{input: under_discipline}",
+        of_type("not_in_violation", "withdraw_membership", "input", "under_discipline", "text", "bool")),
+    discipline_reads_the_decision=Edit(
+        "{input: under_discipline}", "{input: decision_number}", "{input: decision_number}",
+        of_type("not_in_violation", "withdraw_membership", "input", "decision_number", "text", "bool")),
+)
+def test_guard_parameter_naming_an_input_of_the_wrong_type(tmp_path: Path, case: Edit) -> None:
+    check(tmp_path, case)
+
+
 @cases(
     on_transition=Edit(
         "    roles: [grassroots_committee]\n    inputs:\n      verification_conclusion",
@@ -376,7 +427,7 @@ def test_unknown_stage(tmp_path: Path, case: Edit) -> None:
 @cases(
     no_move_leads_there_any_more=Edit(
         "    dest: rejected\n", "    dest: application_withdrawn\n",
-        "  rejected:\n", "state 'rejected' cannot be reached from 'candidate'"),
+        "  rejected:\n", "state 'rejected' cannot be reached from 'candidate'", every=True),
     new_state_nobody_enters=Edit(
         "    labels: {vi: Đã từ trần, en: Deceased}\n",
         "    labels: {vi: Đã từ trần, en: Deceased}\n  suspended:\n    stage: official\n    terminal: true\n"
@@ -560,6 +611,122 @@ def test_guard_date_ref_reading_a_fact_no_move_records(tmp_path: Path, case: Edi
     check(tmp_path, case)
 
 
+CERTIFICATE_RECORDS = "    records:\n      certificate_date: certificate_date\n"
+CERTIFICATE_GUARD = "    guards:\n      - certificate_valid: {date: certificate_date, max_age_months: 60}\n"
+DEATH_RECORDS = "    records:\n      date_of_death: date_of_death\n      removal_date: business_date\n"
+REGISTER_RECORDS = ("    records:\n      admission_date: admission_date\n"
+                    "      official_since: official_since\n")
+
+
+@cases(
+    date_input_of_other_moves_only=Edit(
+        # record_training and renew_training take certificate_date but no longer record it.
+        CERTIFICATE_RECORDS, "",
+        "- certificate_valid: {date: certificate_date, max_age_months: 60}\n      - vote_ratio",
+        "transition 'record_branch_vote' guard 'certificate_valid' reads 'certificate_date', which no move "
+        "records", every=True),
+    non_date_input_of_the_same_move=Edit(
+        "{dates: [admission_date, official_since, business_date]}",
+        "{dates: [admission_date, party_card_number, business_date]}",
+        "party_card_number, business_date]",
+        "transition 'register_existing_member' guard 'dates_in_order' reads 'party_card_number', which no "
+        "move records"),
+    unknown_name_in_dates=Edit(
+        "{dates: [date_of_death, business_date]}", "{dates: [date_of_death, business_day]}",
+        "business_day]", "transition 'record_death' guard 'dates_in_order' reads 'business_day', which no "
+        "move records"),
+    until_unknown=Edit(
+        "until: official_since}", "until: official_day}",
+        "until: official_day}", "transition 'register_existing_member' guard 'months_elapsed' reads "
+        "'official_day', which no move records"),
+    deadline_from_a_date_input_of_its_own_move=Edit(
+        "    documents: [9-KNĐ]\n    deadline:\n      within: {working_days: 60}\n"
+        "      from: branch_vote_date",
+        "      meeting_date: {type: date, labels: {vi: Ngày họp, en: Meeting date}}\n"
+        "    documents: [9-KNĐ]\n    deadline:\n      within: {working_days: 60}\n"
+        "      from: meeting_date",
+        "from: meeting_date", "transition 'decide_admission' deadline counts from 'meeting_date', which no "
+        "move records"),
+)
+def test_date_read_by_a_guard_or_deadline_must_be_recorded(tmp_path: Path, case: Edit) -> None:
+    check(tmp_path, case)
+
+
+def test_guard_may_not_read_a_date_input_of_another_move(tmp_path: Path) -> None:
+    # date_of_death is an input of record_death; once no move records it, no other move may read it.
+    text = edit(DEATH_RECORDS, "    records:\n      removal_date: business_date\n")
+    text = edit("- months_elapsed: {since: ceremony_date, months: 12}",
+                "- months_elapsed: {since: date_of_death, months: 12}", text)
+    path = write(tmp_path, text)
+    assert problems_in(path) == [Problem(str(path), line_of(text, "{since: date_of_death"),
+                                         "transition 'complete_probation' guard 'months_elapsed' reads "
+                                         "'date_of_death', which no move records")]
+
+
+def test_records_may_not_copy_a_date_input_of_another_move(tmp_path: Path) -> None:
+    text = edit(REGISTER_RECORDS, "    records:\n      official_since: official_since\n")
+    text = edit("      date_of_death: date_of_death\n      removal_date: business_date\n",
+                "      date_of_death: date_of_death\n      removal_date: admission_date\n", text)
+    path = write(tmp_path, text)
+    assert problems_in(path) == [Problem(str(path), line_of(text, "removal_date: admission_date"),
+                                         "transition 'record_death' records 'removal_date' from "
+                                         "'admission_date', which no move records")]
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (DEATH_RECORDS, ""),  # dates_in_order reads record_death's own date input
+    (REGISTER_RECORDS, ""),  # dates_in_order and months_elapsed read the move's own date inputs
+    # one move that records the certificate date is enough for record_branch_vote to read it
+    (CERTIFICATE_GUARD + CERTIFICATE_RECORDS, CERTIFICATE_GUARD),
+    ("from: decision_date", "from: opened_on"),
+    ("until: official_since}", "until: business_date}"),
+    ("{dates: [date_of_death, business_date]}", "{dates: [business_date, business_date]}"),
+], ids=["death_unrecorded", "register_unrecorded", "one_certificate_record", "deadline_from_opened_on",
+        "until_business_date", "business_date_twice"])
+def test_dates_a_move_may_read(tmp_path: Path, old: str, new: str) -> None:
+    definition = load_definition(write(tmp_path, edit(old, new)))
+    assert len(definition.transitions) == 25
+
+
+@cases(
+    not_a_list=Edit(
+        "{dates: [date_of_death, business_date]}", "{dates: date_of_death}", "{dates: date_of_death}",
+        "transition 'record_death' guard 'dates_in_order' parameter 'dates' must be a list of at least two "
+        "date names, not 'date_of_death'"),
+    one_date=Edit(
+        "{dates: [date_of_death, business_date]}", "{dates: [date_of_death]}", "{dates: [date_of_death]}",
+        "transition 'record_death' guard 'dates_in_order' parameter 'dates' must be a list of at least two "
+        "date names, not ['date_of_death']"),
+    a_number=Edit(
+        "{dates: [date_of_death, business_date]}", "{dates: [date_of_death, 5]}",
+        "{dates: [date_of_death, 5]}",
+        "transition 'record_death' guard 'dates_in_order' parameter 'dates' must be a list of at least two "
+        "date names, not ['date_of_death', 5]"),
+    missing=Edit(
+        "{dates: [date_of_death, business_date]}", "{}", "- dates_in_order: {}",
+        "transition 'record_death' guard 'dates_in_order' is missing parameter 'dates'"),
+    until_a_list=Edit(
+        "until: official_since}", "until: [official_since]}", "until: [official_since]}",
+        "transition 'register_existing_member' guard 'months_elapsed' parameter 'until' must be a name, not "
+        "['official_since']"),
+)
+def test_bad_date_guard_parameters(tmp_path: Path, case: Edit) -> None:
+    check(tmp_path, case)
+
+
+def test_failed_vote_guards_are_checked_like_the_others(tmp_path: Path) -> None:
+    guard = "- vote_ratio_below: {votes_for: votes_for, votes_eligible: votes_eligible, ratio: 2/3,"
+    text = BUNDLED.replace(guard, guard.replace("2/3", "3/2"))
+    path = write(tmp_path, text)
+    lines = [n for n, row in enumerate(text.split("\n"), 1) if "- vote_ratio_below:" in row]
+    assert len(lines) == 2
+    assert problems_in(path) == [
+        Problem(str(path), line, f"transition {trigger!r} guard 'vote_ratio_below' parameter 'ratio' "
+                f"{RATIO_RULE}, not '3/2'")
+        for line, trigger in zip(lines, ["record_failed_branch_vote", "record_failed_recognition_vote"],
+                                 strict=True)]
+
+
 # Problems about facts and extensions are checked after the transitions are built: they must
 # still be detected (first test) and point at the line of the offending key (second test).
 FACT_CASES = {
@@ -611,27 +778,52 @@ def test_fact_and_extension_problems_point_at_the_offending_key(tmp_path: Path, 
         "type: paragraph", "transition 'verify_background' input 'verification_conclusion' has unknown type "
         f"'paragraph'; use one of {INPUT_TYPE_CHOICES}"),
     block=Edit(
-        "        type: introducers\n", "        type: introducer\n",
-        "type: introducer\n", "transition 'prepare_dossier' input 'introducers' has unknown type "
-        f"'introducer'; use one of {INPUT_TYPE_CHOICES}"),
+        "        type: choice\n        choices: [absence_or_unpaid_dues",
+        "        type: choise\n        choices: [absence_or_unpaid_dues",
+        "type: choise\n", "transition 'strike_off' input 'ground' has unknown type "
+        f"'choise'; use one of {INPUT_TYPE_CHOICES}"),
 )
 def test_input_of_unknown_type(tmp_path: Path, case: Edit) -> None:
     check(tmp_path, case)
 
 
+def test_input_of_unknown_type_read_by_a_guard_is_one_problem(tmp_path: Path) -> None:
+    check(tmp_path, Edit(
+        "        type: introducers\n", "        type: introducer\n",
+        "type: introducer\n", "transition 'prepare_dossier' input 'introducers' has unknown type "
+        f"'introducer'; use one of {INPUT_TYPE_CHOICES}"))
+
+
+def test_input_of_unknown_type_read_by_a_guard_is_reported(tmp_path: Path) -> None:
+    # The weaker, current promise of the xfail above: the unknown type is among the problems.
+    check(tmp_path, Edit(
+        "        type: introducers\n", "        type: introducer\n",
+        "type: introducer\n", "transition 'prepare_dossier' input 'introducers' has unknown type "
+        f"'introducer'; use one of {INPUT_TYPE_CHOICES}", only=False))
+
+
+NO_CHOICES = "transition 'verify_background' input 'verification_conclusion' of type choice needs a list " \
+    "of choices"
+GROUND_CHOICES = ("        choices: [absence_or_unpaid_dues, party_card_returned, no_progress_12_months, "
+                  "standards_violated_two_years, political_standard_failed, probation_unfit]\n")
+
+
 @cases(
     no_choices_key=Edit(
-        "under_discipline: {type: bool,", "under_discipline: {type: choice,",
-        "under_discipline: {type: choice",
-        "transition 'withdraw_membership' input 'under_discipline' of type choice needs a list of choices"),
+        "verification_conclusion: {type: text,", "verification_conclusion: {type: choice,",
+        "verification_conclusion: {type: choice", NO_CHOICES),
     empty_choices=Edit(
-        "under_discipline: {type: bool,", "under_discipline: {type: choice, choices: [],",
-        "under_discipline: {type: choice",
-        "transition 'withdraw_membership' input 'under_discipline' of type choice needs a list of choices"),
+        "verification_conclusion: {type: text,", "verification_conclusion: {type: choice, choices: [],",
+        "verification_conclusion: {type: choice", NO_CHOICES),
     choices_as_text=Edit(
-        "under_discipline: {type: bool,", "under_discipline: {type: choice, choices: yes_or_no,",
-        "under_discipline: {type: choice",
-        "transition 'withdraw_membership' input 'under_discipline' of type choice needs a list of choices"),
+        "verification_conclusion: {type: text,", "verification_conclusion: {type: choice, choices: yes_no,",
+        "verification_conclusion: {type: choice", NO_CHOICES),
+    block_choices_dropped=Edit(
+        GROUND_CHOICES, "", "      ground:\n",
+        "transition 'strike_off' input 'ground' of type choice needs a list of choices"),
+    block_choices_as_mapping=Edit(
+        GROUND_CHOICES, "        choices: {absence_or_unpaid_dues: 1}\n", "      ground:\n",
+        "transition 'strike_off' input 'ground' of type choice needs a list of choices"),
 )
 def test_choice_input_without_choices(tmp_path: Path, case: Edit) -> None:
     check(tmp_path, case)
@@ -659,11 +851,13 @@ def _only_problem_on(path: Path, line: int, words: str) -> None:
     assert any(p.file == str(path) and p.line == line and words in p.message for p in found), found
 
 
-@pytest.mark.parametrize("value", ["5", "true"])
-def test_choices_that_are_not_a_list_are_a_problem_not_a_crash(tmp_path: Path, value: str) -> None:
-    text = edit("under_discipline: {type: bool,", f"under_discipline: {{type: choice, choices: {value},")
+@pytest.mark.parametrize("value", ["5", "true", "null", "{a: b}", "[[a, b], c]", "[1.5, 2]"])
+def test_choices_that_are_not_a_list_are_one_problem_not_a_crash(tmp_path: Path, value: str) -> None:
+    text = edit("verification_conclusion: {type: text,",
+                f"verification_conclusion: {{type: choice, choices: {value},")
     path = write(tmp_path, text)
-    _only_problem_on(path, line_of(text, "under_discipline: {type: choice"), "needs a list of choices")
+    assert problems_in(path) == [Problem(str(path), line_of(text, "verification_conclusion: {type: choice"),
+                                         NO_CHOICES)]
 
 
 @cases(
@@ -943,7 +1137,7 @@ def test_cli_validate_bundled_file_is_ok() -> None:
     result = validate(MEMBERSHIP)
     sha = hashlib.sha256(BUNDLED.encode("utf-8")).hexdigest()[:12]
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{MEMBERSHIP}: ok (membership: 18 states, 21 transitions, sha256 {sha})\n"
+    assert result.stdout == f"{MEMBERSHIP}: ok (membership: 18 states, 25 transitions, sha256 {sha})\n"
     assert result.stderr == ""
 
 

@@ -1,21 +1,26 @@
 """Every transition of definitions/membership.yaml: one passing move, each guard failing, each
 required document missing, and the general refusals (wrong state, unknown move, wrong role,
-bad business date). A refused move must leave no trace: case row, audit chain and documents
-are compared before and after."""
+bad business date, unknown document, second extension). A refused move must leave no trace:
+case row, audit chain and documents are compared before and after. A move's inputs live in its
+audit event; the case's facts hold only what a move ``records`` plus bookkeeping (state entered,
+documents on file, met:/extended: dates of deadlines)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
+from conftest import ACTING, ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
 
 from workflow.dates import add_months, format_date
+from workflow.deadlines import extension_fact, met_fact, open_deadlines
 from workflow.engine import DOCUMENTS_FACT, CaseView, Engine, MoveRequest
 from workflow.errors import BadInput, MoveRefused, NotPermitted
-from workflow.loader import STATE_ENTERED, load_definition
+from workflow.guards import REGISTRY, GuardContext
+from workflow.loader import STATE_ENTERED, load_definition, parse_definition
 from workflow.workdays import default_calendar
 
 PATH = ADMISSION_PATH + RECOGNITION_PATH
@@ -33,6 +38,15 @@ MEMBER_STATES = ["probationary", "probation_completed", "recognition_branch_vote
                  "recognition_committee_voted", "official_member"]
 REGISTER_INPUTS = {"admission_date": "2004-03-26", "official_since": "2005-03-26",
                    "party_card_number": "52.001234"}
+FAILED_VOTE = {"votes_for": 5, "votes_eligible": 9}
+# Inputs for moves that conftest's STANDARD_INPUTS does not cover.
+EXTRA_INPUTS: dict[str, dict[str, Any]] = {
+    "register_existing_member": REGISTER_INPUTS,
+    "record_failed_branch_vote": FAILED_VOTE,
+    "record_failed_recognition_vote": FAILED_VOTE,
+}
+FAILED_VOTES = [("record_failed_branch_vote", "background_verified", "6-KNĐ"),
+                ("record_failed_recognition_vote", "probation_completed", "13-KNĐ")]
 D = format_date
 
 
@@ -83,6 +97,18 @@ def case_in(world: World, state: str, person: int | None = None,
     return case_id
 
 
+def step(world: World, case_id: int, trigger: str, on: date, **overrides: Any) -> Any:
+    """``world.step``, also for the moves conftest's ACTING and STANDARD_INPUTS do not list."""
+    if trigger in ACTING and trigger not in EXTRA_INPUTS:
+        return world.step(case_id, trigger, on, **overrides)
+    inputs = overrides.pop("inputs", None)
+    documents = overrides.pop("documents", None)
+    actor = overrides.pop("actor", ACTING.get(trigger, "secretary"))
+    return world.service.advance(
+        actor, case_id, trigger, on, dict(EXTRA_INPUTS[trigger]) if inputs is None else inputs,
+        world.documents_for(case_id, trigger) if documents is None else documents, **overrides)
+
+
 def snapshot(world: World, case_id: int) -> dict[str, Any]:
     record = world.store.cases.load(case_id)
     return {"state": record.state, "version": record.version, "seq": record.seq,
@@ -95,7 +121,7 @@ def refuse(world: World, case_id: int, trigger: str, on: date, error: type[Excep
            **overrides: Any) -> Any:
     """Make a move that must be refused; check nothing at all was written."""
     return refused_without_trace(world, case_id, error,
-                                 lambda: world.step(case_id, trigger, on, **overrides))
+                                 lambda: step(world, case_id, trigger, on, **overrides))
 
 
 def refused_without_trace(world: World, case_id: int, error: type[Exception],
@@ -120,6 +146,11 @@ def docs(*codes: str) -> dict[str, str]:
     return {code: f"{code}-ref" for code in codes}
 
 
+def last_inputs(world: World, case_id: int) -> dict[str, Any]:
+    """The inputs of the case's latest move, as stored in its audit event."""
+    return json.loads(world.store.cases.history(case_id)[-1]["payload"])["inputs"]
+
+
 # ---- 1. every transition, from every source state, passes --------------------------------
 
 PASSES: list[tuple[str, str, str, str, str]] = [
@@ -136,10 +167,17 @@ PASSES: list[tuple[str, str, str, str, str]] = [
     ("extend_admission_deadline", "committee_voted", "committee_voted", "standing",
      "standing_committee_above"),
     ("hold_ceremony", "admission_decided", "probationary", "secretary", "branch_secretary"),
+    # Before the branch vote the branch may refuse; after it the grassroots committee; once
+    # the grassroots committee voted, only the standing committee above.
     *[("reject_application", s, "rejected", "secretary", "branch_secretary")
-      for s in APPLICATION_STATES],
+      for s in APPLICATION_STATES[:4]],
     ("reject_application", "background_verified", "rejected", "committee", "grassroots_committee"),
+    ("reject_application", "branch_voted", "rejected", "committee", "grassroots_committee"),
     ("reject_application", "committee_voted", "rejected", "standing", "standing_committee_above"),
+    ("record_failed_branch_vote", "background_verified", "background_verified", "secretary",
+     "branch_secretary"),
+    ("record_failed_recognition_vote", "probation_completed", "probation_completed", "secretary",
+     "branch_secretary"),
     *[("withdraw_application", s, "application_withdrawn", "secretary", "branch_secretary")
       for s in [*APPLICATION_STATES, "admission_decided"]],
     ("complete_probation", "probationary", "probation_completed", "secretary", "branch_secretary"),
@@ -157,7 +195,7 @@ PASSES: list[tuple[str, str, str, str, str]] = [
     ("expel", "official_member", "expelled", "inspector", "inspection_commission"),
     ("expel", "official_member", "expelled", "standing", "standing_committee_above"),
     *[("withdraw_membership", s, "left_party", "standing", "standing_committee_above")
-      for s in ("probationary", "probation_completed", "official_member")],
+      for s in MEMBER_STATES],
     *[("record_death", s, "deceased", "secretary", "branch_secretary") for s in MEMBER_STATES],
     ("record_death", "official_member", "deceased", "department", "organization_department"),
 ]
@@ -168,7 +206,8 @@ RECORDS_DATE = {
     "decide_admission": "decision_date", "hold_ceremony": "ceremony_date",
     "record_recognition_vote": "recognition_vote_date",
     "recognize_official": "recognition_decision_date", "strike_off": "removal_date",
-    "expel": "removal_date", "withdraw_membership": "removal_date",
+    "expel": "removal_date", "withdraw_membership": "removal_date", "record_death": "removal_date",
+    "record_failed_branch_vote": "failed_vote_date", "record_failed_recognition_vote": "failed_vote_date",
 }
 
 
@@ -176,7 +215,8 @@ def test_every_transition_and_source_is_covered() -> None:
     definition = load_definition(MEMBERSHIP)
     expected = {(t.trigger, s) for t in definition.transitions for s in t.sources}
     assert {(trigger, source) for trigger, source, *_ in PASSES} == expected
-    assert len(definition.triggers()) == 21
+    assert len(definition.triggers()) == 23
+    assert len(definition.transitions) == 25
 
 
 @pytest.mark.parametrize(("trigger", "source", "dest", "actor", "role"), PASSES,
@@ -190,9 +230,10 @@ def test_move_passes_and_is_audited(world: World, trigger: str, source: str, des
     on = add_months(ceremony_of(world), 12) if trigger == "complete_probation" \
         else move_date(world, source)
     attached = world.documents_for(case_id, trigger)
-    extra = {"inputs": dict(REGISTER_INPUTS)} if trigger == "register_existing_member" else {}
+    extra = {"inputs": dict(EXTRA_INPUTS[trigger])} if trigger in EXTRA_INPUTS else {}
+    given = extra["inputs"] if extra else world.inputs_for(trigger, on)
 
-    recorded = world.step(case_id, trigger, on, actor=actor, **extra)
+    recorded = step(world, case_id, trigger, on, actor=actor, **extra)
 
     after = world.store.cases.load(case_id)
     assert after.state == dest
@@ -215,6 +256,18 @@ def test_move_passes_and_is_audited(world: World, trigger: str, source: str, des
     assert after.facts[STATE_ENTERED] == expected_entered.isoformat()
     if trigger in RECORDS_DATE:
         assert after.facts[RECORDS_DATE[trigger]] == on.isoformat()
+    # Inputs go to the audit event; facts change only by what the move records and bookkeeping.
+    transition = load_definition(MEMBERSHIP).transition(trigger, source)
+    assert set(json.loads(new["payload"])["inputs"]) == set(given)
+    bookkeeping = {STATE_ENTERED, DOCUMENTS_FACT, met_fact(trigger)}
+    if transition.extends_deadline:
+        bookkeeping.add(extension_fact(transition.extends_deadline))
+    changed = {k for k, v in after.facts.items() if before.facts.get(k, object()) != v}
+    assert set(transition.records) <= changed <= set(transition.records) | bookkeeping
+    assert set(before.facts) <= set(after.facts)
+    assert (met_fact(trigger) in after.facts) == (transition.deadline is not None)
+    for name in given:
+        assert (name in after.facts) == (name in transition.records), name
 
 
 def test_hold_ceremony_records_probation_end_twelve_months_later(world: World) -> None:
@@ -224,7 +277,8 @@ def test_hold_ceremony_records_probation_end_twelve_months_later(world: World) -
     facts = world.store.cases.load(case_id).facts
     assert facts["ceremony_date"] == on.isoformat()
     assert facts["probation_end"] == add_months(on, 12).isoformat()
-    assert facts["helper"] == world.members[0]
+    assert "helper" not in facts
+    assert last_inputs(world, case_id) == {"helper": world.members[0]}
 
 
 def test_register_existing_member_keeps_paper_dates(world: World) -> None:
@@ -232,8 +286,9 @@ def test_register_existing_member_keeps_paper_dates(world: World) -> None:
     world.step(case_id, "register_existing_member", move_date(world, "candidate"),
                inputs=dict(REGISTER_INPUTS))
     facts = world.store.cases.load(case_id).facts
-    assert (facts["admission_date"], facts["official_since"], facts["party_card_number"]) == \
-        ("2004-03-26", "2005-03-26", "52.001234")
+    assert (facts["admission_date"], facts["official_since"]) == ("2004-03-26", "2005-03-26")
+    assert "party_card_number" not in facts
+    assert last_inputs(world, case_id)["party_card_number"] == "52.001234"
 
 
 # ---- 2. guards failing, transition by transition -----------------------------------------
@@ -403,7 +458,8 @@ def test_organization_plus_one_member_introducer_passes(world: World, organizati
         "introducers": f"{world.members[0]}:24", "organization_introducer": organization})
     record = world.store.cases.load(case_id)
     assert record.state == "dossier_prepared"
-    assert record.facts["organization_introducer"] == organization
+    assert "organization_introducer" not in record.facts
+    assert last_inputs(world, case_id)["organization_introducer"] == organization
 
 
 def test_organization_still_needs_one_member_introducer(world: World) -> None:
@@ -503,7 +559,8 @@ def test_vote_of_two_thirds_passes(world: World, trigger: str, state: str, body:
     world.step(case_id, trigger, on, inputs={"votes_for": votes_for, "votes_eligible": eligible})
     record = world.store.cases.load(case_id)
     assert record.state == NEXT_STATE[state]
-    assert (record.facts["votes_for"], record.facts["votes_eligible"]) == (votes_for, eligible)
+    assert last_inputs(world, case_id) == {"votes_for": votes_for, "votes_eligible": eligible}
+    assert "votes_for" not in record.facts and "votes_eligible" not in record.facts
 
 
 def test_recognition_vote_before_twelve_months_is_refused_by_the_engine() -> None:
@@ -624,6 +681,213 @@ def test_withdrawal_refused_while_under_discipline(world: World, state: str) -> 
         "the member is under disciplinary review; discipline must be settled first"]
 
 
+# record_failed_branch_vote / record_failed_recognition_vote: vote_ratio_below (2/3)
+
+@pytest.mark.parametrize(("trigger", "state", "code"), FAILED_VOTES)
+@pytest.mark.parametrize(("votes_for", "eligible"), [(5, 9), (1, 2), (0, 3), (3, 5)])
+def test_failed_vote_is_recorded_and_the_case_stays(world: World, trigger: str, state: str, code: str,
+                                                    votes_for: int, eligible: int) -> None:
+    case_id = case_in(world, state)
+    before = world.store.cases.load(case_id)
+    on = move_date(world, state)
+    step(world, case_id, trigger, on, inputs={"votes_for": votes_for, "votes_eligible": eligible})
+    after = world.store.cases.load(case_id)
+    assert after.state == state
+    assert after.facts["failed_vote_date"] == on.isoformat()
+    assert after.facts[STATE_ENTERED] == before.facts[STATE_ENTERED]
+    assert "votes_for" not in after.facts and "votes_eligible" not in after.facts
+    assert last_inputs(world, case_id) == {"votes_for": votes_for, "votes_eligible": eligible}
+    assert [d["code"] for d in world.store.cases.documents(case_id) if d["seq"] == after.seq] == [code]
+    # A failed vote stops no clock: whatever was due is still due.
+    assert (after.due_on, after.due_move) == (before.due_on, before.due_move)
+
+
+@pytest.mark.parametrize(("trigger", "state", "code"), FAILED_VOTES)
+@pytest.mark.parametrize(("votes_for", "eligible", "expected"), [
+    (6, 9, "chi bộ vote: 6 of 9 eligible reaches 2/3; record it as a passed vote"),
+    (2, 3, "chi bộ vote: 2 of 3 eligible reaches 2/3; record it as a passed vote"),
+    (4, 5, "chi bộ vote: 4 of 5 eligible reaches 2/3; record it as a passed vote"),
+    (9, 9, "chi bộ vote: 9 of 9 eligible reaches 2/3; record it as a passed vote"),
+    (10, 9, "chi bộ vote: 10 votes for but only 9 eligible voters"),
+    (0, 0, "chi bộ vote: eligible voters must be at least 1"),
+])
+def test_failed_vote_that_reached_two_thirds_is_refused(world: World, trigger: str, state: str,
+                                                        code: str, votes_for: int, eligible: int,
+                                                        expected: str) -> None:
+    case_id = case_in(world, state)
+    assert reasons(world, case_id, trigger, move_date(world, state),
+                   inputs={"votes_for": votes_for, "votes_eligible": eligible}) == [expected]
+
+
+def test_branch_may_vote_again_after_a_failed_vote(world: World) -> None:
+    case_id = case_in(world, "background_verified")
+    on = move_date(world, "background_verified")
+    step(world, case_id, "record_failed_branch_vote", on)
+    world.step(case_id, "record_branch_vote", on + timedelta(days=7))
+    record = world.store.cases.load(case_id)
+    assert record.state == "branch_voted"
+    assert record.facts["failed_vote_date"] == on.isoformat()
+    assert record.facts["branch_vote_date"] == (on + timedelta(days=7)).isoformat()
+
+
+def test_a_vote_is_either_passed_or_failed_never_both() -> None:
+    params = {"votes_for": "votes_for", "votes_eligible": "votes_eligible", "ratio": "2/3",
+              "body": "chi bộ"}
+    for eligible in range(1, 31):
+        for votes_for in range(eligible + 1):
+            context = GuardContext(date(2026, 1, 5), {"votes_for": votes_for, "votes_eligible": eligible},
+                                   {}, {})
+            passed = REGISTRY["vote_ratio_at_least"].check(context, params) == []
+            failed = REGISTRY["vote_ratio_below"].check(context, params) == []
+            assert passed != failed, (votes_for, eligible)
+            assert passed == (3 * votes_for >= 2 * eligible), (votes_for, eligible)
+
+
+# register_existing_member: dates_in_order and months_elapsed from admission to official_since
+
+def register_inputs(admission: date, official: date) -> dict[str, str]:
+    return {**REGISTER_INPUTS, "admission_date": admission.isoformat(),
+            "official_since": official.isoformat()}
+
+
+@pytest.mark.parametrize(("admission", "official"), [
+    ("2004-03-26", "2005-03-26"),
+    ("2004-02-29", "2005-02-28"),  # 12 months after a leap day end on the last day of February
+    ("2004-03-26", "2019-09-02"),
+])
+def test_register_existing_member_with_paper_dates_in_order_passes(world: World, admission: str,
+                                                                   official: str) -> None:
+    case_id = case_in(world, "candidate")
+    step(world, case_id, "register_existing_member", move_date(world, "candidate"),
+         inputs=register_inputs(date.fromisoformat(admission), date.fromisoformat(official)))
+    record = world.store.cases.load(case_id)
+    assert record.state == "official_member"
+    assert (record.facts["admission_date"], record.facts["official_since"]) == (admission, official)
+
+
+def test_register_existing_member_official_on_the_day_it_is_registered_passes(world: World) -> None:
+    case_id = case_in(world, "candidate")
+    on = move_date(world, "candidate")
+    step(world, case_id, "register_existing_member", on,
+         inputs=register_inputs(add_months(on, -12), on))
+    assert world.store.cases.load(case_id).facts["official_since"] == on.isoformat()
+
+
+def test_register_existing_member_official_before_admission_is_refused(world: World) -> None:
+    case_id = case_in(world, "candidate")
+    admission, official = date(2005, 3, 26), date(2004, 3, 26)
+    assert reasons(world, case_id, "register_existing_member", move_date(world, "candidate"),
+                   inputs=register_inputs(admission, official)) == [
+        "official_since 26/03/2004 is before admission_date 26/03/2005",
+        "only 0 months since admission_date 26/03/2005 to official_since 26/03/2004; 12 months must "
+        "pass (not before 26/03/2006)"]
+
+
+@pytest.mark.parametrize(("admission", "official", "elapsed", "earliest"), [
+    ("2004-03-27", "2005-03-26", "11 months", "27/03/2005"),
+    ("2004-03-26", "2004-03-26", "0 months", "26/03/2005"),
+    ("2004-01-31", "2005-01-30", "11 months", "31/01/2005"),
+])
+def test_register_existing_member_needs_twelve_months_until_official_since(
+        world: World, admission: str, official: str, elapsed: str, earliest: str) -> None:
+    case_id = case_in(world, "candidate")
+    assert reasons(world, case_id, "register_existing_member", move_date(world, "candidate"),
+                   inputs=register_inputs(date.fromisoformat(admission),
+                                          date.fromisoformat(official))) == [
+        f"only {elapsed} since admission_date {D(date.fromisoformat(admission))} to official_since "
+        f"{D(date.fromisoformat(official))}; 12 months must pass (not before {earliest})"]
+
+
+@pytest.mark.parametrize("official_after", [1, 400])
+def test_register_existing_member_official_after_the_business_date_is_refused(
+        world: World, official_after: int) -> None:
+    case_id = case_in(world, "candidate")
+    on = move_date(world, "candidate")
+    official = on + timedelta(days=official_after)
+    assert reasons(world, case_id, "register_existing_member", on,
+                   inputs=register_inputs(add_months(official, -12), official)) == [
+        f"business_date {D(on)} is before official_since {D(official)}"]
+
+
+# record_death: dates_in_order (the death cannot be after the move's date)
+
+@pytest.mark.parametrize("state", ["probationary", "official_member"])
+def test_death_dated_after_the_business_date_is_refused(world: World, state: str) -> None:
+    case_id = case_in(world, state)
+    on = move_date(world, state)
+    died = on + timedelta(days=1)
+    assert reasons(world, case_id, "record_death", on, inputs={"date_of_death": died.isoformat()}) == [
+        f"business_date {D(on)} is before date_of_death {D(died)}"]
+
+
+@pytest.mark.parametrize("days_before", [0, 1, 900])
+def test_death_on_or_before_the_business_date_is_recorded(world: World, days_before: int) -> None:
+    case_id = case_in(world, "official_member")
+    on = move_date(world, "official_member")
+    died = on - timedelta(days=days_before)
+    world.step(case_id, "record_death", on, inputs={"date_of_death": died.isoformat()})
+    record = world.store.cases.load(case_id)
+    assert record.state == "deceased"
+    assert (record.facts["date_of_death"], record.facts["removal_date"]) == \
+        (died.isoformat(), on.isoformat())
+
+
+# the date guards themselves
+
+MONTHS_ELAPSED = REGISTRY["months_elapsed"].check
+DATES_IN_ORDER = REGISTRY["dates_in_order"].check
+
+
+def test_months_elapsed_counts_to_the_move_date_by_default() -> None:
+    facts = {"ceremony_date": "2025-03-15"}
+    params = {"since": "ceremony_date", "months": 12}
+    assert MONTHS_ELAPSED(GuardContext(date(2026, 3, 14), {}, facts, {}), params) == [
+        "only 11 months since ceremony_date 15/03/2025; 12 months must pass (not before 15/03/2026)"]
+    assert MONTHS_ELAPSED(GuardContext(date(2026, 3, 15), {}, facts, {}), params) == []
+    explicit = {**params, "until": "business_date"}
+    assert MONTHS_ELAPSED(GuardContext(date(2026, 3, 14), {}, facts, {}), explicit) == \
+        MONTHS_ELAPSED(GuardContext(date(2026, 3, 14), {}, facts, {}), params)
+
+
+def test_months_elapsed_until_a_date_ignores_the_move_date() -> None:
+    params = {"since": "admission_date", "months": 12, "until": "official_since"}
+    facts = {"admission_date": "2004-03-26"}
+    # Far past the move's date, yet official_since came too early ...
+    late = GuardContext(date(2030, 1, 2), {"official_since": "2005-03-25"}, facts, {})
+    assert MONTHS_ELAPSED(late, params) == [
+        "only 11 months since admission_date 26/03/2004 to official_since 25/03/2005; 12 months must "
+        "pass (not before 26/03/2005)"]
+    # ... and a move dated before both dates still passes when they are 12 months apart.
+    early = GuardContext(date(2004, 1, 1), {"official_since": "2005-03-26"}, facts, {})
+    assert MONTHS_ELAPSED(early, params) == []
+
+
+def test_months_elapsed_until_a_date_not_recorded() -> None:
+    params = {"since": "admission_date", "months": 12, "until": "official_since"}
+    context = GuardContext(date(2030, 1, 2), {}, {"admission_date": "2004-03-26"}, {})
+    assert MONTHS_ELAPSED(context, params) == ["official_since is not recorded"]
+
+
+def test_dates_in_order_reports_every_pair_out_of_order() -> None:
+    params = {"dates": ["admission_date", "official_since", "business_date"]}
+    context = GuardContext(date(2020, 1, 1), {"admission_date": "2022-01-01",
+                                              "official_since": "2021-01-01"}, {}, {})
+    assert DATES_IN_ORDER(context, params) == [
+        "official_since 01/01/2021 is before admission_date 01/01/2022",
+        "business_date 01/01/2020 is before official_since 01/01/2021"]
+    same_day = GuardContext(date(2021, 1, 1), {"admission_date": "2021-01-01",
+                                               "official_since": "2021-01-01"}, {}, {})
+    assert DATES_IN_ORDER(same_day, params) == []
+
+
+def test_dates_in_order_reads_recorded_facts_too() -> None:
+    params = {"dates": ["ceremony_date", "date_of_death"]}
+    context = GuardContext(date(2026, 1, 5), {"date_of_death": "2025-01-01"},
+                           {"ceremony_date": "2025-06-01"}, {})
+    assert DATES_IN_ORDER(context, params) == [
+        "date_of_death 01/01/2025 is before ceremony_date 01/06/2025"]
+
+
 # ---- 2b. every required document missing, one at a time -----------------------------------
 
 MISSING = [
@@ -639,6 +903,7 @@ MISSING = [
     *[("strike_off", state, "QĐ-XT") for state in ("probationary", "official_member")],
     ("expel", "official_member", "QĐ-KT"),
     *[("withdraw_membership", state, "ĐƠN-RKĐ") for state in ("probation_completed", "official_member")],
+    *FAILED_VOTES,
 ]
 
 
@@ -649,6 +914,27 @@ def test_missing_document_is_refused(world: World, trigger: str, state: str, cod
     assert code not in attached
     assert reasons(world, case_id, trigger, move_date(world, state), documents=attached) == [
         f"document {code} must be attached with this move"]
+
+
+@pytest.mark.parametrize(("state", "trigger", "documents", "code"), [
+    ("candidate", "record_training", docs("CN-NTVĐ", "CN-NTVD"), "CN-NTVD"),  # ASCII typo of Đ
+    ("trained", "reject_application", docs("QĐ-TC"), "QĐ-TC"),  # a move that needs no document
+    ("background_verified", "record_branch_vote", docs("5-KNĐ", "6-KNĐ", "7-KNĐ"), "7-KNĐ"),
+    ("background_verified", "record_branch_vote", docs("5-KNĐ", "6-KNĐ", "7-KNĐ", "4-KNĐ"), "4-KNĐ"),
+])
+def test_unknown_document_code_is_bad_input(world: World, state: str, trigger: str,
+                                            documents: dict[str, str], code: str) -> None:
+    case_id = case_in(world, state)
+    error = refuse(world, case_id, trigger, move_date(world, state), BadInput, documents=documents)
+    known = ", ".join(load_definition(MEMBERSHIP).documents)
+    assert str(error) == f"unknown document code {code!r}; membership knows {known}"
+
+
+def test_unknown_document_code_is_bad_input_even_when_rules_are_broken(world: World) -> None:
+    case_id = case_in(world, "background_verified")
+    error = refuse(world, case_id, "record_branch_vote", move_date(world, "background_verified"),
+                   BadInput, inputs={"votes_for": 1, "votes_eligible": 9}, documents=docs("6-KND"))
+    assert str(error).startswith("unknown document code '6-KND'; membership knows CN-NTVĐ, 1-KNĐ")
 
 
 def test_every_missing_document_and_broken_rule_is_reported_together(world: World) -> None:
@@ -669,6 +955,12 @@ def test_every_missing_document_and_broken_rule_is_reported_together(world: Worl
     ("hold_ceremony", "committee_voted",
      "decide_admission, extend_admission_deadline, reject_application, withdraw_application"),
     ("reject_application", "admission_decided", "hold_ceremony, withdraw_application"),
+    ("hold_ceremony", "background_verified", "renew_training, record_branch_vote, reject_application, "
+     "record_failed_branch_vote, withdraw_application"),
+    ("complete_probation", "probation_completed", "record_recognition_vote, "
+     "record_failed_recognition_vote, strike_off, withdraw_membership, record_death"),
+    ("record_failed_branch_vote", "branch_voted",
+     "record_committee_vote, reject_application, withdraw_application"),
     ("expel", "probationary", "complete_probation, strike_off, withdraw_membership, record_death"),
     ("register_existing_member", "official_member", "strike_off, expel, withdraw_membership, record_death"),
 ])
@@ -733,8 +1025,13 @@ def test_malformed_inputs_are_bad_input(world: World, inputs: dict[str, Any], me
     ("extend_admission_deadline", "committee_voted", "secretary", "standing_committee_above"),
     ("hold_ceremony", "admission_decided", "outsider", "branch_secretary"),
     ("withdraw_application", "trained", "standing", "branch_secretary"),
-    ("reject_application", "trained", "outsider",
-     "branch_secretary, grassroots_committee, standing_committee_above"),
+    ("reject_application", "trained", "outsider", "branch_secretary, grassroots_committee"),
+    ("reject_application", "trained", "standing", "branch_secretary, grassroots_committee"),
+    ("reject_application", "branch_voted", "secretary", "grassroots_committee"),
+    ("reject_application", "committee_voted", "secretary", "standing_committee_above"),
+    ("reject_application", "committee_voted", "committee", "standing_committee_above"),
+    ("record_failed_branch_vote", "background_verified", "committee", "branch_secretary"),
+    ("record_failed_recognition_vote", "probation_completed", "outsider", "branch_secretary"),
     ("complete_probation", "probationary", "outsider", "branch_secretary"),
     ("recognize_official", "recognition_committee_voted", "department", "standing_committee_above"),
     ("register_existing_member", "candidate", "secretary", "organization_department"),
@@ -748,7 +1045,7 @@ def test_actor_without_an_allowed_role_is_not_permitted(world: World, trigger: s
     case_id = case_in(world, state)
     on = add_months(ceremony_of(world), 12) if trigger == "complete_probation" \
         else move_date(world, state)
-    extra = {"inputs": dict(REGISTER_INPUTS)} if trigger == "register_existing_member" else {}
+    extra = {"inputs": dict(EXTRA_INPUTS[trigger])} if trigger in EXTRA_INPUTS else {}
     error = refuse(world, case_id, trigger, on, NotPermitted, actor=actor, **extra)
     assert str(error) == (f"you hold no role allowed to fire {trigger} for this case "
                           f"(allowed: {allowed})")
@@ -772,6 +1069,20 @@ def test_explicit_role_must_be_allowed_and_held(world: World, actor: str, role: 
     error = refuse(world, case_id, "record_training", move_date(world, "candidate"), NotPermitted,
                    actor=actor, role=role)
     assert str(error) == message
+
+
+@pytest.mark.parametrize(("state", "actor", "role", "allowed"), [
+    ("branch_voted", "secretary", "branch_secretary", "grassroots_committee"),
+    ("committee_voted", "secretary", "branch_secretary", "standing_committee_above"),
+    ("committee_voted", "committee", "grassroots_committee", "standing_committee_above"),
+    ("dossier_prepared", "standing", "standing_committee_above", "branch_secretary, grassroots_committee"),
+])
+def test_who_may_reject_depends_on_how_far_the_dossier_has_gone(world: World, state: str, actor: str,
+                                                                role: str, allowed: str) -> None:
+    case_id = case_in(world, state)
+    error = refuse(world, case_id, "reject_application", move_date(world, state), NotPermitted,
+                   actor=actor, role=role)
+    assert str(error) == f"role {role} may not fire reject_application (allowed: {allowed})"
 
 
 def test_explicit_role_is_recorded(world: World) -> None:
@@ -829,7 +1140,7 @@ def test_extend_admission_deadline_adds_30_working_days(world: World) -> None:
     assert (after.due_on, after.due_move) == \
         (calendar.add_working_days(before.due_on, 30), "decide_admission")
     assert calendar.working_days_between(before.due_on, after.due_on) == 30
-    assert after.facts["extended:decide_admission"] is True
+    assert after.facts["extended:decide_admission"] == move_date(world, "committee_voted").isoformat()
     assert after.facts[STATE_ENTERED] == before.facts[STATE_ENTERED]
 
 
@@ -846,7 +1157,171 @@ def test_extend_recognition_deadline_adds_30_working_days(world: World) -> None:
     after = world.store.cases.load(case_id)
     assert after.state == "recognition_committee_voted"
     assert after.due_on == calendar.add_working_days(before.due_on, 30)
-    assert after.facts["extended:recognize_official"] is True
+    assert after.facts["extended:recognize_official"] == \
+        move_date(world, "recognition_committee_voted").isoformat()
+
+
+@pytest.mark.parametrize(("state", "trigger", "target"), [
+    ("committee_voted", "extend_admission_deadline", "decide_admission"),
+    ("recognition_committee_voted", "extend_recognition_deadline", "recognize_official"),
+])
+def test_a_deadline_may_be_extended_only_once(world: World, state: str, trigger: str,
+                                              target: str) -> None:
+    calendar = default_calendar()
+    case_id = case_in(world, state)
+    unextended = world.store.cases.load(case_id).due_on
+    first = move_date(world, state)
+    world.step(case_id, trigger, first)
+    extended = world.store.cases.load(case_id)
+    assert extended.due_on == calendar.add_working_days(unextended, 30)
+    assert [(d.trigger, d.extended) for d in world.service.deadlines(extended)] == [(target, True)]
+
+    assert reasons(world, case_id, trigger, first + timedelta(days=3)) == [
+        f"the deadline of {target} was already extended ({D(first)}); it may be extended only once"]
+    # ... while the move whose deadline it is can still be made.
+    world.step(case_id, target, first + timedelta(days=3))
+    assert world.store.cases.load(case_id).state != state
+
+
+def test_an_extension_recorded_before_dates_were_kept_still_counts() -> None:
+    # Cases extended before extensions were dated hold ``True``; they cannot be extended again.
+    case = CaseView("committee_voted", {STATE_ENTERED: "2026-01-05", "branch_vote_date": "2025-12-01",
+                                        extension_fact("decide_admission"): True})
+    request = MoveRequest("extend_admission_deadline", frozenset({"standing_committee_above"}),
+                          date(2026, 1, 12), {"reason": "Chờ ý kiến"})
+    with pytest.raises(MoveRefused) as info:
+        Engine().plan(load_definition(MEMBERSHIP), case, request, today=date(2026, 2, 1))
+    assert info.value.reasons == [
+        "the deadline of decide_admission was already extended (earlier); it may be extended only once"]
+
+
+# Where the clock stands in each state of the main path: (date it counts from, working days, move).
+def due_in(world: World, state: str) -> tuple[date, int, str] | None:
+    branch_vote, decision, recognition_vote = step_date(world, 3), step_date(world, 5), step_date(world, 8)
+    probation_end = add_months(ceremony_of(world), 12)
+    return {
+        "branch_voted": (branch_vote, 60, "decide_admission"),
+        "committee_voted": (branch_vote, 60, "decide_admission"),
+        "admission_decided": (decision, 30, "hold_ceremony"),
+        "probationary": (probation_end, 30, "record_recognition_vote"),
+        "probation_completed": (probation_end, 30, "record_recognition_vote"),
+        "recognition_branch_voted": (recognition_vote, 30, "recognize_official"),
+        "recognition_committee_voted": (recognition_vote, 30, "recognize_official"),
+    }.get(state)
+
+
+@pytest.mark.parametrize("state", PATH_STATES)
+def test_deadline_runs_from_its_start_until_its_move_is_made(world: World, state: str) -> None:
+    calendar = default_calendar()
+    case_id = case_in(world, state)
+    record = world.store.cases.load(case_id)
+    expected = due_in(world, state)
+    if expected is None:
+        assert (record.due_on, record.due_move) == (None, None)
+        assert world.service.deadlines(record) == []
+    else:
+        start, days, move = expected
+        due = calendar.add_working_days(start, days)
+        assert (record.due_on, record.due_move) == (due, move)
+        assert [(d.trigger, d.start, d.due_on, d.extended) for d in world.service.deadlines(record)] == \
+            [(move, start, due, False)]
+    # Every move with a deadline that was made has stopped its clock: it keeps the start it answered.
+    definition = load_definition(MEMBERSHIP)
+    made = [trigger for trigger in PATH[:REACHED_BY[state]] if definition.any_transition(trigger).deadline]
+    assert {k: v for k, v in record.facts.items() if k.startswith("met:")} == {
+        met_fact(t): record.facts[definition.any_transition(t).deadline.start] for t in made}
+
+
+def test_recognition_vote_is_due_thirty_working_days_after_probation_ends_even_in_probation(
+        world: World) -> None:
+    case_id = case_in(world, "probationary")
+    record = world.store.cases.load(case_id)
+    probation_end = date.fromisoformat(record.facts["probation_end"])
+    assert probation_end == add_months(ceremony_of(world), 12)
+    assert (record.due_on, record.due_move) == \
+        (default_calendar().add_working_days(probation_end, 30), "record_recognition_vote")
+    # Completing probation does not stop the clock; only the recognition vote does.
+    world.step(case_id, "complete_probation", probation_end)
+    assert world.store.cases.load(case_id).due_on == record.due_on
+    world.step(case_id, "record_recognition_vote", probation_end + timedelta(days=2))
+    voted = world.store.cases.load(case_id)
+    assert voted.due_move == "recognize_official"
+    assert voted.facts[met_fact("record_recognition_vote")] == probation_end.isoformat()
+
+
+@pytest.mark.parametrize(("state", "trigger", "actor"), [
+    ("branch_voted", "reject_application", "committee"),
+    ("committee_voted", "withdraw_application", "secretary"),
+    ("committee_voted", "reject_application", "standing"),
+    ("admission_decided", "withdraw_application", "secretary"),
+    ("probationary", "strike_off", "standing"),
+    ("probation_completed", "record_death", "secretary"),
+    ("recognition_committee_voted", "withdraw_membership", "standing"),
+])
+def test_deadline_closes_when_its_move_can_no_longer_be_made(world: World, state: str, trigger: str,
+                                                             actor: str) -> None:
+    case_id = case_in(world, state)
+    assert world.store.cases.load(case_id).due_on is not None
+    world.step(case_id, trigger, move_date(world, state), actor=actor)
+    record = world.store.cases.load(case_id)
+    assert (record.due_on, record.due_move) == (None, None)
+    assert world.service.deadlines(record) == []
+
+
+RENEWAL = ("    documents: [CN-NTVĐ]\n    guards:\n      - certificate_valid: {date: certificate_date, "
+           "max_age_months: 60}\n    records:\n      certificate_date: certificate_date\n\n"
+           "  - trigger: prepare_dossier")
+
+
+def with_renewal_deadline(deadline: str) -> Any:
+    """membership.yaml where renew_training (a move that stays) has a deadline."""
+    text = MEMBERSHIP.read_text(encoding="utf-8")
+    assert text.count(RENEWAL) == 1
+    return parse_definition(text.replace(RENEWAL, RENEWAL.replace("    records:", deadline + "    records:")),
+                            "renewal-deadline.yaml")
+
+
+def renew(definition: Any, facts: dict[str, Any], on: date, certificate: date) -> Any:
+    request = MoveRequest("renew_training", frozenset({"branch_secretary"}), on,
+                          {"certificate_date": certificate.isoformat()}, docs("CN-NTVĐ"))
+    return Engine().plan(definition, CaseView("trained", facts), request, today=on + timedelta(days=30))
+
+
+def test_made_move_stops_its_clock_until_its_start_is_recorded_again() -> None:
+    # A move that stays can still be made after it was made: only the met fact stops its clock.
+    calendar = default_calendar()
+    definition = with_renewal_deadline("    deadline:\n      within: {working_days: 20}\n")
+    facts = {STATE_ENTERED: "2025-03-03", "certificate_date": "2025-02-20"}
+    assert [(d.trigger, d.due_on) for d in open_deadlines(definition, "trained", facts, calendar)] == [
+        ("renew_training", calendar.add_working_days(date(2025, 3, 3), 20))]
+    move = renew(definition, facts, date(2025, 3, 10), date(2025, 3, 7))
+    assert move.facts[met_fact("renew_training")] == "2025-03-03"
+    assert move.due is None
+    assert open_deadlines(definition, "trained", move.facts, calendar) == []
+    # Entering a new state records a new start, so the clock runs again from there.
+    later = {**move.facts, STATE_ENTERED: "2025-04-01"}
+    running = open_deadlines(definition, "dossier_prepared", later, calendar)
+    assert [(d.trigger, d.start) for d in running] == [("renew_training", date(2025, 4, 1))]
+
+
+def test_move_that_records_its_own_start_restarts_its_clock() -> None:
+    definition = with_renewal_deadline("    deadline:\n      within: {months: 60}\n"
+                                       "      from: certificate_date\n")
+    facts = {STATE_ENTERED: "2025-03-03", "certificate_date": "2025-02-20"}
+    move = renew(definition, facts, date(2025, 3, 10), date(2025, 3, 7))
+    assert move.due is not None
+    assert (move.due.trigger, move.due.due_on) == ("renew_training", date(2030, 3, 7))
+
+
+def test_extended_admission_deadline_is_gone_once_the_admission_is_decided(world: World) -> None:
+    case_id = case_in(world, "committee_voted")
+    on = move_date(world, "committee_voted")
+    world.step(case_id, "extend_admission_deadline", on)
+    world.step(case_id, "decide_admission", on + timedelta(days=1))
+    record = world.store.cases.load(case_id)
+    assert record.due_move == "hold_ceremony"
+    assert record.due_on == default_calendar().add_working_days(on + timedelta(days=1), 30)
+    assert [d.trigger for d in world.service.deadlines(record)] == ["hold_ceremony"]
 
 
 def test_official_since_is_twelve_months_after_the_ceremony_even_when_recognized_late(

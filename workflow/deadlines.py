@@ -27,7 +27,7 @@ def extension_fact(trigger: str) -> str:
 
 
 def met_fact(trigger: str) -> str:
-    """Recorded when a move with a deadline is made, so its clock stops."""
+    """Holds the start date a move with a deadline answered, so that clock stops."""
     return f"met:{trigger}"
 
 
@@ -55,8 +55,8 @@ def open_deadlines(definition: Definition, state: str, facts: Mapping[str, Any],
         deadline = transition.deadline
         if deadline is None or transition.trigger not in ahead:
             continue
-        raw_start, met = facts.get(deadline.start), facts.get(met_fact(transition.trigger))
-        if raw_start is None or (met is not None and met >= raw_start):
+        raw_start = facts.get(deadline.start)
+        if raw_start is None or facts.get(met_fact(transition.trigger)) == raw_start:
             continue
         start = date.fromisoformat(raw_start)
         extended = bool(facts.get(extension_fact(transition.trigger)))

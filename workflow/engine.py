@@ -231,8 +231,9 @@ class Engine:
             facts[fact] = add_months(base, derivation.add_months).isoformat()
         if new_state != case.state:
             facts[STATE_ENTERED] = request.business_date.isoformat()
-        if transition.deadline:
-            facts[met_fact(transition.trigger)] = request.business_date.isoformat()
+        if transition.deadline and case.facts.get(transition.deadline.start):
+            # Remember which start this move answered: a new start restarts the clock.
+            facts[met_fact(transition.trigger)] = case.facts[transition.deadline.start]
         if transition.extends_deadline:
             facts[extension_fact(transition.extends_deadline)] = request.business_date.isoformat()
         if request.documents:

@@ -376,7 +376,8 @@ def _param_problem(param: Any, value: Any, inputs: dict[str, InputSpec],
         return f"must be non-empty text, not {value!r}"
     elif param.kind == "input" and value not in inputs:
         return f"names {value!r}, which is not an input of this transition"
-    elif param.kind == "input" and param.input_types and inputs[value].type not in param.input_types:
+    elif param.kind == "input" and param.input_types and inputs[value].type in INPUT_TYPES \
+            and inputs[value].type not in param.input_types:
         return (f"names input {value!r} of type {inputs[value].type}; it must be of type "
                 f"{' or '.join(param.input_types)}")
     elif param.kind == "document" and value not in documents:
