@@ -19,6 +19,7 @@ import click
 
 from storage.errors import Conflict, Duplicate, Missing, Unavailable
 from workflow.errors import (
+    AuditFailed,
     BadInput,
     DefinitionInvalid,
     MoveRefused,
@@ -37,7 +38,7 @@ DEMO_DB = "memberflow-demo.db"
 
 # The one place errors become exit codes (documented in the README).
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
-EXIT_NOT_PERMITTED, EXIT_UNAVAILABLE, EXIT_INTERNAL = 5, 6, 70
+EXIT_NOT_PERMITTED, EXIT_UNAVAILABLE, EXIT_AUDIT_FAILED, EXIT_INTERNAL = 5, 6, 8, 70
 RECORD_ID = click.IntRange(1, 2**63 - 1)
 EXIT_CODES: list[tuple[type[Exception], int]] = [
     (MoveRefused, EXIT_REFUSED),
@@ -49,6 +50,7 @@ EXIT_CODES: list[tuple[type[Exception], int]] = [
     (Missing, EXIT_NOT_FOUND),
     (NotPermitted, EXIT_NOT_PERMITTED),
     (Unavailable, EXIT_UNAVAILABLE),
+    (AuditFailed, EXIT_AUDIT_FAILED),
 ]
 
 
@@ -410,11 +412,52 @@ def _case_summary(service: Service, case_id: int, lang: str = "vi") -> dict[str,
 @case.command("show")
 @click.argument("case_id", type=RECORD_ID)
 @click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@click.option("--as-of", "as_of", metavar="DATE", help="The case as it stood on this business date.")
+@click.option("--recorded-as-of", "recorded_as_of", metavar="TIME",
+              help="The case as the database knew it at this UTC time (yyyy-mm-ddTHH:MM[:SS]).")
 @format_option
 @pass_settings
-def case_show(settings: Settings, case_id: int, lang: str, fmt: str) -> None:
-    """State, stage, running deadlines and recorded dates of a case."""
-    emit(_case_summary(settings.service(), case_id, lang), fmt)
+def case_show(settings: Settings, case_id: int, lang: str, as_of: str | None,
+              recorded_as_of: str | None, fmt: str) -> None:
+    """State, stage, running deadlines and recorded dates of a case (now, or as of a date)."""
+    service = settings.service()
+    if as_of is None and recorded_as_of is None:
+        emit(_case_summary(service, case_id, lang), fmt)
+        return
+    emit(_case_in_the_past(service, case_id, lang, as_of, recorded_as_of), fmt)
+
+
+def _case_in_the_past(service: Service, case_id: int, lang: str, as_of: str | None,
+                      recorded_as_of: str | None) -> dict[str, Any]:
+    from workflow.dates import format_date, parse_date
+    from workflow.engine import CaseView
+
+    day = parse_date(as_of, "--as-of") if as_of else None
+    known = _utc_timestamp(recorded_as_of) if recorded_as_of else None
+    past = service.case_as_of(case_id, day, known)
+    if past.state is None or past.definition is None:
+        raise BadInput(f"case {case_id} did not exist yet at that point")
+    if not past.ok:
+        raise AuditFailed(f"case {case_id} cannot be replayed: {past.divergence}")
+    state = past.definition.states[past.state]
+    deadlines = service.engine.deadlines(past.definition, CaseView(past.state, past.facts))
+    return {"case": case_id, "as_of": format_date(day) if day else None,
+            "recorded_as_of": known, "state": past.state, "label": state.labels.get(lang),
+            "stage": state.stage, "events": len(past.steps),
+            "deadlines": [f"{d.trigger} by {format_date(d.due_on)}" for d in deadlines],
+            "facts": past.facts}
+
+
+def _utc_timestamp(text: str) -> str:
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"--recorded-as-of {text!r} is not a time; use yyyy-mm-ddTHH:MM") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @case.command("list")
@@ -587,6 +630,184 @@ def _deadline_text(deadline: Any) -> str:
     unit = "working days" if deadline.unit == "working_days" else "months"
     extra = f" (+{deadline.extension_working_days})" if deadline.extension_working_days else ""
     return f"{deadline.amount} {unit}{extra} from {deadline.start}"
+
+
+# -- audit ------------------------------------------------------------------------------------
+@main.group()
+def audit() -> None:
+    """Auditors: verify the hash chains, checkpoint them, replay cases, export the record."""
+
+
+def _progress(settings: Settings, label: str) -> Any:
+    """A progress bar over all audit events when stderr is a terminal; otherwise silent."""
+    from contextlib import nullcontext
+
+    if not sys.stderr.isatty():
+        return nullcontext(None)
+    total = settings.store().cases.count_events()
+    return click.progressbar(length=total, label=label, file=sys.stderr)
+
+
+@audit.command("verify")
+@click.option("--case", "case_id", type=RECORD_ID, help="Only this case.")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also detect histories truncated or deleted since this checkpoint file.")
+@format_option
+@pass_settings
+def audit_verify(settings: Settings, case_id: int | None, checkpoint_file: Path | None,
+                 fmt: str) -> None:
+    """Recompute every chain; report the first bad row of each broken case (exit 8)."""
+    from storage.audit import read_checkpoint, verify
+
+    pins = None
+    if checkpoint_file is not None:
+        _, pins = read_checkpoint(checkpoint_file)
+    with _progress(settings, "verifying") as bar:
+        report = verify(settings.store().db, case_id, pins, bar.update if bar else None)
+    summary = {"cases": report.cases, "events": report.events, "broken_cases": len(report.breaks),
+               "checked_against_checkpoint": report.checkpoint_cases}
+    if fmt == "json":
+        emit({**summary, "breaks": [vars(b) for b in report.breaks]}, fmt)
+    else:
+        for found in report.breaks:
+            click.echo(str(found))
+        click.echo(f"verified {report.events} events in {report.cases} cases: "
+                   f"{'all chains intact' if report.ok else f'{len(report.breaks)} broken'}")
+    if not report.ok:
+        raise AuditFailed(f"{len(report.breaks)} case(s) fail verification")
+
+
+@audit.command("checkpoint")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the checkpoint (digest and every case head) to this file.")
+@pass_settings
+def audit_checkpoint(settings: Settings, output: Path | None) -> None:
+    """One digest over all case heads; keep the file outside the database."""
+    from storage.audit import take_checkpoint
+
+    taken = take_checkpoint(settings.store().db, output)
+    click.echo(f"checkpoint {taken.digest} over {taken.cases} cases, {taken.events} events "
+               f"at {taken.created_at}" + (f"; written to {output}" if output else ""))
+
+
+@audit.command("replay")
+@click.argument("case_id", type=RECORD_ID, required=False)
+@click.option("--all", "every", is_flag=True, help="Replay every case.")
+@format_option
+@pass_settings
+def audit_replay(settings: Settings, case_id: int | None, every: bool, fmt: str) -> None:
+    """Rebuild cases from their events under the rules recorded on each event."""
+    if every == (case_id is not None):
+        raise BadInput("give a CASE or --all")
+    if every:
+        _replay_all(settings, fmt)
+        return
+    service = settings.service()
+    service.store.cases.load(case_id)
+    from storage.audit import case_histories
+
+    result = next((service.replayer().replay(cid, events)
+                   for cid, events in case_histories(service.store.db, case_id)), None)
+    if result is None:
+        raise AuditFailed(f"case {case_id} has no audit events")
+    rows = [_step_row(step) for step in result.steps]
+    if fmt == "json":
+        emit({"case": case_id, "ok": result.ok, "divergence": result.divergence, "steps": rows}, fmt)
+    else:
+        click.echo(render_table(rows))
+        click.echo(f"case {case_id}: " + ("replay matches the record" if result.ok
+                                          else f"DIVERGES at {result.divergence}"))
+    if not result.ok:
+        raise AuditFailed(f"case {case_id} diverges: {result.divergence}")
+
+
+def _step_row(step: Any) -> dict[str, Any]:
+    from workflow.dates import format_date
+
+    return {"seq": step.seq, "business_date": format_date(step.business_date),
+            "trigger": step.trigger, "from": step.from_state or "-", "to": step.to_state,
+            "actor": step.actor, "role": step.role}
+
+
+def _replay_all(settings: Settings, fmt: str) -> None:
+    from storage.audit import case_histories
+
+    service = settings.service()
+    replayer = service.replayer()
+    cases = events = 0
+    divergent: list[dict[str, Any]] = []
+    with _progress(settings, "replaying") as bar:
+        for cid, history in case_histories(service.store.db):
+            result = replayer.replay(cid, history)
+            cases, events = cases + 1, events + len(history)
+            if not result.ok:
+                divergent.append({"case": cid, "divergence": result.divergence})
+            if bar:
+                bar.update(len(history))
+    if fmt == "json":
+        emit({"cases": cases, "events": events, "divergent": divergent}, fmt)
+    else:
+        for row in divergent:
+            click.echo(f"case {row['case']}: DIVERGES at {row['divergence']}")
+        click.echo(f"replayed {events} events in {cases} cases: "
+                   f"{'all legal under their rules' if not divergent else f'{len(divergent)} diverge'}")
+    if divergent:
+        raise AuditFailed(f"{len(divergent)} case(s) diverge from their rules")
+
+
+@audit.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
+              show_default=True)
+@click.option("--since", metavar="DATE", help="Only events on or after this business date.")
+@click.option("--case", "case_id", type=RECORD_ID, help="Only this case.")
+@click.option("--org", "org_code", metavar="CODE", help="Only this organization and below.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@pass_settings
+def audit_export(settings: Settings, fmt: str, since: str | None, case_id: int | None,
+                 org_code: str | None, output: Path | None, lang: str) -> None:
+    """Stream the audit record as CSV or JSON lines (UTF-8, labels kept)."""
+    import csv
+
+    from storage.audit import export_rows
+    from workflow.dates import parse_date
+
+    service = settings.service()
+    start = parse_date(since, "--since").isoformat() if since else None
+    org_ids = service.store.directory.subtree_ids(org_code) if org_code else None
+    handle = output.open("w", encoding="utf-8", newline="") if output else \
+        click.get_text_stream("stdout", encoding="utf-8")
+    writer = csv.DictWriter(handle, EXPORT_COLUMNS) if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    for event in export_rows(service.store.db, start, case_id, org_ids):
+        row = _export_row(service, event, lang)
+        if writer:
+            writer.writerow(row)
+        else:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if output:
+        handle.close()
+
+
+EXPORT_COLUMNS = ["case_id", "seq", "kind", "business_date", "recorded_at", "organization",
+                  "person_id", "trigger", "from_state", "to_state", "to_label", "actor", "role",
+                  "inputs", "documents", "definition_sha256", "prev_hash", "hash"]
+
+
+def _export_row(service: Service, event: dict[str, Any], lang: str) -> dict[str, Any]:
+    definition = service.definition_by_sha(event["definition_sha256"])
+    state = definition.states.get(event["to_state"])
+    payload = json.loads(event["payload"])
+    day = event["business_date"]
+    return {
+        **{key: event[key] for key in EXPORT_COLUMNS if key in event},
+        "business_date": day.isoformat() if hasattr(day, "isoformat") else day,
+        "to_label": state.labels.get(lang) if state else event["to_state"],
+        "inputs": json.dumps(payload.get("inputs", {}), ensure_ascii=False, sort_keys=True),
+        "documents": json.dumps(payload.get("documents", {}), ensure_ascii=False, sort_keys=True),
+    }
 
 
 # -- demo -------------------------------------------------------------------------------------

@@ -197,6 +197,10 @@ class Cases:
             for row in conn.execute(query.limit(limit)):
                 yield dict(row._mapping)
 
+    def count_events(self) -> int:
+        with self.db.connect() as conn:
+            return conn.execute(select(func.count()).select_from(audit_events)).scalar_one()
+
     def count_by_state(self) -> dict[str, int]:
         with self.db.connect() as conn:
             rows = conn.execute(select(cases.c.state, func.count()).group_by(cases.c.state))

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
 from .errors import Conflict, Unavailable
-from .schema import metadata
+from .schema import append_only_ddl, metadata
 
 DEFAULT_URL = "sqlite:///memberflow.db"
 BUSY_TIMEOUT_MS = 5000
@@ -71,6 +71,8 @@ class Database:
     def create_schema(self) -> None:
         with self.connect() as conn:
             metadata.create_all(conn)
+            for statement in append_only_ddl(conn.dialect.name):
+                conn.execute(statement)
 
     def has_schema(self) -> bool:
         with self.connect() as conn:

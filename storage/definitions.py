@@ -47,6 +47,14 @@ class DefinitionVersions:
             raise Missing(f"definition version #{definition_id} not found")
         return dict(row._mapping)
 
+    def by_sha(self, sha256: str) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            row = conn.execute(select(definition_versions)
+                               .where(definition_versions.c.sha256 == sha256)).first()
+        if row is None:
+            raise Missing(f"definition version {sha256[:12]} is not stored")
+        return dict(row._mapping)
+
     def all(self) -> list[dict[str, Any]]:
         cols = [c for c in definition_versions.c if c.name != "source"]
         with self.db.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     Boolean,
     Column,
     Date,
@@ -130,3 +131,32 @@ audit_events = Table(
     Column("hash", String(64), nullable=False),
     UniqueConstraint("case_id", "seq"),
 )
+
+audit_checkpoints = Table(
+    "audit_checkpoints", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", String(32), nullable=False),
+    Column("cases", Integer, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+)
+
+# The audit table is append-only in the database itself, not only in the application.
+APPEND_ONLY_SQLITE = [
+    DDL("CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"),
+    DDL("CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"),
+]
+APPEND_ONLY_POSTGRESQL = [
+    DDL("CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql"),
+    DDL("DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events"),
+    DDL("CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+        "ON audit_events FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()"),
+]
+
+
+def append_only_ddl(dialect: str) -> list[DDL]:
+    """Idempotent statements that make audit_events refuse UPDATE and DELETE."""
+    return {"sqlite": APPEND_ONLY_SQLITE, "postgresql": APPEND_ONLY_POSTGRESQL}.get(dialect, [])

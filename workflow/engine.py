@@ -152,7 +152,7 @@ class Engine:
 
 
     def plan(self, definition: Definition, case: CaseView, request: MoveRequest,
-             today: date | None = None) -> Move:
+             today: date | None = None, with_due: bool = True) -> Move:
         """Decide a move or raise: BadInput, NotPermitted or MoveRefused (with every reason)."""
         transition = self._transition(definition, case.state, request.trigger)
         role = self._role(transition, request)
@@ -170,7 +170,8 @@ class Engine:
         if not moved:
             raise MoveRefused(f"move {request.trigger} is refused", attempt.failures)
         facts = self._next_facts(transition, case, request, inputs, token.state)
-        due = next(iter(open_deadlines(definition, token.state, facts, self.calendar)), None)
+        due = next(iter(open_deadlines(definition, token.state, facts, self.calendar)), None) \
+            if with_due else None
         return Move(request.trigger, case.state, token.state, role, request.business_date,
                     inputs, request.evidence, dict(request.documents), facts, due)
 

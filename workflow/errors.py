@@ -31,6 +31,10 @@ class MoveRefused(MemberflowError):
         super().__init__(f"{summary}: {detail}" if detail else summary)
 
 
+class AuditFailed(MemberflowError):
+    """Verification or replay found a record that is altered or not legal under its rules."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One finding in a definition file, pointed at by file and line."""

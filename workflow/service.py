@@ -20,6 +20,7 @@ from .errors import BadInput, MoveRefused, NotPermitted
 from .guards import REGISTRY
 from .inputs import parse_value
 from .loader import load_definition, parse_definition
+from .replay import Replayer, ReplayResult
 
 if TYPE_CHECKING:
     from storage.cases import CaseRecord
@@ -48,6 +49,7 @@ class Service:
         self.store = store
         self.engine = engine or Engine()
         self._definitions: dict[int, Definition] = {}
+        self._by_sha: dict[str, Definition] = {}
 
     # -- definitions ------------------------------------------------------------------
     def install_definitions(self, folder: Path) -> list[tuple[Definition, int, bool]]:
@@ -59,6 +61,30 @@ class Service:
                 definition.name, definition.sha256, definition.source, path.name)
             installed.append((definition, version_id, is_new))
         return installed
+
+    def definition_by_sha(self, sha256: str) -> Definition:
+        cached = self._by_sha.get(sha256)
+        if cached is None:
+            row = self.store.definitions.by_sha(sha256)
+            cached = self.definition(row["id"])
+            self._by_sha[sha256] = cached
+        return cached
+
+    def replayer(self) -> Replayer:
+        return Replayer(self.engine, self.definition_by_sha)
+
+    def case_as_of(self, case_id: int, as_of: date | None = None,
+                   recorded_as_of: str | None = None) -> ReplayResult:
+        """The case as it stood on a business date, or as the database knew it at a time."""
+        from storage.audit import case_histories
+
+        self.store.cases.load(case_id)
+        events: list[dict[str, Any]] = []
+        for _, history in case_histories(self.store.db, case_id, recorded_as_of):
+            events = history
+        if as_of is not None:
+            events = list(_until_business_date(events, as_of))
+        return self.replayer().replay(case_id, events)
 
     def definition(self, definition_id: int) -> Definition:
         cached = self._definitions.get(definition_id)
@@ -184,6 +210,14 @@ class Service:
                     snapshot.update(official=True, official_since=other.facts.get("official_since"))
             snapshots[str(person_id)] = snapshot
         return snapshots
+
+
+def _until_business_date(events: list[dict[str, Any]], as_of: date) -> Any:
+    for event in events:
+        day = event["business_date"]
+        if (day if isinstance(day, date) else date.fromisoformat(str(day))) > as_of:
+            return
+        yield event
 
 
 def _without_guards_on(transition: Transition, waiting: set[str]) -> Transition:

@@ -1,0 +1,321 @@
+"""Proving the audit record was not altered: chain verification and checkpoints.
+
+Verification streams every case's events in (case, seq) order next to the cases table and,
+optionally, a checkpoint file, in constant memory. Per case it reports the *first* bad row
+and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from .chain import GENESIS, event_hash, utc_now
+from .database import Database
+from .errors import Unavailable
+from .schema import audit_checkpoints
+
+EVENT_COLUMNS = ("case_id, seq, kind, definition_sha256, trigger, from_state, to_state, actor, "
+                 "role, recorded_at, business_date, payload, prev_hash, hash")
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    case_id: int
+    seq: int | None
+    kind: str  # payload changed | row missing | rows reordered | forged row | head mismatch | ...
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"seq {self.seq}" if self.seq is not None else "case row"
+        return f"case {self.case_id} {where}: {self.kind} — {self.detail}"
+
+
+@dataclass
+class VerifyReport:
+    cases: int = 0
+    events: int = 0
+    breaks: list[ChainBreak] = field(default_factory=list)
+    checkpoint_cases: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
+@dataclass(frozen=True)
+class Head:
+    case_id: int
+    seq: int
+    head_hash: str
+    state: str | None = None
+
+
+def _rows(conn: Connection, sql: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(text(sql), params)
+    for row in result:
+        yield tuple(row)
+
+
+def _event_rows(conn: Connection, case_id: int | None) -> Iterator[tuple[Any, ...]]:
+    where = "WHERE case_id = :case_id " if case_id is not None else ""
+    return _rows(conn, f"SELECT {EVENT_COLUMNS} FROM audit_events {where}ORDER BY case_id, seq",
+                 {"case_id": case_id})
+
+
+def _case_heads(conn: Connection, case_id: int | None) -> Iterator[Head]:
+    where = "WHERE id = :case_id " if case_id is not None else ""
+    for cid, seq, head, state in _rows(
+            conn, f"SELECT id, seq, head_hash, state FROM cases {where}ORDER BY id",
+            {"case_id": case_id}):
+        yield Head(cid, seq, head, state)
+
+
+def case_histories(db: Database, case_id: int | None = None,
+                   recorded_until: str | None = None) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Every case's events in order, one case at a time (constant memory across cases)."""
+    with db.connect() as conn:
+        for cid, rows in _grouped(_event_rows(conn, case_id)):
+            events = [_as_event(row) for row in rows]
+            if recorded_until is not None:
+                events = [e for e in events if e["recorded_at"] <= recorded_until]
+            yield cid, events
+
+
+def export_rows(db: Database, since: str | None, case_id: int | None,
+                organization_ids: list[int] | None) -> Iterator[dict[str, Any]]:
+    """Audit events with their case's organization and person, streamed for export."""
+    clauses, params = [], {}
+    if since is not None:
+        clauses.append("e.business_date >= :since")
+        params["since"] = since
+    if case_id is not None:
+        clauses.append("e.case_id = :case_id")
+        params["case_id"] = case_id
+    if organization_ids is not None:
+        clauses.append(f"c.organization_id IN ({', '.join(str(int(i)) for i in organization_ids)})")
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    columns = ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
+    sql = (f"SELECT {columns}, o.code, c.person_id FROM audit_events e "
+           "JOIN cases c ON c.id = e.case_id JOIN organizations o ON o.id = c.organization_id "
+           f"{where}ORDER BY e.case_id, e.seq")
+    with db.connect() as conn:
+        for row in _rows(conn, sql, params):
+            event = _as_event(row[:-2])
+            event.update(organization=row[-2], person_id=row[-1])
+            yield event
+
+
+def _as_event(row: tuple[Any, ...]) -> dict[str, Any]:
+    keys = ("case_id", "seq", "kind", "definition_sha256", "trigger", "from_state", "to_state",
+            "actor", "role", "recorded_at", "business_date", "payload", "prev_hash", "hash")
+    return dict(zip(keys, row, strict=True))
+
+
+def check_chain(case_id: int, events: Iterable[tuple[Any, ...]],
+                head: Head | None, pinned: Head | None) -> tuple[int, ChainBreak | None]:
+    """Walk one case's events; returns (events seen, first break or None)."""
+    expected, prev, count = 1, GENESIS, 0
+    last: dict[str, Any] | None = None
+    pinned_hash: str | None = None
+    first: ChainBreak | None = None
+    for row in events:
+        count += 1
+        if first is not None:
+            continue
+        event = _as_event(row)
+        first = _row_break(case_id, event, expected, prev, head)
+        prev, expected, last = event["hash"], event["seq"] + 1, event
+        if pinned is not None and event["seq"] == pinned.seq:
+            pinned_hash = event["hash"]
+    if first is None:
+        first = _end_break(case_id, last, head, pinned, pinned_hash)
+    return count, first
+
+
+def _row_break(case_id: int, event: dict[str, Any], expected: int, prev: str,
+               head: Head | None) -> ChainBreak | None:
+    seq = event["seq"]
+    if head is not None and seq > head.seq and expected > head.seq:
+        return ChainBreak(case_id, seq, "forged row",
+                          f"the row lies beyond the case's recorded head (seq {head.seq})")
+    if seq != expected:
+        return ChainBreak(case_id, expected, "row missing",
+                          f"seq {expected} is absent (the next row is seq {seq})")
+    if event_hash(event) != event["hash"]:
+        written_as = _written_as(event)
+        if written_as is not None:
+            return ChainBreak(case_id, seq, "rows reordered",
+                              f"this row was written as seq {written_as}")
+        return ChainBreak(case_id, seq, "payload changed",
+                          "the stored hash does not match the row's content")
+    if event["prev_hash"] != prev:
+        return ChainBreak(case_id, seq, "forged row",
+                          f"prev_hash does not match seq {seq - 1}'s hash (row not written in turn)")
+    return None
+
+
+def _written_as(event: dict[str, Any]) -> int | None:
+    """The sequence number under which this row's hash is valid, if another one."""
+    for candidate in range(max(1, event["seq"] - 50), event["seq"] + 51):
+        if candidate != event["seq"] and event_hash({**event, "seq": candidate}) == event["hash"]:
+            return candidate
+    return None
+
+
+def _end_break(case_id: int, last: dict[str, Any] | None, head: Head | None,
+               pinned: Head | None, pinned_hash: str | None) -> ChainBreak | None:
+    if head is None:
+        return ChainBreak(case_id, None, "case row missing",
+                          "audit events exist for a case that is not in the cases table")
+    if last is None:
+        return ChainBreak(case_id, 1, "row missing", "the case has no audit events at all")
+    if (head.seq, head.head_hash, head.state) != (last["seq"], last["hash"], last["to_state"]):
+        return ChainBreak(case_id, last["seq"], "head mismatch",
+                          f"case row says seq {head.seq}, state {head.state}, head "
+                          f"{head.head_hash[:12]}; chain ends at seq {last['seq']}, state "
+                          f"{last['to_state']}, hash {last['hash'][:12]}")
+    if pinned is not None:
+        if last["seq"] < pinned.seq:
+            return ChainBreak(case_id, last["seq"], "truncated since checkpoint",
+                              f"checkpoint had seq {pinned.seq}; chain now ends at {last['seq']}")
+        if pinned_hash != pinned.head_hash:
+            return ChainBreak(case_id, pinned.seq, "rewritten since checkpoint",
+                              f"seq {pinned.seq} hash differs from the checkpoint's")
+    return None
+
+
+def verify(db: Database, case_id: int | None = None, checkpoint: Iterator[Head] | None = None,
+           progress: Callable[[int], None] | None = None) -> VerifyReport:
+    """Verify every chain (or one case's) against the cases table and an optional checkpoint."""
+    report = VerifyReport()
+    with db.connect() as events_conn, db.connect() as heads_conn:
+        events = _grouped(_event_rows(events_conn, case_id))
+        heads = _case_heads(heads_conn, case_id)
+        for cid, rows, head, pinned in _merge(events, heads, checkpoint or iter(())):
+            if pinned is not None:
+                report.checkpoint_cases += 1
+            if head is None and not rows and pinned is not None:
+                report.breaks.append(ChainBreak(cid, None, "deleted since checkpoint",
+                                                f"the case had seq {pinned.seq} at the checkpoint"))
+                continue
+            count, found = check_chain(cid, rows, head, pinned)
+            report.cases += 1
+            report.events += count
+            if found:
+                report.breaks.append(found)
+            if progress:
+                progress(count)
+    return report
+
+
+def _grouped(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    current: int | None = None
+    bucket: list[tuple[Any, ...]] = []
+    for row in rows:
+        if row[0] != current:
+            if current is not None:
+                yield current, bucket
+            current, bucket = row[0], []
+        bucket.append(row)
+    if current is not None:
+        yield current, bucket
+
+
+def _merge(events: Iterator[tuple[int, list[Any]]], heads: Iterator[Head],
+           pins: Iterator[Head]) -> Iterator[tuple[int, list[Any], Head | None, Head | None]]:
+    """Join three streams ordered by case id; a side with nothing for a case gives None/[]."""
+    sentinel = (None, [])
+    ev, hd, pn = next(events, sentinel), next(heads, None), next(pins, None)
+    while ev[0] is not None or hd is not None or pn is not None:
+        ids = [x for x in (ev[0], hd.case_id if hd else None, pn.case_id if pn else None)
+               if x is not None]
+        cid = min(ids)
+        rows: list[Any] = []
+        head = pin = None
+        if ev[0] == cid:
+            rows, ev = ev[1], next(events, sentinel)
+        if hd is not None and hd.case_id == cid:
+            head, hd = hd, next(heads, None)
+        if pn is not None and pn.case_id == cid:
+            pin, pn = pn, next(pins, None)
+        yield cid, rows, head, pin
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Checkpoint:
+    digest: str
+    cases: int
+    events: int
+    created_at: str
+
+
+def _head_line(head: Head) -> str:
+    return f"{head.case_id} {head.seq} {head.head_hash}\n"
+
+
+def take_checkpoint(db: Database, file: Path | None = None) -> Checkpoint:
+    """One digest over all case heads, stored in the database and optionally written to a file
+    an auditor keeps elsewhere (the file lists every head, so truncation can be pinned)."""
+    digest, cases, events = hashlib.sha256(), 0, 0
+    created = utc_now()
+    part = file.with_name(file.name + ".part") if file else None
+    with (part.open("w", encoding="utf-8") if part else nullcontext()) as lines, \
+            db.connect() as conn:
+        for head in _case_heads(conn, None):
+            line = _head_line(head)
+            digest.update(line.encode())
+            cases, events = cases + 1, events + head.seq
+            if lines:
+                lines.write(line)
+    result = Checkpoint(digest.hexdigest(), cases, events, created)
+    if file and part:
+        _write_checkpoint_file(file, part, result)
+    with db.connect() as conn:
+        conn.execute(audit_checkpoints.insert().values(
+            created_at=created, cases=cases, events=events, digest=result.digest))
+    return result
+
+
+def _write_checkpoint_file(file: Path, part: Path, checkpoint: Checkpoint) -> None:
+    """A header line (digest, counts) followed by one ``case seq head`` line per case."""
+    header = {"memberflow_checkpoint": 1, "digest": checkpoint.digest, "cases": checkpoint.cases,
+              "events": checkpoint.events, "created_at": checkpoint.created_at}
+    with file.open("w", encoding="utf-8") as out, part.open(encoding="utf-8") as lines:
+        out.write(json.dumps(header) + "\n")
+        shutil.copyfileobj(lines, out)
+    part.unlink()
+
+
+def read_checkpoint(file: Path) -> tuple[Checkpoint, Iterator[Head]]:
+    """Open a checkpoint file; the heads are checked against its digest as they are read."""
+    try:
+        handle = file.open(encoding="utf-8")
+        header = json.loads(handle.readline())
+        meta = Checkpoint(header["digest"], header["cases"], header["events"], header["created_at"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise Unavailable(f"{file} is not a memberflow checkpoint file ({exc})") from None
+
+    def heads() -> Iterator[Head]:
+        digest = hashlib.sha256()
+        with handle:
+            for number, line in enumerate(handle, start=2):
+                parts = line.split()
+                if len(parts) != 3:
+                    raise Unavailable(f"{file}:{number}: not a checkpoint line")
+                digest.update(line.encode())
+                yield Head(int(parts[0]), int(parts[1]), parts[2])
+        if digest.hexdigest() != meta.digest:
+            raise Unavailable(f"{file} does not match its own digest: the checkpoint file was altered")
+
+    return meta, heads()

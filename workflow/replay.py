@@ -1,0 +1,100 @@
+"""Replaying a case from its first event under the definition version recorded on each event.
+
+Every step must be a legal move from the replayed state, and its guards — re-run by the
+same engine on the inputs and evidence stored with the event — must pass. This proves that
+each recorded move was legal under the rules in force when it was made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from .dates import VIETNAM
+from .definition import Definition
+from .engine import CaseView, Engine, MoveRequest
+from .errors import MemberflowError
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    seq: int
+    business_date: date
+    trigger: str
+    from_state: str | None
+    to_state: str
+    actor: str
+    role: str
+
+
+@dataclass
+class ReplayResult:
+    case_id: int
+    steps: list[ReplayStep] = field(default_factory=list)
+    divergence: str | None = None
+    state: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    definition: Definition | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.divergence is None
+
+
+def _business_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _recorded_day(recorded_at: str) -> date:
+    return datetime.fromisoformat(recorded_at.replace("Z", "+00:00")).astimezone(VIETNAM).date()
+
+
+class Replayer:
+    def __init__(self, engine: Engine, definition_by_sha: Callable[[str], Definition]) -> None:
+        self.engine = engine
+        self.definition_by_sha = definition_by_sha
+
+    def replay(self, case_id: int, events: Iterable[Mapping[str, Any]]) -> ReplayResult:
+        result = ReplayResult(case_id)
+        for event in events:
+            step = ReplayStep(event["seq"], _business_date(event["business_date"]), event["trigger"],
+                              event["from_state"], event["to_state"], event["actor"], event["role"])
+            problem = self._apply(result, event, step)
+            if problem:
+                result.divergence = f"seq {step.seq} ({step.trigger}): {problem}"
+                break
+            result.steps.append(step)
+        return result
+
+    def _apply(self, result: ReplayResult, event: Mapping[str, Any], step: ReplayStep) -> str | None:
+        definition = self.definition_by_sha(event["definition_sha256"])
+        if event["kind"] == "open":
+            if result.state is not None:
+                return "a second opening event"
+            if step.to_state != definition.initial:
+                return f"opened in {step.to_state}, but {definition.name} starts in {definition.initial}"
+            result.state, result.definition = step.to_state, definition
+            result.facts = self.engine.opening_facts(definition, step.business_date)
+            return None
+        if event["kind"] != "move":
+            return f"unknown event kind {event['kind']!r}"
+        if result.state is None:
+            return "a move before the case was opened"
+        if step.from_state != result.state:
+            return f"recorded from {step.from_state}, but the replayed case is in {result.state}"
+        payload = json.loads(event["payload"])
+        request = MoveRequest(step.trigger, frozenset({step.role}), step.business_date,
+                              payload.get("inputs", {}), payload.get("documents", {}),
+                              payload.get("evidence", {}), step.role)
+        try:
+            move = self.engine.plan(definition, CaseView(result.state, result.facts), request,
+                                    today=_recorded_day(event["recorded_at"]), with_due=False)
+        except MemberflowError as refusal:
+            return f"not legal under {definition.name} ({definition.sha256[:12]}): {refusal}"
+        if move.to_state != step.to_state:
+            return f"the rules lead to {move.to_state}, but {step.to_state} was recorded"
+        result.state, result.facts, result.definition = move.to_state, move.facts, definition
+        return None
