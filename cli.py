@@ -657,13 +657,10 @@ def _progress(settings: Settings, label: str) -> Any:
 def audit_verify(settings: Settings, case_id: int | None, checkpoint_file: Path | None,
                  fmt: str) -> None:
     """Recompute every chain; report the first bad row of each broken case (exit 8)."""
-    from storage.audit import read_checkpoint, verify
+    from storage.audit import verify
 
-    pins = None
-    if checkpoint_file is not None:
-        _, pins = read_checkpoint(checkpoint_file)
     with _progress(settings, "verifying") as bar:
-        report = verify(settings.store().db, case_id, pins, bar.update if bar else None)
+        report = verify(settings.store().db, case_id, checkpoint_file, bar.update if bar else None)
     summary = {"cases": report.cases, "events": report.events, "broken_cases": len(report.breaks),
                "checked_against_checkpoint": report.checkpoint_cases}
     if fmt == "json":
@@ -730,26 +727,16 @@ def _step_row(step: Any) -> dict[str, Any]:
 
 
 def _replay_all(settings: Settings, fmt: str) -> None:
-    from storage.audit import case_histories
-
     service = settings.service()
-    replayer = service.replayer()
-    cases = events = 0
-    divergent: list[dict[str, Any]] = []
     with _progress(settings, "replaying") as bar:
-        for cid, history in case_histories(service.store.db):
-            result = replayer.replay(cid, history)
-            cases, events = cases + 1, events + len(history)
-            if not result.ok:
-                divergent.append({"case": cid, "divergence": result.divergence})
-            if bar:
-                bar.update(len(history))
+        summary = service.replay_all(bar.update if bar else None)
+    divergent = [{"case": case_id, "divergence": why} for case_id, why in summary.divergent]
     if fmt == "json":
-        emit({"cases": cases, "events": events, "divergent": divergent}, fmt)
+        emit({"cases": summary.cases, "events": summary.events, "divergent": divergent}, fmt)
     else:
         for row in divergent:
             click.echo(f"case {row['case']}: DIVERGES at {row['divergence']}")
-        click.echo(f"replayed {events} events in {cases} cases: "
+        click.echo(f"replayed {summary.events} events in {summary.cases} cases: "
                    f"{'all legal under their rules' if not divergent else f'{len(divergent)} diverge'}")
     if divergent:
         raise AuditFailed(f"{len(divergent)} case(s) diverge from their rules")

@@ -1,9 +1,10 @@
-"""``python -m bench``: prints each figure beside the floor it is compared to."""
+"""``python -m bench``: each figure printed beside the floor it is compared to and its target."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sqlite3
 import tempfile
@@ -11,30 +12,53 @@ from pathlib import Path
 
 import sqlalchemy
 
-from bench.moves import build, raw_floor, service_moves
+from bench import audit, moves
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--cases", type=int, default=1000, help="cases for the moves benchmark")
     parser.add_argument("--moves", type=int, default=3000)
+    parser.add_argument("--audit-cases", type=int, default=40_000,
+                        help="cases of 12 events each for verify and replay")
     args = parser.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory() as folder:
-        service, ids, on = build(Path(folder) / "bench.db", args.cases)
-        ours = service_moves(service, ids, on, args.moves)
-        floor = raw_floor(Path(folder) / "floor.db", args.cases, args.moves)
-    rows = [{"metric": "single audited moves/s (service path, SQLite WAL NORMAL)",
-             "value": round(ours), "floor": round(floor), "ratio": round(ours / floor, 3)}]
-    print(f"{'metric':58} {'value':>8} {'floor':>8} {'ratio':>6}")
+        service, ids, on = moves.build(Path(folder) / "moves.db", args.cases)
+        ours = moves.service_moves(service, ids, on, args.moves)
+        floor = moves.raw_floor(Path(folder) / "floor.db", args.cases, args.moves)
+        rows.append(_row("single audited moves/s (service, SQLite WAL NORMAL)", ours, floor, 7000))
+
+        path = Path(folder) / "audit.db"
+        service, case = audit.template(path)
+        events = audit.multiply(path, service, case, args.audit_cases)
+        floor = audit.raw_floor(path)
+        one, _ = audit.verify_rate(service, workers=1)
+        rows.append(_row("audit verify events/s, 1 process", one, floor, 200_000))
+        many, _ = audit.verify_rate(service)
+        rows.append(_row(f"audit verify events/s, {os.cpu_count()} processes", many, floor, 200_000))
+        rows.append(_row(f"audit replay --all events/s, {os.cpu_count()} processes",
+                         audit.replay_rate(service), None, 50_000))
+    print(f"{'metric':52} {'value':>9} {'floor':>9} {'ratio':>6} {'target':>8}  result")
     for row in rows:
-        print(f"{row['metric']:58} {row['value']:>8} {row['floor']:>8} {row['ratio']:>6}")
+        floor_text = f"{row['floor']:>9}" if row["floor"] else f"{'-':>9}"
+        ratio = f"{row['ratio']:>6}" if row["ratio"] else f"{'-':>6}"
+        print(f"{row['metric']:52} {row['value']:>9} {floor_text} {ratio} {row['target']:>8}  "
+              f"{'pass' if row['pass'] else 'FAIL'}")
+    print(f"(audit record: {events + 13:,} events; floor = plain sqlite3 read + the same sha256, "
+          "one process)")
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     (results / "latest.json").write_text(json.dumps({
-        "machine": {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-                    "sqlalchemy": sqlalchemy.__version__, "cases": args.cases,
-                    "moves": args.moves},
-        "results": rows}, indent=2))
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "sqlite": sqlite3.sqlite_version, "sqlalchemy": sqlalchemy.__version__},
+        "parameters": vars(args), "results": rows}, indent=2))
+
+
+def _row(metric: str, value: float, floor: float | None, target: float) -> dict[str, object]:
+    return {"metric": metric, "value": round(value), "floor": round(floor) if floor else None,
+            "ratio": round(value / floor, 3) if floor else None, "target": target,
+            "pass": value >= target}
 
 
 if __name__ == "__main__":

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
+import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from .chain import GENESIS, event_hash, utc_now
+from .chain import GENESIS, event_hash, row_digest, utc_now
 from .database import Database
 from .errors import Unavailable
 from .schema import audit_checkpoints
@@ -61,30 +65,60 @@ class Head:
 
 
 def _rows(conn: Connection, sql: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-    result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(text(sql), params)
-    for row in result:
-        yield tuple(row)
+    """Stream plain tuples through the driver's own cursor (a server-side one on PostgreSQL):
+    constant memory, and no per-row objects on the verify hot path."""
+    dbapi = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        cursor = dbapi.cursor(name=f"memberflow_{uuid.uuid4().hex}")  # type: ignore[union-attr]
+        sql = re.sub(r":(\w+)", r"%(\1)s", sql)
+    else:
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(BATCH):
+            yield from batch
+    finally:
+        cursor.close()
 
 
-def _event_rows(conn: Connection, case_id: int | None) -> Iterator[tuple[Any, ...]]:
-    where = "WHERE case_id = :case_id " if case_id is not None else ""
+Span = tuple[int | None, int | None]  # case ids lo <= id < hi; None = unbounded
+EVERY_CASE: Span = (None, None)
+
+
+def _one(case_id: int | None) -> Span:
+    return (case_id, case_id + 1) if case_id is not None else EVERY_CASE
+
+
+def _span_sql(column: str, span: Span) -> tuple[str, dict[str, Any]]:
+    clauses, params = [], {}
+    if span[0] is not None:
+        clauses.append(f"{column} >= :lo")
+        params["lo"] = span[0]
+    if span[1] is not None:
+        clauses.append(f"{column} < :hi")
+        params["hi"] = span[1]
+    return (f"WHERE {' AND '.join(clauses)} " if clauses else ""), params
+
+
+def _event_rows(conn: Connection, span: Span) -> Iterator[tuple[Any, ...]]:
+    where, params = _span_sql("case_id", span)
     return _rows(conn, f"SELECT {EVENT_COLUMNS} FROM audit_events {where}ORDER BY case_id, seq",
-                 {"case_id": case_id})
+                 params)
 
 
-def _case_heads(conn: Connection, case_id: int | None) -> Iterator[Head]:
-    where = "WHERE id = :case_id " if case_id is not None else ""
+def _case_heads(conn: Connection, span: Span) -> Iterator[Head]:
+    where, params = _span_sql("id", span)
     for cid, seq, head, state in _rows(
-            conn, f"SELECT id, seq, head_hash, state FROM cases {where}ORDER BY id",
-            {"case_id": case_id}):
+            conn, f"SELECT id, seq, head_hash, state FROM cases {where}ORDER BY id", params):
         yield Head(cid, seq, head, state)
 
 
 def case_histories(db: Database, case_id: int | None = None,
-                   recorded_until: str | None = None) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+                   recorded_until: str | None = None,
+                   span: Span | None = None) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """Every case's events in order, one case at a time (constant memory across cases)."""
     with db.connect() as conn:
-        for cid, rows in _grouped(_event_rows(conn, case_id)):
+        for cid, rows in _grouped(_event_rows(conn, span or _one(case_id))):
             events = [_as_event(row) for row in rows]
             if recorded_until is not None:
                 events = [e for e in events if e["recorded_at"] <= recorded_until]
@@ -123,27 +157,28 @@ def _as_event(row: tuple[Any, ...]) -> dict[str, Any]:
 
 def check_chain(case_id: int, events: Iterable[tuple[Any, ...]],
                 head: Head | None, pinned: Head | None) -> tuple[int, ChainBreak | None]:
-    """Walk one case's events; returns (events seen, first break or None)."""
+    """Walk one case's rows (``EVENT_COLUMNS`` tuples); returns (rows seen, first break).
+
+    The loop body is the hot path of ``audit verify``: tuples, no per-row objects.
+    """
     expected, prev, count = 1, GENESIS, 0
-    last: dict[str, Any] | None = None
+    last: tuple[Any, ...] | None = None
     pinned_hash: str | None = None
-    first: ChainBreak | None = None
-    for row in events:
+    rows = iter(events)
+    for row in rows:
         count += 1
-        if first is not None:
-            continue
-        event = _as_event(row)
-        first = _row_break(case_id, event, expected, prev, head)
-        prev, expected, last = event["hash"], event["seq"] + 1, event
-        if pinned is not None and event["seq"] == pinned.seq:
-            pinned_hash = event["hash"]
-    if first is None:
-        first = _end_break(case_id, last, head, pinned, pinned_hash)
-    return count, first
+        if row[1] != expected or row[12] != prev or row_digest(row) != row[13] or \
+                (head is not None and row[1] > head.seq):
+            remaining = sum(1 for _ in rows)
+            return count + remaining, _row_break(case_id, _as_event(row), expected, prev, head)
+        prev, expected, last = row[13], row[1] + 1, row
+        if pinned is not None and row[1] == pinned.seq:
+            pinned_hash = row[13]
+    return count, _end_break(case_id, _as_event(last) if last else None, head, pinned, pinned_hash)
 
 
 def _row_break(case_id: int, event: dict[str, Any], expected: int, prev: str,
-               head: Head | None) -> ChainBreak | None:
+               head: Head | None) -> ChainBreak:
     seq = event["seq"]
     if head is not None and seq > head.seq and expected > head.seq:
         return ChainBreak(case_id, seq, "forged row",
@@ -158,10 +193,8 @@ def _row_break(case_id: int, event: dict[str, Any], expected: int, prev: str,
                               f"this row was written as seq {written_as}")
         return ChainBreak(case_id, seq, "payload changed",
                           "the stored hash does not match the row's content")
-    if event["prev_hash"] != prev:
-        return ChainBreak(case_id, seq, "forged row",
-                          f"prev_hash does not match seq {seq - 1}'s hash (row not written in turn)")
-    return None
+    return ChainBreak(case_id, seq, "forged row",
+                      f"prev_hash does not match seq {seq - 1}'s hash (row not written in turn)")
 
 
 def _written_as(event: dict[str, Any]) -> int | None:
@@ -194,14 +227,59 @@ def _end_break(case_id: int, last: dict[str, Any] | None, head: Head | None,
     return None
 
 
-def verify(db: Database, case_id: int | None = None, checkpoint: Iterator[Head] | None = None,
-           progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Verify every chain (or one case's) against the cases table and an optional checkpoint."""
+def verify(db: Database, case_id: int | None = None, checkpoint: Path | None = None,
+           progress: Callable[[int], None] | None = None, workers: int | None = None) -> VerifyReport:
+    """Verify every chain (or one case's) against the cases table and an optional checkpoint.
+
+    Cases are independent, so the id range is split across worker processes (one per CPU);
+    each streams its share in constant memory.
+    """
+    if checkpoint is not None:
+        read_checkpoint(checkpoint, EVERY_CASE)  # the file must match its own digest first
+    workers = workers or os.cpu_count() or 1
+    if case_id is not None or workers == 1:
+        return _verify_span(db, _one(case_id), checkpoint, progress)
+    parts = spans(db, workers * 4)
     report = VerifyReport()
+    with ProcessPoolExecutor(workers) as pool:
+        for part in pool.map(_verify_worker, [(db.url, span, checkpoint) for span in parts]):
+            report.cases += part.cases
+            report.events += part.events
+            report.checkpoint_cases += part.checkpoint_cases
+            report.breaks.extend(part.breaks)
+            if progress:
+                progress(part.events)
+    return report
+
+
+def spans(db: Database, parts: int) -> list[Span]:
+    """Split the case ids into ``parts`` ranges; the ends are open so nothing falls outside."""
+    with db.connect() as conn:
+        low, high = next(_rows(conn, "SELECT min(id), max(id) FROM cases", {}))
+    if low is None or high - low < parts:
+        return [EVERY_CASE]
+    step = (high - low) // parts + 1
+    cuts = [low + step * n for n in range(1, parts)]
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
+def _verify_worker(task: tuple[str, Span, Path | None]) -> VerifyReport:
+    url, span, checkpoint = task
+    db = Database(url)
+    try:
+        return _verify_span(db, span, checkpoint, None)
+    finally:
+        db.dispose()
+
+
+def _verify_span(db: Database, span: Span, checkpoint: Path | None,
+                 progress: Callable[[int], None] | None) -> VerifyReport:
+    report = VerifyReport()
+    pins = read_checkpoint(checkpoint, span)[1] if checkpoint else iter(())
     with db.connect() as events_conn, db.connect() as heads_conn:
-        events = _grouped(_event_rows(events_conn, case_id))
-        heads = _case_heads(heads_conn, case_id)
-        for cid, rows, head, pinned in _merge(events, heads, checkpoint or iter(())):
+        events = _grouped(_event_rows(events_conn, span))
+        heads = _case_heads(heads_conn, span)
+        for cid, rows, head, pinned in _merge(events, heads, pins):
             if pinned is not None:
                 report.checkpoint_cases += 1
             if head is None and not rows and pinned is not None:
@@ -272,7 +350,7 @@ def take_checkpoint(db: Database, file: Path | None = None) -> Checkpoint:
     part = file.with_name(file.name + ".part") if file else None
     with (part.open("w", encoding="utf-8") if part else nullcontext()) as lines, \
             db.connect() as conn:
-        for head in _case_heads(conn, None):
+        for head in _case_heads(conn, EVERY_CASE):
             line = _head_line(head)
             digest.update(line.encode())
             cases, events = cases + 1, events + head.seq
@@ -297,25 +375,44 @@ def _write_checkpoint_file(file: Path, part: Path, checkpoint: Checkpoint) -> No
     part.unlink()
 
 
-def read_checkpoint(file: Path) -> tuple[Checkpoint, Iterator[Head]]:
-    """Open a checkpoint file; the heads are checked against its digest as they are read."""
+def read_checkpoint(file: Path, span: Span = EVERY_CASE) -> tuple[Checkpoint, Iterator[Head]]:
+    """Open a checkpoint file; its heads within ``span``. Reading the whole file (the default
+    span) also checks it against its own digest."""
     try:
         handle = file.open(encoding="utf-8")
         header = json.loads(handle.readline())
         meta = Checkpoint(header["digest"], header["cases"], header["events"], header["created_at"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise Unavailable(f"{file} is not a memberflow checkpoint file ({exc})") from None
+    whole = span == EVERY_CASE
 
     def heads() -> Iterator[Head]:
         digest = hashlib.sha256()
         with handle:
             for number, line in enumerate(handle, start=2):
                 parts = line.split()
-                if len(parts) != 3:
+                if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
                     raise Unavailable(f"{file}:{number}: not a checkpoint line")
                 digest.update(line.encode())
-                yield Head(int(parts[0]), int(parts[1]), parts[2])
-        if digest.hexdigest() != meta.digest:
+                case_id = int(parts[0])
+                if span[1] is not None and case_id >= span[1]:
+                    return
+                if span[0] is None or case_id >= span[0]:
+                    yield Head(case_id, int(parts[1]), parts[2])
+        if whole and digest.hexdigest() != meta.digest:
             raise Unavailable(f"{file} does not match its own digest: the checkpoint file was altered")
 
+    if whole:
+        for _ in heads():
+            pass
+        return meta, _reopen(file)
     return meta, heads()
+
+
+def _reopen(file: Path) -> Iterator[Head]:
+    handle = file.open(encoding="utf-8")
+    handle.readline()
+    with handle:
+        for line in handle:
+            case_id, seq, head = line.split()
+            yield Head(int(case_id), int(seq), head)

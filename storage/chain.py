@@ -1,18 +1,22 @@
 """The per-case hash chain that makes the audit table tamper-evident.
 
 Each event's hash covers every column of the row and its predecessor's hash, so a changed,
-removed, reordered or forged row breaks the chain from that row on.
+removed, reordered or forged row breaks the chain from that row on. The encoding joins the
+fields with the unit separator (U+001F), which no field can contain: text inputs refuse
+control characters and the payload is JSON (which escapes them).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 GENESIS = "0" * 64
+FIELDS = ("case_id", "seq", "kind", "definition_sha256", "trigger", "from_state", "to_state",
+          "actor", "role", "recorded_at", "business_date", "payload", "prev_hash")
 
 
 def canonical_json(data: Any) -> str:
@@ -24,16 +28,25 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def chain_digest(case_id: int, seq: int, kind: str, definition_sha256: str, trigger: str,
+                 from_state: str | None, to_state: str, actor: str, role: str, recorded_at: str,
+                 business_date: Any, payload: str, prev_hash: str) -> str:
+    """sha256 of one audit row (its fields in ``FIELDS`` order); dates print as ISO."""
+    text = (f"{case_id}\x1f{seq}\x1f{kind}\x1f{definition_sha256}\x1f{trigger}\x1f"
+            f"{from_state or ''}\x1f{to_state}\x1f{actor}\x1f{role}\x1f{recorded_at}\x1f"
+            f"{business_date}\x1f{payload}\x1f{prev_hash}")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def row_digest(row: Sequence[Any]) -> str:
+    """``chain_digest`` of a stored row given as a tuple in ``FIELDS`` order (verify's hot path)."""
+    text = (f"{row[0]}\x1f{row[1]}\x1f{row[2]}\x1f{row[3]}\x1f{row[4]}\x1f{row[5] or ''}\x1f"
+            f"{row[6]}\x1f{row[7]}\x1f{row[8]}\x1f{row[9]}\x1f{row[10]}\x1f{row[11]}\x1f{row[12]}")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def event_hash(row: Mapping[str, Any]) -> str:
-    """sha256 over the canonical encoding of an audit row (without its own hash)."""
-    business = row["business_date"]
-    fields = [
-        row["case_id"], row["seq"], row["kind"], row["definition_sha256"], row["trigger"],
-        row["from_state"], row["to_state"], row["actor"], row["role"], row["recorded_at"],
-        business.isoformat() if isinstance(business, date) else business,
-        row["payload"], row["prev_hash"],
-    ]
-    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+    return chain_digest(*(row[name] for name in FIELDS))
 
 
 def seal(row: dict[str, Any]) -> dict[str, Any]:

@@ -112,11 +112,12 @@ documents = Table(
     Index("ix_documents_case", "case_id"),
 )
 
+# Keyed by (case, seq) and, on SQLite, stored in that order (WITHOUT ROWID), so reading a
+# case's chain — and verifying all of them — is a sequential scan.
 audit_events = Table(
     "audit_events", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False),
-    Column("seq", Integer, nullable=False),
+    Column("case_id", Integer, ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("kind", String(16), nullable=False),
     Column("definition_sha256", String(64), nullable=False),
     Column("trigger", String(64), nullable=False),
@@ -129,7 +130,7 @@ audit_events = Table(
     Column("payload", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
-    UniqueConstraint("case_id", "seq"),
+    sqlite_with_rowid=False,
 )
 
 audit_checkpoints = Table(

@@ -101,12 +101,18 @@ class Definition:
     source: str
     file: str
     _reachable: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
+    _index: dict[tuple[str, str], Transition] = field(default_factory=dict, compare=False,
+                                                      repr=False)
 
     def transitions_from(self, state: str) -> list[Transition]:
         return [t for t in self.transitions if state in t.sources]
 
     def transition(self, trigger: str, state: str) -> Transition | None:
-        return next((t for t in self.transitions_from(state) if t.trigger == trigger), None)
+        """The move ``trigger`` from ``state`` (indexed once: this is on every move's path)."""
+        if not self._index:
+            self._index.update({(t.trigger, source): t for t in reversed(self.transitions)
+                                for source in t.sources})
+        return self._index.get((trigger, state))
 
     def triggers(self) -> list[str]:
         return list(dict.fromkeys(t.trigger for t in self.transitions))

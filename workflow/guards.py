@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from .dates import add_months, describe_months, format_date, whole_months_between
@@ -86,6 +87,7 @@ def _guard(name: str, summary: str, **params: Param) -> Callable[[Check], Check]
     return register
 
 
+@lru_cache(maxsize=256)
 def parse_ratio(value: Any) -> Fraction | None:
     """Ratios are written as ``2/3`` or ``0.5`` in YAML; anything else is rejected."""
     if isinstance(value, bool):

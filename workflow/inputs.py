@@ -6,6 +6,7 @@ numbers and dates the guards saw.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from .errors import BadInput
 
 INPUT_TYPES = ("count", "int", "text", "date", "bool", "choice", "person", "introducers")
 MAX_TEXT = 2000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 _TRUE = {"yes", "true", "1", "y", "có", "co"}
 _FALSE = {"no", "false", "0", "n", "không", "khong"}
 
@@ -27,7 +29,7 @@ def clean_text(value: str, what: str, max_length: int = MAX_TEXT) -> str:
         raise BadInput(f"{what} is empty")
     if len(text) > max_length:
         raise BadInput(f"{what} is {len(text)} characters long; at most {max_length} allowed")
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
+    if _CONTROL.search(text):
         raise BadInput(f"{what} contains control characters")
     return text
 

@@ -5,8 +5,10 @@ This is the only place that joins procedure rules and records; it issues no SQL 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,33 @@ class Availability:
     role: str | None
     failures: list[str]
     needs_inputs: list[str]
+
+
+@dataclass
+class ReplaySummary:
+    cases: int = 0
+    events: int = 0
+    divergent: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _replay_span(task: tuple[str, Any]) -> ReplaySummary:
+    from storage.audit import case_histories
+    from storage.store import Store
+
+    url, span = task
+    store = Store(url)
+    try:
+        replayer = Service(store).replayer()
+        summary = ReplaySummary()
+        for case_id, history in case_histories(store.db, span=span):
+            result = replayer.replay(case_id, history)
+            summary.cases += 1
+            summary.events += len(history)
+            if not result.ok:
+                summary.divergent.append((case_id, str(result.divergence)))
+        return summary
+    finally:
+        store.close()
 
 
 @dataclass(frozen=True)
@@ -85,6 +114,23 @@ class Service:
         if as_of is not None:
             events = list(_until_business_date(events, as_of))
         return self.replayer().replay(case_id, events)
+
+    def replay_all(self, progress: Callable[[int], None] | None = None,
+                   workers: int | None = None) -> ReplaySummary:
+        """Replay every case, the id range split across worker processes (cases are independent)."""
+        from storage.audit import spans
+
+        workers = workers or os.cpu_count() or 1
+        summary = ReplaySummary()
+        tasks = [(self.store.url, span) for span in spans(self.store.db, workers * 4)]
+        with ProcessPoolExecutor(workers) as pool:
+            for part in pool.map(_replay_span, tasks):
+                summary.cases += part.cases
+                summary.events += part.events
+                summary.divergent.extend(part.divergent)
+                if progress:
+                    progress(part.events)
+        return summary
 
     def definition(self, definition_id: int) -> Definition:
         cached = self._definitions.get(definition_id)
