@@ -40,19 +40,18 @@ class DefinitionVersions:
         return dict(row._mapping)
 
     def by_id(self, definition_id: int) -> dict[str, Any]:
-        with self.db.connect() as conn:
-            row = conn.execute(select(definition_versions)
-                               .where(definition_versions.c.id == definition_id)).first()
-        if row is None:
-            raise Missing(f"definition version #{definition_id} not found")
-        return dict(row._mapping)
+        return self._one(definition_versions.c.id == definition_id,
+                         f"definition version #{definition_id} not found")
 
     def by_sha(self, sha256: str) -> dict[str, Any]:
+        return self._one(definition_versions.c.sha256 == sha256,
+                         f"definition version {sha256[:12]} is not stored")
+
+    def _one(self, condition: Any, missing: str) -> dict[str, Any]:
         with self.db.connect() as conn:
-            row = conn.execute(select(definition_versions)
-                               .where(definition_versions.c.sha256 == sha256)).first()
+            row = conn.execute(select(definition_versions).where(condition)).first()
         if row is None:
-            raise Missing(f"definition version {sha256[:12]} is not stored")
+            raise Missing(missing)
         return dict(row._mapping)
 
     def all(self) -> list[dict[str, Any]]:
