@@ -670,6 +670,8 @@ def audit_verify(settings: Settings, case_id: int | None, checkpoint_file: Path 
             click.echo(str(found))
         click.echo(f"verified {report.events} events in {report.cases} cases: "
                    f"{'all chains intact' if report.ok else f'{len(report.breaks)} broken'}")
+    if case_id is not None and report.cases == 0:
+        raise NotFound(f"case {case_id} has no record (no case row, no audit events)")
     if not report.ok:
         raise AuditFailed(f"{len(report.breaks)} case(s) fail verification")
 
@@ -756,6 +758,7 @@ def audit_export(settings: Settings, fmt: str, since: str | None, case_id: int |
                  org_code: str | None, output: Path | None, lang: str) -> None:
     """Stream the audit record as CSV or JSON lines (UTF-8, labels kept)."""
     import csv
+    import io
 
     from storage.audit import export_rows
     from workflow.dates import parse_date
@@ -763,18 +766,28 @@ def audit_export(settings: Settings, fmt: str, since: str | None, case_id: int |
     service = settings.service()
     start = parse_date(since, "--since").isoformat() if since else None
     org_ids = service.store.directory.subtree_ids(org_code) if org_code else None
-    handle = output.open("w", encoding="utf-8", newline="") if output else \
-        click.get_text_stream("stdout", encoding="utf-8")
-    writer = csv.DictWriter(handle, EXPORT_COLUMNS) if fmt == "csv" else None
-    if writer:
+    handle = output.open("w", encoding="utf-8", newline="") if output else None
+    line = io.StringIO()
+    writer = csv.DictWriter(line, EXPORT_COLUMNS)
+
+    def put(text: str) -> None:
+        if handle:
+            handle.write(text)
+        else:
+            click.echo(text, nl=False)
+
+    if fmt == "csv":
         writer.writeheader()
     for event in export_rows(service.store.db, start, case_id, org_ids):
         row = _export_row(service, event, lang)
-        if writer:
+        if fmt == "csv":
             writer.writerow(row)
         else:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    if output:
+            line.write(json.dumps(row, ensure_ascii=False) + "\n")
+        put(line.getvalue())
+        line.seek(0)
+        line.truncate()
+    if handle:
         handle.close()
 
 

@@ -53,7 +53,8 @@ def _recorded_day(recorded_at: str) -> date:
 
 
 class Replayer:
-    def __init__(self, engine: Engine, definition_by_sha: Callable[[str], Definition]) -> None:
+    def __init__(self, engine: Engine,
+                 definition_by_sha: Callable[[str], Definition | None]) -> None:
         self.engine = engine
         self.definition_by_sha = definition_by_sha
 
@@ -71,6 +72,8 @@ class Replayer:
 
     def _apply(self, result: ReplayResult, event: Mapping[str, Any], step: ReplayStep) -> str | None:
         definition = self.definition_by_sha(event["definition_sha256"])
+        if definition is None:
+            return f"definition version {event['definition_sha256'][:12]} is not stored"
         if event["kind"] == "open":
             if result.state is not None:
                 return "a second opening event"
@@ -85,7 +88,9 @@ class Replayer:
             return "a move before the case was opened"
         if step.from_state != result.state:
             return f"recorded from {step.from_state}, but the replayed case is in {result.state}"
-        payload = json.loads(event["payload"])
+        payload = _payload(event["payload"])
+        if payload is None:
+            return "the stored payload is not a JSON object"
         request = MoveRequest(step.trigger, frozenset({step.role}), step.business_date,
                               payload.get("inputs", {}), payload.get("documents", {}),
                               payload.get("evidence", {}), step.role)
@@ -98,3 +103,11 @@ class Replayer:
             return f"the rules lead to {move.to_state}, but {step.to_state} was recorded"
         result.state, result.facts, result.definition = move.to_state, move.facts, definition
         return None
+
+
+def _payload(text: str) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None

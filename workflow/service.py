@@ -91,10 +91,16 @@ class Service:
             installed.append((definition, version_id, is_new))
         return installed
 
-    def definition_by_sha(self, sha256: str) -> Definition:
+    def definition_by_sha(self, sha256: str) -> Definition | None:
+        """The stored definition version with this content hash, or None if none is stored."""
+        from storage.errors import Missing
+
         cached = self._by_sha.get(sha256)
         if cached is None:
-            row = self.store.definitions.by_sha(sha256)
+            try:
+                row = self.store.definitions.by_sha(sha256)
+            except Missing:
+                return None
             cached = self.definition(row["id"])
             self._by_sha[sha256] = cached
         return cached
