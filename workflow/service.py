@@ -93,10 +93,10 @@ class Service:
 
     def definition_by_sha(self, sha256: str) -> Definition | None:
         """The stored definition version with this content hash, or None if none is stored."""
-        from storage.errors import Missing
-
         cached = self._by_sha.get(sha256)
         if cached is None:
+            from storage.errors import Missing
+
             try:
                 row = self.store.definitions.by_sha(sha256)
             except Missing:
