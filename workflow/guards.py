@@ -7,7 +7,6 @@ blocked a move and by how much.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -247,7 +246,8 @@ VOTE_PARAMS = {"votes_for": Param("input", input_types=("count",)),
 
 @_guard("vote_ratio_at_least", "votes for / eligible voters is at least the ratio", **VOTE_PARAMS)
 def _vote_ratio_at_least(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
-    return _vote_failures(ctx, p, "at least", lambda ratio, n: math.ceil(ratio * n))
+    return _vote_failures(ctx, p, "at least",
+                          lambda ratio, n: -(-ratio.numerator * n // ratio.denominator))
 
 
 @_guard("vote_ratio_below", "votes for / eligible voters is below the ratio (a failed vote)",
@@ -257,7 +257,7 @@ def _vote_ratio_below(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     if problem:
         return [problem]
     ratio = parse_ratio(p["ratio"])
-    if votes_for >= math.ceil(ratio * eligible):
+    if votes_for >= -(-ratio.numerator * eligible // ratio.denominator):
         return [f"{p['body']} vote: {votes_for} of {eligible} eligible reaches {ratio}; "
                 "record it as a passed vote"]
     return []
@@ -266,7 +266,8 @@ def _vote_ratio_below(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
 @_guard("vote_ratio_above", "votes for / eligible voters is strictly more than the ratio",
         **VOTE_PARAMS)
 def _vote_ratio_above(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
-    return _vote_failures(ctx, p, "more than", lambda ratio, n: math.floor(ratio * n) + 1)
+    return _vote_failures(ctx, p, "more than",
+                          lambda ratio, n: ratio.numerator * n // ratio.denominator + 1)
 
 
 @_guard(
