@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -27,6 +27,7 @@ from .database import Database
 from .errors import Unavailable
 from .schema import audit_checkpoints
 
+T = TypeVar("T")
 EVENT_COLUMNS = ("case_id, seq, kind, definition_sha256, trigger, from_state, to_state, actor, "
                  "role, recorded_at, business_date, payload, prev_hash, hash")
 BATCH = 5000
@@ -239,17 +240,27 @@ def verify(db: Database, case_id: int | None = None, checkpoint: Path | None = N
     workers = workers or os.cpu_count() or 1
     if case_id is not None or workers == 1:
         return _verify_span(db, _one(case_id), checkpoint, progress)
-    parts = spans(db, workers * 4)
     report = VerifyReport()
-    with ProcessPoolExecutor(workers) as pool:
-        for part in pool.map(_verify_worker, [(db.url, span, checkpoint) for span in parts]):
-            report.cases += part.cases
-            report.events += part.events
-            report.checkpoint_cases += part.checkpoint_cases
-            report.breaks.extend(part.breaks)
-            if progress:
-                progress(part.events)
+    for part in over_case_ranges(db, _verify_worker, (checkpoint,), workers):
+        report.cases += part.cases
+        report.events += part.events
+        report.checkpoint_cases += part.checkpoint_cases
+        report.breaks.extend(part.breaks)
+        if progress:
+            progress(part.events)
     return report
+
+
+def over_case_ranges(db: Database, worker: Callable[[tuple[Any, ...]], T], extra: tuple[Any, ...],
+                     workers: int) -> Iterator[T]:
+    """Run ``worker((url, span, *extra))`` on ranges of case ids in ``workers`` processes.
+
+    Cases are independent, so whole-record work (verify, replay) splits by case id; results
+    come back in range order.
+    """
+    tasks = [(db.url, span, *extra) for span in spans(db, workers * 4)]
+    with ProcessPoolExecutor(workers) as pool:
+        yield from pool.map(worker, tasks)
 
 
 def spans(db: Database, parts: int) -> list[Span]:
@@ -263,7 +274,7 @@ def spans(db: Database, parts: int) -> list[Span]:
     return list(zip([None, *cuts], [*cuts, None], strict=True))
 
 
-def _verify_worker(task: tuple[str, Span, Path | None]) -> VerifyReport:
+def _verify_worker(task: tuple[Any, ...]) -> VerifyReport:
     url, span, checkpoint = task
     db = Database(url)
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -46,7 +45,7 @@ class ReplaySummary:
     divergent: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _replay_span(task: tuple[str, Any]) -> ReplaySummary:
+def _replay_span(task: tuple[Any, ...]) -> ReplaySummary:
     from storage.audit import case_histories
     from storage.store import Store
 
@@ -124,18 +123,16 @@ class Service:
     def replay_all(self, progress: Callable[[int], None] | None = None,
                    workers: int | None = None) -> ReplaySummary:
         """Replay every case, the id range split across worker processes (cases are independent)."""
-        from storage.audit import spans
+        from storage.audit import over_case_ranges
 
-        workers = workers or os.cpu_count() or 1
         summary = ReplaySummary()
-        tasks = [(self.store.url, span) for span in spans(self.store.db, workers * 4)]
-        with ProcessPoolExecutor(workers) as pool:
-            for part in pool.map(_replay_span, tasks):
-                summary.cases += part.cases
-                summary.events += part.events
-                summary.divergent.extend(part.divergent)
-                if progress:
-                    progress(part.events)
+        for part in over_case_ranges(self.store.db, _replay_span, (),
+                                     workers or os.cpu_count() or 1):
+            summary.cases += part.cases
+            summary.events += part.events
+            summary.divergent.extend(part.divergent)
+            if progress:
+                progress(part.events)
         return summary
 
     def definition(self, definition_id: int) -> Definition:
