@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 STAGES = ("application", "probation", "official", "removal")
@@ -77,6 +78,11 @@ class Transition:
     extends_deadline: str | None = None
     line: int = 0
     key_lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    @cached_property
+    def input_specs(self) -> dict[str, InputSpec]:
+        """Inputs by name, built once: every move and every replayed event looks them up."""
+        return {spec.name: spec for spec in self.inputs}
 
     def line_of(self, key: str) -> int:
         """Line of a key such as ``deadline.from`` or ``records.probation_end``, for problems."""

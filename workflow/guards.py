@@ -28,7 +28,7 @@ EDUCATION_LEVELS = (
 ORGANIZATION_INTRODUCERS = ("youth_union", "trade_union")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GuardContext:
     """What a guard may look at: this move's inputs, facts recorded earlier, and evidence.
 

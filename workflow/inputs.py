@@ -106,9 +106,9 @@ def parse_value(spec: InputSpec, raw: Any) -> Any:
 
 def parse_inputs(transition: Transition, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Parse every given input; unknown names and missing required inputs are bad input."""
-    specs = {spec.name: spec for spec in transition.inputs}
-    unknown = sorted(set(raw) - set(specs))
-    if unknown:
+    specs = transition.input_specs
+    if not raw.keys() <= specs.keys():
+        unknown = sorted(set(raw) - set(specs))
         expected = ", ".join(specs) or "none"
         raise BadInput(f"move {transition.trigger} takes no input {unknown[0]} (inputs: {expected})")
     missing = [name for name, spec in specs.items() if spec.required and name not in raw]

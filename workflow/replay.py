@@ -19,7 +19,7 @@ from .engine import CaseView, Engine, MoveRequest
 from .errors import MemberflowError
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ReplayStep:
     seq: int
     business_date: date
