@@ -19,6 +19,7 @@ import click
 
 from storage.errors import Conflict, Duplicate, Missing, Unavailable
 from workflow.errors import (
+    AlreadyMoved,
     AuditFailed,
     BadInput,
     DefinitionInvalid,
@@ -46,6 +47,7 @@ EXIT_CODES: list[tuple[type[Exception], int]] = [
     (DefinitionInvalid, EXIT_BAD_INPUT),
     (Duplicate, EXIT_BAD_INPUT),
     (Conflict, EXIT_CONFLICT),
+    (AlreadyMoved, EXIT_CONFLICT),
     (NotFound, EXIT_NOT_FOUND),
     (Missing, EXIT_NOT_FOUND),
     (NotPermitted, EXIT_NOT_PERMITTED),

@@ -56,6 +56,14 @@ _CASE_QUERY = (
 
 
 _LOAD = _CASE_QUERY.where(cases.c.id == bindparam("case_id"))
+# A move locks its case row on PostgreSQL, so a second officer's move on the same case waits
+# and then decides on the state the first one left (SQLite's BEGIN IMMEDIATE already
+# serializes writers; it renders no FOR UPDATE).
+_LOAD_FOR_MOVE = _LOAD.with_for_update(of=cases)
+_LAST_EVENT = (select(audit_events.c.seq, audit_events.c.trigger, audit_events.c.actor,
+                      audit_events.c.recorded_at)
+               .where(audit_events.c.case_id == bindparam("case_id"))
+               .order_by(audit_events.c.seq.desc()).limit(1))
 # Built once: the per-move statements are the hot path, so no per-call statement building.
 _ADVANCE = (
     update(cases)
@@ -120,14 +128,21 @@ class Cases:
                          .values(head_hash=event["hash"]))
         return case_id
 
-    def load(self, case_id: int, conn: Connection | None = None) -> CaseRecord:
+    def load(self, case_id: int, conn: Connection | None = None,
+             for_move: bool = False) -> CaseRecord:
         if conn is None:
             with self.db.connect() as own:
                 return self.load(case_id, own)
-        row = conn.execute(_LOAD, {"case_id": case_id}).first()
+        row = conn.execute(_LOAD_FOR_MOVE if for_move else _LOAD, {"case_id": case_id}).first()
         if row is None:
             raise Missing(f"case {case_id} not found")
         return _record(row)
+
+    def last_event(self, case_id: int) -> dict[str, Any] | None:
+        """The newest audit event of a case (seq, trigger, actor, recorded_at)."""
+        with self.db.connect() as conn:
+            row = conn.execute(_LAST_EVENT, {"case_id": case_id}).first()
+        return dict(row._mapping) if row else None
 
     def record_move(self, case: CaseRecord, to_state: str, facts: Mapping[str, Any],
                     due: tuple[date, str] | None, draft: EventDraft,

@@ -58,7 +58,7 @@ class Store:
         if conn is None:
             with self.db.connect() as own:
                 return self.snapshot_for_move(case_id, username, own)
-        case = self.cases.load(case_id, conn)
+        case = self.cases.load(case_id, conn, for_move=True)
         return MoveSnapshot(case, self.directory.person(case.person_id, conn),
                             self.directory.roles_at(username, case.organization_id, conn))
 

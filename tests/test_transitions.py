@@ -18,7 +18,7 @@ from conftest import ACTING, ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
 from workflow.dates import add_months, format_date
 from workflow.deadlines import extension_fact, met_fact, open_deadlines
 from workflow.engine import DOCUMENTS_FACT, CaseView, Engine, MoveRequest
-from workflow.errors import BadInput, MoveRefused, NotPermitted
+from workflow.errors import AlreadyMoved, BadInput, MoveRefused, NotPermitted
 from workflow.guards import REGISTRY, GuardContext
 from workflow.loader import STATE_ENTERED, load_definition, parse_definition
 from workflow.workdays import default_calendar
@@ -967,6 +967,7 @@ def test_every_missing_document_and_broken_rule_is_reported_together(world: Worl
 def test_move_not_possible_from_current_state(world: World, trigger: str, state: str,
                                               possible: str) -> None:
     case_id = case_in(world, state)
+    world.service.race_window = timedelta(0)  # a repeat long after the move is a plain refusal
     refused = refuse(world, case_id, trigger, move_date(world, state), inputs={})
     label = load_definition(MEMBERSHIP).states[state].labels.en
     assert refused.summary == (f"move {trigger} is not possible from state {state} ({label}); "
@@ -1351,3 +1352,16 @@ def test_new_official_member_can_then_introduce_and_help(world: World) -> None:
     world.step(case_id, "prepare_dossier", world.ago(months=2),
                inputs={"introducers": f"{member}:12,{world.members[1]}:40"})
     assert world.store.cases.load(case_id).state == "dossier_prepared"
+
+
+def test_repeating_a_move_just_made_says_another_officer_made_it(world: World) -> None:
+    case_id = world.open_case()
+    on = world.ago(months=19)
+    world.step(case_id, "record_training", on)
+    before = world.store.cases.history(case_id)
+    with pytest.raises(AlreadyMoved) as raised:
+        world.step(case_id, "record_training", on, actor="committee")
+    assert f"case {case_id} was just moved by another officer: record_training was recorded by " \
+           "secretary at " in str(raised.value)
+    assert "(event 2); nothing written" in str(raised.value)
+    assert world.store.cases.history(case_id) == before

@@ -47,6 +47,15 @@ def format_date(value: date | None) -> str:
     return value.strftime("%d/%m/%Y") if value else "-"
 
 
+def local_time(recorded_at: str) -> datetime:
+    """A stored UTC timestamp (ISO 8601) as the time it was in Vietnam."""
+    return datetime.fromisoformat(recorded_at.replace("Z", "+00:00")).astimezone(VIETNAM)
+
+
+def format_timestamp(recorded_at: str) -> str:
+    return local_time(recorded_at).strftime("%d/%m/%Y %H:%M")
+
+
 def add_months(start: date, months: int) -> date:
     """Same day-of-month ``months`` later, clamped to the month's end (31/01 + 1 → 28/02)."""
     index = start.month - 1 + months

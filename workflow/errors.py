@@ -31,6 +31,10 @@ class MoveRefused(MemberflowError):
         super().__init__(f"{summary}: {detail}" if detail else summary)
 
 
+class AlreadyMoved(MemberflowError):
+    """Another officer made the same move on the case first; this request writes nothing."""
+
+
 class AuditFailed(MemberflowError):
     """Verification or replay found a record that is altered or not legal under its rules."""
 

@@ -6,11 +6,10 @@ and every reference (state, role, document, input, fact) is checked against the 
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import hashlib
 from collections import deque
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from .dates import VIETNAM
+from .dates import local_time
 from .definition import Definition
 from .engine import CaseView, Engine, MoveRequest
 from .errors import MemberflowError
@@ -49,7 +49,7 @@ def _business_date(value: Any) -> date:
 
 
 def _recorded_day(recorded_at: str) -> date:
-    return datetime.fromisoformat(recorded_at.replace("Z", "+00:00")).astimezone(VIETNAM).date()
+    return local_time(recorded_at).date()
 
 
 class Replayer:

@@ -8,16 +8,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .dates import format_date
+from .dates import format_date, format_timestamp, local_time
 from .dates import today as business_today
 from .deadlines import OpenDeadline
 from .definition import Definition, Transition
 from .engine import CaseView, Engine, Move, MoveRequest, rule_failures
-from .errors import BadInput, MoveRefused, NotPermitted
+from .errors import AlreadyMoved, BadInput, MoveRefused, NotPermitted
 from .guards import REGISTRY
 from .inputs import parse_value
 from .loader import load_definition, parse_definition
@@ -26,6 +26,9 @@ from .replay import Replayer, ReplayResult
 if TYPE_CHECKING:
     from storage.cases import CaseRecord
     from storage.store import MoveSnapshot, Store
+
+
+RACE_WINDOW = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Service:
         self.engine = engine or Engine()
         self._definitions: dict[int, Definition] = {}
         self._by_sha: dict[str, Definition] = {}
+        self.race_window = RACE_WINDOW
 
     # -- definitions ------------------------------------------------------------------
     def install_definitions(self, folder: Path) -> list[tuple[Definition, int, bool]]:
@@ -192,6 +196,8 @@ class Service:
                 evidence=self._evidence(snapshot.person, case, definition, trigger, inputs or {}),
                 role=role,
             )
+            if definition.transition(trigger, case.state) is None:
+                self._refuse_if_just_moved(case.id, trigger)
             move = self.engine.plan(definition, CaseView(case.state, case.facts), request, today)
             planned.append(move)
             draft = EventDraft("move", trigger, actor, move.role, business_date, {
@@ -201,6 +207,21 @@ class Service:
 
         _, seq = self.store.move(case_id, actor, decide)
         return Recorded(case_id, seq, planned[0])
+
+    def _refuse_if_just_moved(self, case_id: int, trigger: str) -> None:
+        """Two officers sending the same move at once: the second learns it lost a race.
+
+        Its move is no longer possible because the first one's was recorded moments ago;
+        saying so (exit 3) tells the officer to look again rather than that the rules refused
+        them. An older repeat of a move is an ordinary refusal.
+        """
+        last = self.store.cases.last_event(case_id)
+        if last and last["trigger"] == trigger and \
+                datetime.now(UTC) - local_time(last["recorded_at"]) < self.race_window:
+            raise AlreadyMoved(
+                f"case {case_id} was just moved by another officer: {trigger} was recorded by "
+                f"{last['actor']} at {format_timestamp(last['recorded_at'])} (event {last['seq']}); "
+                "nothing written — show the case again before retrying")
 
     def available(self, actor: str, case_id: int, business_date: date) -> list[Availability]:
         """Each move from the current state: who may make it, and which rules hold right now."""
