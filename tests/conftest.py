@@ -3,11 +3,18 @@ small bloc (organizations, officers, two official members) to run moves against.
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from storage.store import Store
 from workflow.dates import add_months, today
@@ -157,14 +164,75 @@ class World:
         return case_id
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "memberflow.db"
+PG_URL = os.environ.get("MEMBERFLOW_TEST_PG_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that takes ``db_url`` (directly or through ``store``, ``service``, ``world``)
+    runs on SQLite and on PostgreSQL; asking for ``db_path`` means the test opens the SQLite
+    file itself, so it runs on SQLite only."""
+    if "db_url" in metafunc.fixturenames:
+        backends = ["sqlite"] if "db_path" in metafunc.fixturenames else list(BACKENDS)
+        metafunc.parametrize("db_url", backends, indirect=True)
+
+
+@lru_cache(maxsize=1)
+def postgresql_problem() -> str | None:
+    """Why no PostgreSQL server answers at PG_URL (None when one does); asked once per run."""
+    engine = create_engine(PG_URL)
+    try:
+        with engine.connect():
+            return None
+    except OperationalError as exc:
+        return str(exc.orig).strip().splitlines()[0]
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def postgresql_schema() -> Iterator[str]:
+    """A fresh, empty schema on the test server; yields a URL whose search_path is it.
+
+    Locally the test is skipped with the reason when no server answers; under CI
+    (``CI=true``) that is a failure, so a missing server can never pass for a green run.
+    """
+    problem = postgresql_problem()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but no PostgreSQL at {PG_URL}: {problem}")
+        pytest.skip(f"no PostgreSQL at {PG_URL}: {problem}")
+    schema = f"mf_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 @pytest.fixture
-def store(db_path: Path) -> Store:
-    created = Store(str(db_path), must_exist=False)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """What ``--db`` takes: a SQLite file path, or a PostgreSQL URL with its own schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "memberflow.db")
+        return
+    with postgresql_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def db_path(db_url: str) -> Path:
+    return Path(db_url)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    created = Store(db_url, must_exist=False)
     created.create_schema()
     yield created
     created.close()
