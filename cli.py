@@ -96,11 +96,15 @@ class Settings:
     actor: str | None
     _store: Store | None = None
 
-    def store(self, must_exist: bool = True) -> Store:
+    def store(self, must_exist: bool = True, schema_current: bool = True) -> Store:
+        """The database named by --db; by default it must exist at this program's schema."""
+        from storage.schema_migrations import require_current
         from storage.store import Store
 
         if self._store is None:
             self._store = Store(self.db, must_exist=must_exist)
+            if must_exist and schema_current:
+                require_current(self._store.db)
         return self._store
 
     def service(self) -> Service:
@@ -207,6 +211,38 @@ def init(settings: Settings, admin: str | None, admin_name: str | None) -> None:
         click.echo(f"{definition.name}: {state} (version #{version_id}, sha256 "
                    f"{definition.sha256[:12]})")
     click.echo(f"database ready: {store.url}")
+
+
+# -- schema ---------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """The database schema: upgrade an older database, show where it stands."""
+
+
+@db.command("upgrade")
+@pass_settings
+def db_upgrade(settings: Settings) -> None:
+    """Bring the database to this program's schema (back it up first)."""
+    from storage.schema_migrations import upgrade
+
+    before, after = upgrade(settings.store(schema_current=False).db)
+    if before == after:
+        click.echo(f"schema already at revision {after}; nothing to do")
+    else:
+        click.echo(f"schema upgraded from revision {before or 'none (empty database)'} to {after}")
+
+
+@db.command("current")
+@pass_settings
+def db_current(settings: Settings) -> None:
+    """Show the database's schema revision and whether it needs an upgrade."""
+    from storage.schema_migrations import state
+
+    found = state(settings.store(schema_current=False).db)
+    if found.current:
+        click.echo(f"revision {found.revision} (head): current")
+    else:
+        click.echo(f"revision {found.revision or 'none'}, head {found.head}: run 'memberflow db upgrade'")
 
 
 # -- organizations --------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 
 from .errors import Conflict, Unavailable
-from .schema import append_only_ddl, metadata
 
 DEFAULT_URL = "sqlite:///memberflow.db"
 BUSY_TIMEOUT_MS = 5000
@@ -69,10 +68,10 @@ class Database:
             raise Unavailable(f"folder {path.parent} for database {database} does not exist")
 
     def create_schema(self) -> None:
-        with self.connect() as conn:
-            metadata.create_all(conn)
-            for statement in append_only_ddl(conn.dialect.name):
-                conn.execute(statement)
+        """Create or upgrade the schema through the migrations (the only way it is built)."""
+        from .schema_migrations import upgrade
+
+        upgrade(self)
 
     def has_schema(self) -> bool:
         with self.connect() as conn:

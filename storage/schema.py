@@ -1,9 +1,13 @@
-"""Table definitions, kept portable across SQLite and PostgreSQL (no dialect-only types)."""
+"""Table definitions, kept portable across SQLite and PostgreSQL (no dialect-only types).
+
+These models describe the schema at the newest migration; the database itself is built
+and upgraded only by the Alembic revisions in ``storage/migrations`` (which also install
+the triggers that make the audit table append-only).
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import (
-    DDL,
     Boolean,
     Column,
     Date,
@@ -77,6 +81,9 @@ definition_versions = Table(
     Column("source", Text, nullable=False),
     Column("file", String(500), nullable=False),
     Column("created_at", String(32), nullable=False),
+    Column("status", String(16), nullable=False, server_default="published"),
+    Column("author", String(64)),
+    Column("comment", Text),
     UniqueConstraint("name", "version"),
 )
 
@@ -141,23 +148,3 @@ audit_checkpoints = Table(
     Column("events", Integer, nullable=False),
     Column("digest", String(64), nullable=False),
 )
-
-# The audit table is append-only in the database itself, not only in the application.
-APPEND_ONLY_SQLITE = [
-    DDL("CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
-        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"),
-    DDL("CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events "
-        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"),
-]
-APPEND_ONLY_POSTGRESQL = [
-    DDL("CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$ "
-        "BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql"),
-    DDL("DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events"),
-    DDL("CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
-        "ON audit_events FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()"),
-]
-
-
-def append_only_ddl(dialect: str) -> list[DDL]:
-    """Idempotent statements that make audit_events refuse UPDATE and DELETE."""
-    return {"sqlite": APPEND_ONLY_SQLITE, "postgresql": APPEND_ONLY_POSTGRESQL}.get(dialect, [])

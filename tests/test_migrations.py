@@ -1,0 +1,148 @@
+"""Schema migrations on both databases: empty to head matches the models, an older database
+with data upgrades with nothing lost, and the CLI refuses a database at an older schema."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from conftest import DEFINITIONS
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from storage.audit import verify
+from storage.database import Database
+from storage.schema import metadata
+from storage.schema_migrations import BASELINE, HEAD, MIGRATIONS, state, upgrade
+from storage.store import Store
+from workflow.demo import run_demo
+from workflow.service import Service
+
+ENTRY_POINT = Path(sys.executable).parent / "memberflow"
+NEW_IN_0002 = {"status", "author", "comment"}
+
+
+def script_head() -> str:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def rows_of(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every memberflow table, in key order, without the 0002 columns."""
+    out = {}
+    with db.connect() as conn:
+        for table in metadata.sorted_tables:
+            columns = [c for c in table.columns if not (table.name == "definition_versions"
+                                                        and c.name in NEW_IN_0002)]
+            keys = list(table.primary_key.columns)
+            out[table.name] = [tuple(r) for r in conn.execute(
+                table.select().with_only_columns(*columns).order_by(*keys))]
+    return out
+
+
+def test_head_constant_is_the_newest_revision_file() -> None:
+    assert script_head() == HEAD
+
+
+def test_empty_database_upgraded_to_head_matches_the_models(db_url: str) -> None:
+    db = Database(db_url, must_exist=False)
+    assert state(db).revision is None
+    assert upgrade(db) == (None, HEAD)
+    with db.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []
+    assert state(db).current
+    db.dispose()
+
+
+def test_older_database_with_data_upgrades_with_nothing_lost(db_url: str, tmp_path: Path) -> None:
+    # The demo's rows, made at head in a scratch SQLite file, copied into a database at 0001.
+    scratch = Store(str(tmp_path / "scratch.db"), must_exist=False)
+    scratch.create_schema()
+    service = Service(scratch)
+    service.install_definitions(DEFINITIONS)
+    run_demo(service, echo=lambda _: None)
+    original = rows_of(scratch.db)
+    scratch.close()
+    assert sum(len(rows) for rows in original.values()) > 300
+
+    db = Database(db_url, must_exist=False)
+    upgrade(db, BASELINE)
+    assert state(db).revision == BASELINE
+    with db.connect() as conn:
+        assert {c["name"] for c in inspect(conn).get_columns("definition_versions")} & NEW_IN_0002 == set()
+        for table in metadata.sorted_tables:
+            names = [c.name for c in table.columns if not (table.name == "definition_versions"
+                                                           and c.name in NEW_IN_0002)]
+            if original[table.name]:
+                conn.execute(table.insert(), [dict(zip(names, row, strict=True))
+                                              for row in original[table.name]])
+        if conn.dialect.name == "postgresql":  # explicit ids were inserted; move the sequences on
+            for table in ("organizations", "people", "users", "role_grants", "definition_versions",
+                          "cases", "documents", "audit_checkpoints"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"coalesce(max(id), 1)) FROM {table}"))
+
+    assert upgrade(db) == (BASELINE, HEAD)
+    assert rows_of(db) == original
+    with db.connect() as conn:
+        statuses = conn.execute(text("SELECT DISTINCT status, author, comment FROM definition_versions"))
+        assert [tuple(r) for r in statuses] == [("published", None, None)]
+    assert verify(db).ok
+    for statement in ("DELETE FROM audit_events", "UPDATE audit_events SET actor = 'x'"):
+        with pytest.raises(DBAPIError, match="append-only"), db.engine.begin() as conn:
+            conn.execute(text(statement))
+    db.dispose()
+
+    store = Store(db_url)  # the upgraded database serves the program: every case replays
+    upgraded = Service(store)
+    assert [is_new for _, _, is_new in upgraded.install_definitions(DEFINITIONS)] == [False]
+    summary = upgraded.replay_all(workers=1)
+    assert summary.cases == len(original["cases"]) and summary.divergent == []
+    store.close()
+
+
+def test_database_made_before_alembic_is_recognized_and_upgraded(db_url: str) -> None:
+    db = Database(db_url, must_exist=False)
+    upgrade(db, BASELINE)
+    with db.connect() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    assert state(db).revision == BASELINE
+    assert upgrade(db) == (BASELINE, HEAD)
+    assert state(db).current
+    db.dispose()
+
+
+def run_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ENTRY_POINT), "--db", db_url, *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_cli_refuses_an_older_schema_until_db_upgrade(db_url: str) -> None:
+    db = Database(db_url, must_exist=False)
+    upgrade(db, BASELINE)
+    db.dispose()
+    current = run_cli(db_url, "db", "current")
+    assert current.returncode == 0
+    assert current.stdout.strip() == f"revision {BASELINE}, head {HEAD}: run 'memberflow db upgrade'"
+
+    refused = run_cli(db_url, "org", "list")
+    assert refused.returncode == 6
+    assert refused.stderr.strip() == (f"error: the database schema is at revision {BASELINE}, this "
+                                      f"memberflow needs {HEAD}; run 'memberflow db upgrade' (back up first)")
+
+    upgraded = run_cli(db_url, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.strip() == f"schema upgraded from revision {BASELINE} to {HEAD}"
+    assert run_cli(db_url, "db", "upgrade").stdout.strip() == \
+        f"schema already at revision {HEAD}; nothing to do"
+    assert run_cli(db_url, "db", "current").stdout.strip() == f"revision {HEAD} (head): current"
+    assert run_cli(db_url, "org", "list").returncode == 0
