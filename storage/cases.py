@@ -60,6 +60,7 @@ _LOAD = _CASE_QUERY.where(cases.c.id == bindparam("case_id"))
 # and then decides on the state the first one left (SQLite's BEGIN IMMEDIATE already
 # serializes writers; it renders no FOR UPDATE).
 _LOAD_FOR_MOVE = _LOAD.with_for_update(of=cases)
+_LOCK_PERSON = select(people.c.id).where(people.c.id == bindparam("person_id")).with_for_update()
 _LAST_EVENT = (select(audit_events.c.seq, audit_events.c.trigger, audit_events.c.actor,
                       audit_events.c.recorded_at)
                .where(audit_events.c.case_id == bindparam("case_id"))
@@ -73,6 +74,8 @@ _ADVANCE = (
             due_on=bindparam("b_due_on"), due_move=bindparam("b_due_move"),
             updated_at=bindparam("b_updated_at"))
 )
+# A migration also re-pins the case to another definition version.
+_MIGRATE = _ADVANCE.values(definition_id=bindparam("b_definition_id"))
 _INSERT_EVENT = audit_events.insert()
 _INSERT_DOCUMENT = documents.insert()
 
@@ -110,10 +113,12 @@ class Cases:
         """Create the case and its first audit event (the chain's genesis) together.
 
         ``check_existing`` sees the person's other cases inside the same write transaction,
-        so two officers opening a case for one person at once cannot both succeed.
+        so two officers opening a case for one person at once cannot both succeed: on
+        PostgreSQL the person's row is locked first (SQLite's write lock already serializes).
         """
         now = utc_now()
         with self.db.write() as conn:
+            conn.execute(_LOCK_PERSON, {"person_id": person_id})
             check_existing(self.of_person(person_id, conn))
             case_id = conn.execute(cases.insert().values(
                 person_id=person_id, organization_id=organization_id,
@@ -153,15 +158,21 @@ class Cases:
 
     def record_move_in(self, conn: Connection, case: CaseRecord, to_state: str,
                        facts: Mapping[str, Any], due: tuple[date, str] | None,
-                       draft: EventDraft, attached: Mapping[str, str]) -> int:
+                       draft: EventDraft, attached: Mapping[str, str],
+                       repin: tuple[int, str] | None = None) -> int:
+        """Write one audited step; ``repin`` = (definition id, sha256) moves the case to
+        another definition version in the same step (a migration event)."""
         now, seq = utc_now(), case.seq + 1
-        event = _event_row(case.id, seq, case.definition_sha256, case.state, to_state, draft,
-                           case.head_hash, now)
-        changed = conn.execute(_ADVANCE, {
+        sha = repin[1] if repin else case.definition_sha256
+        event = _event_row(case.id, seq, sha, case.state, to_state, draft, case.head_hash, now)
+        values = {
             "b_id": case.id, "b_version": case.version, "b_state": to_state,
             "b_new_version": case.version + 1, "b_seq": seq, "b_head": event["hash"],
             "b_facts": canonical_json(facts), "b_due_on": due[0] if due else None,
-            "b_due_move": due[1] if due else None, "b_updated_at": now}).rowcount
+            "b_due_move": due[1] if due else None, "b_updated_at": now}
+        if repin:
+            values["b_definition_id"] = repin[0]
+        changed = conn.execute(_MIGRATE if repin else _ADVANCE, values).rowcount
         if changed != 1:
             raise Conflict(f"case {case.id} was changed by someone else since it was read "
                            f"(version {case.version}); show it again and retry")
@@ -171,6 +182,16 @@ class Cases:
                 {"case_id": case.id, "seq": seq, "code": code, "reference": ref,
                  "recorded_at": now} for code, ref in attached.items()])
         return seq
+
+    def on_other_versions(self, name: str, target_id: int, after_id: int,
+                          limit: int) -> list[CaseRecord]:
+        """Cases of definition ``name`` not pinned to version ``target_id``, by id from
+        ``after_id`` on: a migration walks them chunk by chunk."""
+        query = (_CASE_QUERY.where(definition_versions.c.name == name,
+                                   cases.c.definition_id != target_id, cases.c.id > after_id)
+                 .order_by(cases.c.id).limit(limit))
+        with self.db.connect() as conn:
+            return [_record(r) for r in conn.execute(query)]
 
     def history(self, case_id: int) -> list[dict[str, Any]]:
         query = select(audit_events).where(audit_events.c.case_id == case_id) \
