@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from .cases import CaseRecord, Cases, EventDraft
 from .database import Database
 from .definitions import DefinitionVersions
 from .directory import Directory
+from .schema import cases as case_rows
 from .schema import installation
 
 
@@ -34,6 +35,16 @@ class MoveWrite:
     due: tuple[date, str] | None
     draft: EventDraft
     attached: Mapping[str, str]
+    # (definition id, sha256) when the step re-pins the case to another definition version.
+    repin: tuple[int, str] | None = None
+
+
+# The caller's decision for one move, made on what the move's transaction read.
+Decide = Callable[[MoveSnapshot], MoveWrite]
+
+_LOCK_CHUNK = 1000
+_LOCK_CASES = (select(case_rows.c.id).where(case_rows.c.id.in_(bindparam("ids", expanding=True)))
+               .order_by(case_rows.c.id).with_for_update())
 
 
 class Store:
@@ -62,15 +73,43 @@ class Store:
         return MoveSnapshot(case, self.directory.person(case.person_id, conn),
                             self.directory.roles_at(username, case.organization_id, conn))
 
-    def move(self, case_id: int, username: str,
-             decide: Callable[[MoveSnapshot], MoveWrite]) -> tuple[MoveSnapshot, int]:
+    def move(self, case_id: int, username: str, decide: Decide) -> tuple[MoveSnapshot, int]:
         """Read, let the caller decide, and write — one transaction, all or nothing."""
         with self.db.write() as conn:
-            snapshot = self.snapshot_for_move(case_id, username, conn)
-            write = decide(snapshot)
-            seq = self.cases.record_move_in(conn, snapshot.case, write.to_state, write.facts,
-                                            write.due, write.draft, write.attached)
-            return snapshot, seq
+            return self._move_in(conn, case_id, username, decide)
+
+    def move_many(self, moves: Sequence[tuple[int, Decide]],
+                  username: str) -> list[tuple[MoveSnapshot, int]]:
+        """``move`` for each (case id, decide) pair in order, all in ONE transaction: one
+        commit for the lot, and nothing written if any decide or write fails.
+
+        Each move re-reads its case inside the transaction, so a case named twice is decided
+        the second time on the state its first move left. On PostgreSQL the batch first locks
+        all its cases in id order, so two batches sharing cases wait for each other instead
+        of deadlocking; each move then takes the same row lock and version check as ``move``.
+        """
+        if not moves:
+            return []
+        with self.db.write() as conn:
+            if not self.db.is_sqlite:
+                self._lock_in_order(conn, sorted({case_id for case_id, _ in moves}))
+            return [self._move_in(conn, case_id, username, decide) for case_id, decide in moves]
+
+    @staticmethod
+    def _lock_in_order(conn: Connection, ids: list[int]) -> None:
+        """Row-lock the cases in ascending id order (chunked: a statement's bind parameters
+        are limited)."""
+        for start in range(0, len(ids), _LOCK_CHUNK):
+            conn.execute(_LOCK_CASES, {"ids": ids[start:start + _LOCK_CHUNK]})
+
+    def _move_in(self, conn: Connection, case_id: int, username: str,
+                 decide: Decide) -> tuple[MoveSnapshot, int]:
+        """One read-decide-write on a transaction the caller holds."""
+        snapshot = self.snapshot_for_move(case_id, username, conn)
+        write = decide(snapshot)
+        seq = self.cases.record_move_in(conn, snapshot.case, write.to_state, write.facts,
+                                        write.due, write.draft, write.attached, write.repin)
+        return snapshot, seq
 
     def setting(self, key: str) -> str | None:
         with self.db.connect() as conn:

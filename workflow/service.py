@@ -6,7 +6,7 @@ This is the only place that joins procedure rules and records; it issues no SQL 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from .dates import today as business_today
 from .deadlines import OpenDeadline
 from .definition import Definition, Transition
 from .engine import CaseView, Engine, Move, MoveRequest, rule_failures
-from .errors import AlreadyMoved, BadInput, MoveRefused, NotPermitted
+from .errors import AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
 from .guards import REGISTRY
 from .inputs import parse_value
 from .loader import load_definition, parse_definition
@@ -25,7 +25,7 @@ from .replay import Replayer, ReplayResult
 
 if TYPE_CHECKING:
     from storage.cases import CaseRecord
-    from storage.store import MoveSnapshot, Store
+    from storage.store import Decide, MoveSnapshot, MoveWrite, Store
 
 
 RACE_WINDOW = timedelta(minutes=2)
@@ -73,6 +73,32 @@ class Recorded:
     case_id: int
     seq: int
     move: Move
+
+
+@dataclass(frozen=True, slots=True)
+class AdvanceRequest:
+    """One move of a batch for ``Service.advance_many``: what ``advance`` takes for one case."""
+
+    case_id: int
+    trigger: str
+    business_date: date
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    documents: Mapping[str, str] = field(default_factory=dict)
+    role: str | None = None
+
+
+def _naming_case(case_id: int, decide: Decide) -> Decide:
+    """Re-raise a refusal with the case id in front, keeping its type, so the caller of a
+    batch knows which move stopped it."""
+    def named(snapshot: MoveSnapshot) -> MoveWrite:
+        try:
+            return decide(snapshot)
+        except MoveRefused as exc:
+            raise MoveRefused(f"case {case_id}: {exc.summary}", exc.reasons) from exc
+        except (AlreadyMoved, BadInput, NotFound, NotPermitted) as exc:
+            raise type(exc)(f"case {case_id}: {exc}") from exc
+
+    return named
 
 
 class Service:
@@ -182,31 +208,56 @@ class Service:
                 inputs: Mapping[str, Any] | None = None,
                 documents: Mapping[str, str] | None = None, role: str | None = None,
                 today: date | None = None) -> Recorded:
+        planned: list[Move] = []
+        request = AdvanceRequest(case_id, trigger, business_date, inputs or {}, documents or {}, role)
+        _, seq = self.store.move(case_id, actor, self._decider(actor, request, today, planned))
+        return Recorded(case_id, seq, planned[0])
+
+    def advance_many(self, actor: str, requests: Sequence[AdvanceRequest],
+                     today: date | None = None) -> list[Recorded]:
+        """Many moves in one transaction, in order: one commit instead of one per move.
+
+        Every move is planned by the same engine as ``advance``, on the case as the earlier
+        moves of the batch left it (a case may appear more than once). If any is refused,
+        nothing is written and the error, of the same type as ``advance`` would raise, starts
+        with the case id.
+        """
+        planned: list[Move] = []
+        moves = [(request.case_id, _naming_case(request.case_id,
+                                                self._decider(actor, request, today, planned)))
+                 for request in requests]
+        written = self.store.move_many(moves, actor)
+        return [Recorded(request.case_id, seq, move)
+                for request, (_, seq), move in zip(requests, written, planned, strict=True)]
+
+    def _decider(self, actor: str, asked: AdvanceRequest, today: date | None,
+                 planned: list[Move]) -> Decide:
+        """The decision for one move, made on what its transaction read; each planned move
+        is appended to ``planned`` (the store returns only sequence numbers)."""
         from storage.cases import EventDraft
         from storage.store import MoveWrite
-
-        planned: list[Move] = []
 
         def decide(snapshot: MoveSnapshot) -> MoveWrite:
             case = snapshot.case
             definition = self.definition(case.definition_id)
             request = MoveRequest(
-                trigger=trigger, roles_held=snapshot.roles, business_date=business_date,
-                inputs=dict(inputs or {}), documents=dict(documents or {}),
-                evidence=self._evidence(snapshot.person, case, definition, trigger, inputs or {}),
-                role=role,
+                trigger=asked.trigger, roles_held=snapshot.roles,
+                business_date=asked.business_date, inputs=dict(asked.inputs),
+                documents=dict(asked.documents),
+                evidence=self._evidence(snapshot.person, case, definition, asked.trigger,
+                                        asked.inputs),
+                role=asked.role,
             )
-            if definition.transition(trigger, case.state) is None:
-                self._refuse_if_just_moved(case.id, trigger)
+            if definition.transition(asked.trigger, case.state) is None:
+                self._refuse_if_just_moved(case.id, asked.trigger)
             move = self.engine.plan(definition, CaseView(case.state, case.facts), request, today)
             planned.append(move)
-            draft = EventDraft("move", trigger, actor, move.role, business_date, {
+            draft = EventDraft("move", asked.trigger, actor, move.role, asked.business_date, {
                 "inputs": move.inputs, "evidence": move.evidence, "documents": move.documents})
             due = (move.due.due_on, move.due.trigger) if move.due else None
             return MoveWrite(move.to_state, move.facts, due, draft, move.documents)
 
-        _, seq = self.store.move(case_id, actor, decide)
-        return Recorded(case_id, seq, planned[0])
+        return decide
 
     def _refuse_if_just_moved(self, case_id: int, trigger: str) -> None:
         """Two officers sending the same move at once: the second learns it lost a race.
