@@ -606,7 +606,7 @@ def due(settings: Settings, org_code: str | None, within: int, overdue: bool,
 # -- definitions ------------------------------------------------------------------------------
 @main.group()
 def definition() -> None:
-    """Procedure definitions (YAML): validate, list, show."""
+    """Procedure definitions (YAML): validate, lint, publish, approve, diff, graph, migrate."""
 
 
 @definition.command("validate")
@@ -628,24 +628,120 @@ def definition_validate(files: tuple[str, ...]) -> None:
         raise DefinitionInvalid(problems)
 
 
+@definition.command("lint")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@pass_settings
+def definition_lint(settings: Settings, files: tuple[str, ...], strict: bool) -> None:
+    """Validate and lint files: every finding with file, line, and whether it blocks publishing.
+
+    With a database (--db), also warns of moves no granted role can make."""
+    from workflow.lint import has_errors, lint
+    from workflow.loader import load_definition
+
+    granted = _granted_roles(settings)
+    blocking = []
+    for file in files:
+        findings = lint(load_definition(file), granted)
+        for finding in findings:
+            click.echo(str(finding))
+        click.echo(f"{file}: {_count(findings, 'error')}, {_count(findings, 'warning')}")
+        if has_errors(findings, strict):
+            blocking.append(file)
+    if blocking:
+        raise BadInput(f"lint found {'problems' if strict else 'errors'} in {', '.join(blocking)}")
+
+
+def _count(findings: Sequence[Any], severity: str) -> str:
+    n = sum(1 for f in findings if f.severity == severity)
+    return f"{n} {severity}{'' if n == 1 else 's'}"
+
+
+def _granted_roles(settings: Settings) -> set[str] | None:
+    """Roles held in the installation, when a database is named; lint works without one."""
+    if not (settings.db or os.environ.get("MEMBERFLOW_DB")):
+        return None
+    return set(settings.store().directory.granted_roles())
+
+
+@definition.command("publish")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--comment", required=True, help="Why this version (e.g. the regulation it implements).")
+@click.option("--strict", is_flag=True, help="Refuse on lint warnings too.")
+@pass_settings
+def definition_publish(settings: Settings, file: Path, comment: str, strict: bool) -> None:
+    """Validate, lint and store FILE as a new immutable version (administrators)."""
+    from workflow.publishing import Publishing
+
+    published = Publishing(settings.store()).publish(settings.require_actor(), file, comment, strict)
+    for finding in published.findings:
+        click.echo(str(finding), err=True)
+    row = published.version
+    label = f"{row['name']}@{row['version']} (sha256 {row['sha256'][:12]})"
+    if not published.is_new:
+        click.echo(f"identical content is already stored as {label}, {row['status']}; nothing changed")
+    elif row["status"] == "pending":
+        click.echo(f"stored {label}, pending: another administrator must run "
+                   f"'memberflow definition approve {row['name']}@{row['version']}'")
+    else:
+        click.echo(f"published {label}: new cases start on it; running cases stay on their version")
+
+
+@definition.command("approve")
+@click.argument("spec", metavar="NAME@VERSION")
+@pass_settings
+def definition_approve(settings: Settings, spec: str) -> None:
+    """Approve a pending version published by another administrator (maker–checker)."""
+    from workflow.publishing import Publishing
+
+    row = Publishing(settings.store()).approve(settings.require_actor(), spec)
+    click.echo(f"{row['name']}@{row['version']} approved by {row['approved_by']}: published")
+
+
+@definition.command("require-approval")
+@click.argument("mode", type=click.Choice(["on", "off"]))
+@pass_settings
+def definition_require_approval(settings: Settings, mode: str) -> None:
+    """Maker–checker: when on, a published version waits for a second administrator."""
+    from workflow.publishing import Publishing
+
+    Publishing(settings.store()).set_approval(settings.require_actor(), mode == "on")
+    click.echo(f"approval of new definition versions by a second administrator: {mode}")
+
+
 @definition.command("list")
 @format_option
 @pass_settings
 def definition_list(settings: Settings, fmt: str) -> None:
-    emit(settings.store().definitions.all(), fmt,
-         ["name", "version", "sha256", "file", "created_at"])
+    """Every stored version of every definition."""
+    emit(settings.store().definitions.all(), fmt, VERSION_COLUMNS)
+
+
+@definition.command("history")
+@click.argument("name")
+@format_option
+@pass_settings
+def definition_history(settings: Settings, name: str, fmt: str) -> None:
+    """The versions of NAME, oldest first: who published and approved each, and why."""
+    rows = settings.store().definitions.all(name)
+    if not rows:
+        raise NotFound(f"no definition named {name} is stored")
+    emit(rows, fmt, VERSION_COLUMNS + ["approved_by", "comment"])
+
+
+VERSION_COLUMNS = ["name", "version", "status", "sha256", "author", "created_at"]
 
 
 @definition.command("show")
-@click.argument("name")
+@click.argument("spec", metavar="NAME[@VERSION]")
 @click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
 @format_option
 @pass_settings
-def definition_show(settings: Settings, name: str, lang: str, fmt: str) -> None:
-    """States and moves of the latest stored version of NAME."""
-    service = settings.service()
-    row = service.store.definitions.latest(name)
-    loaded = service.definition(row["id"])
+def definition_show(settings: Settings, spec: str, lang: str, fmt: str) -> None:
+    """States and moves of a stored version (the newest published one by default)."""
+    from workflow.publishing import Publishing
+
+    row, loaded = Publishing(settings.store()).stored(spec)
     states = [{"state": s.name, "stage": s.stage, "terminal": s.terminal,
                "label": s.labels.get(lang)} for s in loaded.states.values()]
     moves = [{"move": t.trigger, "from": ", ".join(t.sources), "to": t.dest or "(stays)",
@@ -653,13 +749,104 @@ def definition_show(settings: Settings, name: str, lang: str, fmt: str) -> None:
               "documents": ", ".join(t.documents) or "-",
               "deadline": _deadline_text(t.deadline)} for t in loaded.transitions]
     if fmt == "json":
-        emit({"name": loaded.name, "version": row["version"], "sha256": loaded.sha256,
-              "states": states, "transitions": moves}, fmt)
+        emit({"name": loaded.name, "version": row["version"], "status": row["status"],
+              "sha256": loaded.sha256, "states": states, "transitions": moves}, fmt)
         return
-    click.echo(f"{loaded.name} v{row['version']} ({loaded.sha256[:12]}): {loaded.title.get(lang)}")
+    click.echo(f"{loaded.name} v{row['version']} ({row['status']}, {loaded.sha256[:12]}): "
+               f"{loaded.title.get(lang)}")
     click.echo(render_table(states))
     click.echo()
     click.echo(render_table(moves))
+
+
+@definition.command("diff")
+@click.argument("old", metavar="A")
+@click.argument("new", metavar="B")
+@pass_settings
+def definition_diff(settings: Settings, old: str, new: str) -> None:
+    """What changed from A to B (each a YAML file or a stored NAME@VERSION), in plain words."""
+    from workflow.diff import diff
+
+    changes = diff(_definition_at(settings, old), _definition_at(settings, new))
+    for change in changes:
+        click.echo(str(change))
+    click.echo(f"{len(changes)} change{'' if len(changes) == 1 else 's'}")
+
+
+@definition.command("migrate")
+@click.argument("name")
+@click.option("--to", "version", type=click.IntRange(min=1), required=True, help="Target version number.")
+@click.option("--map", "pairs", multiple=True, metavar="OLD=NEW",
+              help="Where cases in a state the target version lacks should land (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print the impact report and change nothing.")
+@click.option("--chunk", type=click.IntRange(min=1, max=10_000), default=500, show_default=True,
+              help="Cases per transaction.")
+@pass_settings
+def definition_migrate(settings: Settings, name: str, version: int, pairs: tuple[str, ...],
+                       dry_run: bool, chunk: int) -> None:
+    """Move running cases of NAME to version --to (administrators); finished cases stay pinned."""
+    from workflow.migration import Migrator
+
+    actor = settings.require_actor()
+    migrator = Migrator(settings.service())
+    row, report = migrator.prepare(actor, name, version, pairs)
+    _echo_impact(report)
+    if dry_run or not report.cases:
+        return
+    with _bar(report.cases, "migrating") as bar:
+        moved = migrator.apply(actor, row, report, chunk, bar.update if bar else None)
+    click.echo(f"migrated {moved} case(s) to {name}@{version}; each has a migration event")
+
+
+def _echo_impact(report: Any) -> None:
+    rows = [{"from": f"v{v}", "state": state, "cases": n, "lands in": to or "STRANDED"}
+            for (v, state, to), n in sorted(report.landings.items(), key=lambda i: (i[0][0], i[0][1]))]
+    click.echo(f"{report.cases} running case(s) would move to "
+               f"{report.target.name}@{report.target_version}:")
+    click.echo(render_table(rows))
+    for change, n in sorted(report.deadline_changes.items()):
+        click.echo(f"open deadline change: {change} ({n} case{'' if n == 1 else 's'})")
+    if report.stranded:
+        click.echo(f"states that vanish without a --map: {', '.join(report.vanishing)}")
+
+
+def _bar(total: int, label: str) -> Any:
+    """A progress bar on a terminal; silent otherwise."""
+    from contextlib import nullcontext
+
+    if not sys.stderr.isatty():
+        return nullcontext(None)
+    return click.progressbar(length=total, label=label, file=sys.stderr)
+
+
+def _definition_at(settings: Settings, spec: str) -> Any:
+    """A YAML file (validated; no database needed) or a stored ``NAME[@VERSION]``."""
+    from workflow.loader import load_definition
+    from workflow.publishing import Publishing
+
+    if Path(spec).is_file():
+        return load_definition(spec)
+    return Publishing(settings.store()).stored(spec)[1]
+
+
+@definition.command("graph")
+@click.argument("spec", metavar="NAME[@VERSION]|FILE")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True)
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@pass_settings
+def definition_graph(settings: Settings, spec: str, fmt: str, lang: str, output: Path | None) -> None:
+    """The procedure as a diagram: states by stage, moves labeled with trigger and roles."""
+    from workflow.diagram import dot, mermaid
+
+    text = (mermaid if fmt == "mermaid" else dot)(_definition_at(settings, spec), lang)
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {output}")
 
 
 def _deadline_text(deadline: Any) -> str:
@@ -678,12 +865,7 @@ def audit() -> None:
 
 def _progress(settings: Settings, label: str) -> Any:
     """A progress bar over all audit events when stderr is a terminal; otherwise silent."""
-    from contextlib import nullcontext
-
-    if not sys.stderr.isatty():
-        return nullcontext(None)
-    total = settings.store().cases.count_events()
-    return click.progressbar(length=total, label=label, file=sys.stderr)
+    return _bar(settings.store().cases.count_events() if sys.stderr.isatty() else 0, label)
 
 
 @audit.command("verify")

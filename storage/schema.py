@@ -84,6 +84,8 @@ definition_versions = Table(
     Column("status", String(16), nullable=False, server_default="published"),
     Column("author", String(64)),
     Column("comment", Text),
+    Column("approved_by", String(64)),
+    Column("approved_at", String(32)),
     UniqueConstraint("name", "version"),
 )
 

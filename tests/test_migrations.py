@@ -26,7 +26,7 @@ from workflow.demo import run_demo
 from workflow.service import Service
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
-NEW_IN_0002 = {"status", "author", "comment"}
+NEW_IN_0002 = {"status", "author", "comment", "approved_by", "approved_at"}
 
 
 def script_head() -> str:

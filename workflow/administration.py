@@ -37,12 +37,12 @@ class Administration:
                          parent: str | None) -> int:
         if kind not in ORGANIZATION_KINDS:
             raise BadInput(f"organization kind {kind!r} is not one of {', '.join(ORGANIZATION_KINDS)}")
-        self._require_admin(actor, parent)
+        self.require_admin(actor, parent)
         return self.store.directory.add_organization(
             clean_text(code, "code", 32), clean_text(name, "name", 300), kind, parent)
 
     def add_user(self, actor: str, username: str, full_name: str) -> int:
-        self._require_admin(actor, None, anywhere=True)
+        self.require_admin(actor, None, anywhere=True)
         return self.store.directory.add_user(clean_text(username, "username", 64),
                                              clean_text(full_name, "name", 300))
 
@@ -53,7 +53,7 @@ class Administration:
                            f"{', '.join(sorted(known_roles | set(SYSTEM_ROLES)))}")
         if org_code is None and role not in SYSTEM_ROLES:
             raise BadInput(f"role {role} is granted at an organization: give --org CODE")
-        self._require_admin(actor, org_code)
+        self.require_admin(actor, org_code)
         self.store.directory.grant(username, role, org_code)
 
     def add_person(self, actor: str, full_name: str, birth_date: date,
@@ -69,7 +69,7 @@ class Administration:
         return self.store.directory.add_person(
             full_name=clean_text(full_name, "name", 300), birth_date=birth_date, **fields)
 
-    def _require_admin(self, actor: str, org_code: str | None, anywhere: bool = False) -> None:
+    def require_admin(self, actor: str, org_code: str | None = None, anywhere: bool = False) -> None:
         """Administrator installation-wide, or at ``org_code`` or above it."""
         self.store.directory.user(actor)
         if anywhere and ADMINISTRATOR in self.store.directory.all_roles(actor):

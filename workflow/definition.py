@@ -106,9 +106,11 @@ class Definition:
     sha256: str
     source: str
     file: str
-    _reachable: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
+    # Caches, not fields: ``dataclasses.replace`` must give a copy its own.
+    _reachable: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False,
+                                                  init=False)
     _index: dict[tuple[str, str], Transition] = field(default_factory=dict, compare=False,
-                                                      repr=False)
+                                                      repr=False, init=False)
 
     def transitions_from(self, state: str) -> list[Transition]:
         return [t for t in self.transitions if state in t.sources]

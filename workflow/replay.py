@@ -17,6 +17,7 @@ from .dates import local_time
 from .definition import Definition
 from .engine import CaseView, Engine, MoveRequest
 from .errors import MemberflowError
+from .migration import MIGRATION_KIND
 
 
 @dataclass(slots=True)
@@ -82,15 +83,20 @@ class Replayer:
             result.state, result.definition = step.to_state, definition
             result.facts = self.engine.opening_facts(definition, step.business_date)
             return None
-        if event["kind"] != "move":
+        if event["kind"] not in ("move", MIGRATION_KIND):
             return f"unknown event kind {event['kind']!r}"
-        if result.state is None:
+        if result.state is None or result.definition is None:
             return "a move before the case was opened"
         if step.from_state != result.state:
             return f"recorded from {step.from_state}, but the replayed case is in {result.state}"
         payload = _payload(event["payload"])
         if payload is None:
             return "the stored payload is not a JSON object"
+        if event["kind"] == MIGRATION_KIND:
+            return _migrate(result, definition, step, payload)
+        if definition.sha256 != result.definition.sha256:
+            return (f"recorded under definition {definition.sha256[:12]}, but the case is pinned "
+                    f"to {result.definition.sha256[:12]}")
         request = MoveRequest(step.trigger, frozenset({step.role}), step.business_date,
                               payload.get("inputs", {}), payload.get("documents", {}),
                               payload.get("evidence", {}), step.role)
@@ -103,6 +109,24 @@ class Replayer:
             return f"the rules lead to {move.to_state}, but {step.to_state} was recorded"
         result.state, result.facts, result.definition = move.to_state, move.facts, definition
         return None
+
+
+def _migrate(result: ReplayResult, target: Definition, step: ReplayStep,
+             payload: dict[str, Any]) -> str | None:
+    """A migration re-pins the case: it must start from the version and state replayed so far
+    and land where its recorded state map says, in a state the target version has."""
+    assert result.definition is not None and result.state is not None
+    if payload.get("from_sha256") != result.definition.sha256:
+        return (f"migration from {str(payload.get('from_sha256'))[:12]}, but the case is pinned "
+                f"to {result.definition.sha256[:12]}")
+    if payload.get("to_sha256") != target.sha256:
+        return "the migration's payload names another target version than its event"
+    if (payload.get("state_map") or {}).get(result.state) != step.to_state:
+        return f"the recorded state map does not send {result.state} to {step.to_state}"
+    if step.to_state not in target.states:
+        return f"{target.name} ({target.sha256[:12]}) has no state {step.to_state}"
+    result.state, result.definition = step.to_state, target
+    return None
 
 
 def _payload(text: str) -> dict[str, Any] | None:

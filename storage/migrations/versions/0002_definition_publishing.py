@@ -1,4 +1,5 @@
-"""Definition versions record who published them, why, and whether they await approval.
+"""Definition versions record who published them, why, whether they await approval, and who
+approved them (maker–checker).
 
 Versions stored before this revision were in force as soon as stored: they become
 ``published`` with no recorded author or comment.
@@ -22,10 +23,14 @@ def upgrade() -> None:
                                    server_default="published"))
         batch.add_column(sa.Column("author", sa.String(64)))
         batch.add_column(sa.Column("comment", sa.Text))
+        batch.add_column(sa.Column("approved_by", sa.String(64)))
+        batch.add_column(sa.Column("approved_at", sa.String(32)))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("definition_versions") as batch:
+        batch.drop_column("approved_at")
+        batch.drop_column("approved_by")
         batch.drop_column("comment")
         batch.drop_column("author")
         batch.drop_column("status")

@@ -1,0 +1,260 @@
+"""Administrators publish immutable definition versions (optionally maker–checker), and move
+running cases to a new version with an impact report, audit events, and safe resumption."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import ADMISSION_PATH, MEMBERSHIP, World
+
+from cli import main
+from storage.audit import verify
+from workflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted
+from workflow.migration import MIGRATION_KIND, Migrator
+from workflow.publishing import Publishing
+
+ENTRY_POINT = Path(sys.executable).parent / "memberflow"
+EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NOT_PERMITTED = 1, 2, 5
+
+
+@pytest.fixture
+def admins(world: World) -> World:
+    for user in ("quantri", "quantri2"):
+        world.store.directory.add_user(user, f"Quản trị {user}")
+        world.store.directory.grant(user, "administrator", None)
+    return world
+
+
+def revised(tmp_path: Path, name: str = "v2.yaml", rename: bool = True, days: int = 90) -> Path:
+    """The bundled procedure with the branch-voted state renamed and the decision deadline
+    changed: what a new regulation typically does."""
+    text = MEMBERSHIP.read_text(encoding="utf-8")
+    if rename:
+        text = re.sub(r"\bbranch_voted\b", "branch_approved", text)
+    assert "within: {working_days: 60}" in text
+    text = text.replace("within: {working_days: 60}", f"within: {{working_days: {days}}}", 1)
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def cli(world: World, *args: str, actor: str = "quantri") -> Result:
+    return CliRunner().invoke(main, ["--db", world.store.url, "--actor", actor, *args])
+
+
+# -- publishing -----------------------------------------------------------------------------------
+def test_publish_stores_a_new_version_that_new_cases_start_on(admins: World, tmp_path: Path) -> None:
+    result = cli(admins, "definition", "publish", str(revised(tmp_path)), "--comment", "Quy định 2026")
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(r"published membership@2 \(sha256 [0-9a-f]{12}\): new cases start on it; "
+                        r"running cases stay on their version\n", result.stdout)
+    history = admins.store.definitions.all("membership")
+    assert [(r["version"], r["status"], r["author"], r["comment"]) for r in history] == \
+        [(1, "published", None, None), (2, "published", "quantri", "Quy định 2026")]
+    new_case = admins.open_case()
+    assert admins.store.cases.load(new_case).definition_id == history[1]["id"]
+
+
+def test_publishing_identical_content_is_a_no_op_that_says_so(admins: World) -> None:
+    result = cli(admins, "definition", "publish", str(MEMBERSHIP), "--comment", "again")
+    assert result.exit_code == 0
+    assert "identical content is already stored as membership@1" in result.stdout
+    assert "nothing changed" in result.stdout
+    assert len(admins.store.definitions.all()) == 1
+
+
+def test_invalid_definition_is_refused_with_file_and_line_and_nothing_stored(admins: World,
+                                                                            tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MEMBERSHIP.read_text(encoding="utf-8").replace("dest: probationary",
+                                                                  "dest: probation_typo"))
+    result = cli(admins, "definition", "publish", str(bad), "--comment", "x")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert re.search(rf"{re.escape(str(bad))}:\d+: .*probation_typo", result.stderr)
+    assert len(admins.store.definitions.all()) == 1
+
+
+def test_lint_error_blocks_publishing(admins: World, tmp_path: Path) -> None:
+    text = MEMBERSHIP.read_text(encoding="utf-8")
+    bounds = "min_years: 18, max_years: 60, consent_document: TU-DY"
+    assert bounds in text
+    contradictory = tmp_path / "ages.yaml"
+    contradictory.write_text(text.replace(bounds, "min_years: 18, max_years: 17"), encoding="utf-8")
+    with pytest.raises(DefinitionInvalid) as refused:
+        Publishing(admins.store).publish("quantri", contradictory, "x")
+    assert [(p.file, p.line) for p in refused.value.problems] == [(str(contradictory), 175)]
+    assert "error: transition 'record_branch_vote' guard age_between: min_years 18 is above " \
+           "max_years 17" in refused.value.problems[0].message
+    assert len(admins.store.definitions.all()) == 1
+
+
+def test_only_administrators_publish(admins: World, tmp_path: Path) -> None:
+    result = cli(admins, "definition", "publish", str(revised(tmp_path)), "--comment", "x",
+                 actor="secretary")
+    assert result.exit_code == EXIT_NOT_PERMITTED
+    assert result.stderr.strip() == "error: secretary is not an administrator for the whole installation"
+    assert len(admins.store.definitions.all()) == 1
+
+
+def test_maker_checker_keeps_a_version_pending_until_another_admin_approves(admins: World,
+                                                                           tmp_path: Path) -> None:
+    assert cli(admins, "definition", "require-approval", "on").exit_code == 0
+    result = cli(admins, "definition", "publish", str(revised(tmp_path)), "--comment", "2026")
+    assert "pending: another administrator must run 'memberflow definition approve membership@2'" \
+        in result.stdout
+    first = admins.store.definitions.all()[0]["id"]
+    assert admins.store.cases.load(admins.open_case()).definition_id == first  # still v1
+
+    same = cli(admins, "definition", "approve", "membership@2")
+    assert same.exit_code == EXIT_NOT_PERMITTED
+    assert "quantri published membership@2; a different administrator must approve it" in same.stderr
+    officer = cli(admins, "definition", "approve", "membership@2", actor="secretary")
+    assert officer.exit_code == EXIT_NOT_PERMITTED
+
+    approved = cli(admins, "definition", "approve", "membership@2", actor="quantri2")
+    assert approved.exit_code == 0, approved.output
+    assert approved.stdout == "membership@2 approved by quantri2: published\n"
+    assert cli(admins, "definition", "approve", "membership@2", actor="quantri2").exit_code == EXIT_REFUSED
+    second = admins.store.definitions.numbered("membership", 2)
+    assert (second["status"], second["approved_by"]) == ("published", "quantri2")
+    assert admins.store.cases.load(admins.open_case()).definition_id == second["id"]
+
+
+def test_history_and_show_of_a_numbered_version(admins: World, tmp_path: Path) -> None:
+    Publishing(admins.store).publish("quantri", revised(tmp_path), "Quy định 2026")
+    history = cli(admins, "definition", "history", "membership", "--format", "json")
+    assert history.exit_code == 0
+    assert "Quy định 2026" in history.stdout
+    old = cli(admins, "definition", "show", "membership@1", "--lang", "en")
+    new = cli(admins, "definition", "show", "membership", "--lang", "en")
+    assert "branch_voted" in old.stdout and "branch_approved" not in old.stdout
+    assert "branch_approved" in new.stdout and "membership v2 (published" in new.stdout
+    assert cli(admins, "definition", "show", "membership@9").exit_code == 4
+    assert cli(admins, "definition", "show", "membership@x").exit_code == EXIT_BAD_INPUT
+
+
+# -- migration ------------------------------------------------------------------------------------
+def cases_in_every_admission_state(world: World) -> dict[str, int]:
+    """One case in each state along the admission path, plus one finished (rejected)."""
+    placed = {}
+    for steps in range(len(ADMISSION_PATH) + 1):
+        case_id = world.open_case()
+        world.walk(case_id, ADMISSION_PATH[:steps], world.ago(months=20))
+        placed[world.store.cases.load(case_id).state] = case_id
+    return placed
+
+
+def test_dry_run_reports_stranded_states_and_apply_is_refused(admins: World, tmp_path: Path) -> None:
+    placed = cases_in_every_admission_state(admins)
+    Publishing(admins.store).publish("quantri", revised(tmp_path), "2026")
+    before = {c: admins.store.cases.history(c) for c in placed.values()}
+    dry = cli(admins, "definition", "migrate", "membership", "--to", "2", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert re.search(r"v1\s+branch_voted\s+1\s+STRANDED", dry.stdout)
+    assert re.search(r"v1\s+committee_voted\s+1\s+committee_voted", dry.stdout)
+    assert "states that vanish without a --map: branch_voted" in dry.stdout
+    applied = cli(admins, "definition", "migrate", "membership", "--to", "2")
+    assert applied.exit_code == EXIT_REFUSED
+    assert "would be stranded" in applied.stderr and "--map OLD=NEW" in applied.stderr
+    assert {c: admins.store.cases.history(c) for c in placed.values()} == before
+
+
+def test_migration_repins_running_cases_with_an_audit_event_each(admins: World, tmp_path: Path) -> None:
+    placed = cases_in_every_admission_state(admins)
+    rejected = admins.open_case()
+    admins.step(rejected, "reject_application", admins.ago(months=19))
+    Publishing(admins.store).publish("quantri", revised(tmp_path), "2026")
+    v2 = admins.store.definitions.numbered("membership", 2)
+
+    dry = cli(admins, "definition", "migrate", "membership", "--to", "2", "--map",
+              "branch_voted=branch_approved", "--dry-run")
+    assert "open deadline change: decide_admission: due" in dry.stdout
+    result = cli(admins, "definition", "migrate", "membership", "--to", "2", "--map",
+                 "branch_voted=branch_approved")
+    assert result.exit_code == 0, result.output
+    running = len(placed) + len(admins.members)  # the registered members are running cases too
+    assert f"migrated {running} case(s) to membership@2" in result.stdout
+
+    for state, case_id in placed.items():
+        record = admins.store.cases.load(case_id)
+        assert record.definition_id == v2["id"]
+        assert record.state == ("branch_approved" if state == "branch_voted" else state)
+        last = admins.store.cases.history(case_id)[-1]
+        assert (last["kind"], last["from_state"], last["to_state"], last["actor"]) == \
+            (MIGRATION_KIND, state, record.state, "quantri")
+        assert last["definition_sha256"] == v2["sha256"]
+    assert admins.store.cases.load(rejected).definition_id != v2["id"]  # finished: stays pinned
+    assert verify(admins.store.db).ok
+    assert admins.service.replay_all(workers=1).divergent == []
+    # The migrated case goes on under the new rules: its decision deadline is now 90 days.
+    branch = placed["branch_voted"]
+    assert admins.store.cases.load(branch).due_move == "decide_admission"
+    again = cli(admins, "definition", "migrate", "membership", "--to", "2")
+    assert again.exit_code == 0 and "0 running case(s)" in again.stdout
+
+
+def test_replay_reports_a_migration_that_lands_elsewhere_than_its_map(admins: World, tmp_path: Path) -> None:
+    case_id = admins.open_case()
+    admins.walk(case_id, ADMISSION_PATH[:4], admins.ago(months=20))
+    Publishing(admins.store).publish("quantri", revised(tmp_path), "2026")
+    row, report = Migrator(admins.service).prepare("quantri", "membership", 2,
+                                                   ["branch_voted=branch_approved"])
+    Migrator(admins.service).apply("quantri", row, report)
+    history = admins.store.cases.history(case_id)
+    assert admins.service.replayer().replay(case_id, history).ok
+    bent = [dict(e) for e in history]
+    bent[-1]["payload"] = bent[-1]["payload"].replace('"branch_voted":"branch_approved"',
+                                                      '"branch_voted":"committee_voted"')
+    replayed = admins.service.replayer().replay(case_id, bent)
+    assert replayed.divergence is not None
+    assert "state map does not send branch_voted to branch_approved" in replayed.divergence
+
+
+def test_migration_refuses_unknown_map_and_unpublished_target(admins: World, tmp_path: Path) -> None:
+    Publishing(admins.store).publish("quantri", revised(tmp_path), "2026")
+    with pytest.raises(BadInput, match="has no state 'nowhere'"):
+        Migrator(admins.service).prepare("quantri", "membership", 2, ["branch_voted=nowhere"])
+    with pytest.raises(BadInput, match="must be OLD_STATE=NEW_STATE"):
+        Migrator(admins.service).prepare("quantri", "membership", 2, ["branch_voted"])
+    with pytest.raises(NotPermitted):
+        Migrator(admins.service).prepare("secretary", "membership", 2, [])
+    Publishing(admins.store).set_approval("quantri", True)
+    Publishing(admins.store).publish("quantri", revised(tmp_path, "v3.yaml", days=80), "pending one")
+    with pytest.raises(MoveRefused, match="membership@3 is pending"):
+        Migrator(admins.service).prepare("quantri", "membership", 3, ["branch_voted=branch_approved"])
+
+
+def test_killed_migration_resumes_without_migrating_anything_twice(admins: World, tmp_path: Path) -> None:
+    for _ in range(200):
+        admins.open_case()
+    running = 200 + len(admins.members)
+    Publishing(admins.store).publish("quantri", revised(tmp_path, rename=False), "2026")
+    base = admins.store.cases.count_events()
+    command = [str(ENTRY_POINT), "--db", admins.store.url, "--actor", "quantri", "definition",
+               "migrate", "membership", "--to", "2", "--chunk", "1"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while admins.store.cases.count_events() == base and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    done = admins.store.cases.count_events() - base
+    assert 1 <= done < running, "the run must be killed part-way"
+    assert verify(admins.store.db).ok  # every chain intact, every case row matches its last event
+
+    finish = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert finish.returncode == 0, finish.stderr
+    assert f"migrated {running - done} case(s)" in finish.stdout
+    assert admins.store.cases.count_events() - base == running
+    for record in admins.store.cases.listing(limit=10_000):
+        kinds = [e["kind"] for e in admins.store.cases.history(record["id"])]
+        assert kinds.count(MIGRATION_KIND) == 1
+    assert verify(admins.store.db).ok
+    assert admins.service.replay_all(workers=1).divergent == []
