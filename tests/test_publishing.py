@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ADMISSION_PATH, MEMBERSHIP, World
+from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
 
 from cli import main
 from storage.audit import verify
+from workflow.dates import add_months
 from workflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted
 from workflow.migration import MIGRATION_KIND, Migrator
 from workflow.publishing import Publishing
@@ -141,18 +142,32 @@ def test_history_and_show_of_a_numbered_version(admins: World, tmp_path: Path) -
 
 
 # -- migration ------------------------------------------------------------------------------------
-def cases_in_every_admission_state(world: World) -> dict[str, int]:
-    """One case in each state along the admission path, plus one finished (rejected)."""
+def cases_in_every_state(world: World) -> dict[str, int]:
+    """One running case in each state of the main path, admission through official member."""
     placed = {}
-    for steps in range(len(ADMISSION_PATH) + 1):
+    for steps in range(len(ADMISSION_PATH) + len(RECOGNITION_PATH) + 1):
         case_id = world.open_case()
-        world.walk(case_id, ADMISSION_PATH[:steps], world.ago(months=20))
+        ceremony = world.walk(case_id, ADMISSION_PATH[:steps], world.ago(months=20))
+        world.walk(case_id, RECOGNITION_PATH[:max(0, steps - len(ADMISSION_PATH))],
+                   add_months(ceremony, 12), gap_days=5)
         placed[world.store.cases.load(case_id).state] = case_id
+    assert len(placed) == 12
     return placed
 
 
+def finished_cases(world: World) -> list[int]:
+    """Cases in terminal states of the application and removal stages: they keep their version."""
+    rejected = world.open_case()
+    world.step(rejected, "reject_application", world.ago(months=19))
+    withdrawn = world.open_case()
+    world.step(withdrawn, "withdraw_application", world.ago(months=19))
+    expelled = world.official_case()
+    world.step(expelled, "expel", world.ago(days=1))
+    return [rejected, withdrawn, expelled]
+
+
 def test_dry_run_reports_stranded_states_and_apply_is_refused(admins: World, tmp_path: Path) -> None:
-    placed = cases_in_every_admission_state(admins)
+    placed = cases_in_every_state(admins)
     Publishing(admins.store).publish("quantri", revised(tmp_path), "2026")
     before = {c: admins.store.cases.history(c) for c in placed.values()}
     dry = cli(admins, "definition", "migrate", "membership", "--to", "2", "--dry-run")
@@ -167,9 +182,8 @@ def test_dry_run_reports_stranded_states_and_apply_is_refused(admins: World, tmp
 
 
 def test_migration_repins_running_cases_with_an_audit_event_each(admins: World, tmp_path: Path) -> None:
-    placed = cases_in_every_admission_state(admins)
-    rejected = admins.open_case()
-    admins.step(rejected, "reject_application", admins.ago(months=19))
+    placed = cases_in_every_state(admins)
+    finished = finished_cases(admins)
     Publishing(admins.store).publish("quantri", revised(tmp_path), "2026")
     v2 = admins.store.definitions.numbered("membership", 2)
 
@@ -190,7 +204,8 @@ def test_migration_repins_running_cases_with_an_audit_event_each(admins: World, 
         assert (last["kind"], last["from_state"], last["to_state"], last["actor"]) == \
             (MIGRATION_KIND, state, record.state, "quantri")
         assert last["definition_sha256"] == v2["sha256"]
-    assert admins.store.cases.load(rejected).definition_id != v2["id"]  # finished: stays pinned
+    for case_id in finished:  # finished cases stay pinned to the version they ran under
+        assert admins.store.cases.load(case_id).definition_id != v2["id"]
     assert verify(admins.store.db).ok
     assert admins.service.replay_all(workers=1).divergent == []
     # The migrated case goes on under the new rules: its decision deadline is now 90 days.
@@ -258,3 +273,30 @@ def test_killed_migration_resumes_without_migrating_anything_twice(admins: World
         assert kinds.count(MIGRATION_KIND) == 1
     assert verify(admins.store.db).ok
     assert admins.service.replay_all(workers=1).divergent == []
+
+
+# -- the administrator's CLI tools on files ------------------------------------------------------
+def test_lint_diff_and_graph_from_the_command_line(admins: World, tmp_path: Path) -> None:
+    bad = tmp_path / "ages.yaml"
+    bad.write_text(MEMBERSHIP.read_text(encoding="utf-8").replace(
+        "min_years: 18, max_years: 60, consent_document: TU-DY", "min_years: 18, max_years: 17"),
+        encoding="utf-8")
+    linted = cli(admins, "definition", "lint", str(bad))
+    assert linted.exit_code == EXIT_BAD_INPUT
+    assert f"{bad}:175: error: transition 'record_branch_vote' guard age_between" in linted.stdout
+    assert f"{bad}: 1 error, 0 warnings" in linted.stdout
+    clean = cli(admins, "definition", "lint", str(MEMBERSHIP), "--strict")
+    assert clean.exit_code == 0 and "0 errors, 0 warnings" in clean.stdout
+
+    v2 = revised(tmp_path)
+    diffed = cli(admins, "definition", "diff", "membership@1", str(v2))
+    assert diffed.exit_code == 0, diffed.output
+    assert "transition decide_admission: deadline changed from 60 working days" in diffed.stdout
+    assert "state branch_voted" in diffed.stdout and "state branch_approved" in diffed.stdout
+
+    out = tmp_path / "membership.mmd"
+    drawn = cli(admins, "definition", "graph", "membership", "-o", str(out))
+    assert drawn.exit_code == 0 and out.read_text(encoding="utf-8").startswith("stateDiagram-v2")
+    assert "Đảng viên chính thức" in out.read_text(encoding="utf-8")
+    dot = cli(admins, "definition", "graph", str(v2), "--format", "dot")
+    assert dot.stdout.startswith("digraph") and "branch_approved" in dot.stdout
