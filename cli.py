@@ -428,6 +428,35 @@ def case_advance(settings: Settings, case_id: int, trigger: str, inputs: tuple[s
           "next_deadline": f"{due.trigger} by {format_date(due.due_on)}" if due else None}, fmt)
 
 
+@case.command("advance-many")
+@click.argument("trigger")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--date", "date_text", help="Business date for rows without a 'date' column (default today).")
+@click.option("--all-or-nothing", is_flag=True, help="One transaction: any refused row writes nothing.")
+@format_option
+@pass_settings
+def case_advance_many(settings: Settings, trigger: str, file: Path, date_text: str | None,
+                      all_or_nothing: bool, fmt: str) -> None:
+    """Make move TRIGGER on every case in a CSV file and report each row.
+
+    Columns: case (required), date (dd/mm/yyyy, optional), role (optional), one column per
+    input of the move, and doc:CODE columns whose cells are document references."""
+    from dataclasses import asdict
+
+    from workflow.bulk import advance_rows, failures, read_rows, summary
+
+    actor = settings.require_actor()
+    service = settings.service()
+    total = len(read_rows(file)[1]) if sys.stderr.isatty() else 0
+    with _bar(total, "advancing") as bar:
+        results = advance_rows(service, actor, trigger, file, business_date(date_text),
+                               all_or_nothing, bar.update if bar else None)
+    emit([asdict(r) for r in results], fmt, ["row", "case_id", "outcome", "detail"])
+    click.echo(summary(results), err=True)
+    if any(True for _ in failures(results)):
+        raise MoveRefused(f"not every row moved: {summary(results)}")
+
+
 def _case_summary(service: Service, case_id: int, lang: str = "vi") -> dict[str, Any]:
     from workflow.dates import format_date
     from workflow.presenting import state_row

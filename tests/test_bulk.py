@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -113,3 +114,82 @@ def test_empty_batch_writes_nothing(world: World) -> None:
     events = world.store.cases.count_events()
     assert world.service.advance_many("secretary", []) == []
     assert world.store.cases.count_events() == events
+
+
+# -- case advance-many from a CSV file ----------------------------------------------------------
+def run_many(world: World, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from cli import main
+
+    return CliRunner().invoke(main, ["--db", world.store.url, "--actor", "secretary", "case",
+                                     "advance-many", *args])
+
+
+def write_csv(tmp_path: Any, text: str, encoding: str = "utf-8") -> str:
+    path = tmp_path / "moves.csv"
+    path.write_bytes(text.encode(encoding))
+    return str(path)
+
+
+def test_advance_many_reports_every_row_and_commits_the_good_ones(world: World, tmp_path: Any) -> None:
+    on = world.ago(months=19)
+    good = [world.open_case() for _ in range(2)]
+    moved_already = world.open_case()
+    world.step(moved_already, "record_training", on)
+    certificate = (on - timedelta(days=3)).strftime("%d/%m/%Y")
+    csv_file = write_csv(tmp_path, "case,date,certificate_date,doc:CN-NTVĐ\n"
+                         f"{good[0]},{on:%d/%m/%Y},{certificate},GCN-01/Đảng ủy\n"
+                         f"{moved_already},{on:%d/%m/%Y},{certificate},GCN-02\n"
+                         f"abc,{on:%d/%m/%Y},{certificate},GCN-03\n"
+                         f"{good[1]},{on:%d/%m/%Y},{certificate},GCN-04\n")
+    result = run_many(world, "record_training", csv_file, "--format", "json")
+    assert result.exit_code == 1
+    rows = json.loads(result.stdout)
+    assert [(r["row"], r["case_id"], r["outcome"]) for r in rows] == [
+        (2, good[0], "moved"), (3, moved_already, "refused"), (4, None, "bad row"), (5, good[1], "moved")]
+    assert rows[0]["detail"] == "candidate → trained (event 2)"
+    assert "not possible from state trained" in rows[1]["detail"] or "just moved" in rows[1]["detail"]
+    assert rows[2]["detail"] == "column case: 'abc' is not a case number"
+    assert "2 moved, 1 refused, 1 bad row of 4 rows" in result.stderr
+    for case_id, ref in ((good[0], "GCN-01/Đảng ủy"), (good[1], "GCN-04")):
+        assert world.store.cases.load(case_id).state == "trained"
+        assert [d["reference"] for d in world.store.cases.documents(case_id)] == [ref]
+    assert verify(world.store.db).ok
+
+
+def test_advance_many_all_or_nothing_writes_nothing_when_a_row_is_refused(world: World,
+                                                                          tmp_path: Any) -> None:
+    on = world.ago(months=19)
+    good, stale = world.open_case(), world.open_case()
+    world.step(stale, "reject_application", on)
+    before = world.store.cases.count_events()
+    csv_file = write_csv(tmp_path, "case,certificate_date,doc:CN-NTVĐ\n"
+                         f"{good},{on - timedelta(days=3):%d/%m/%Y},GCN\n"
+                         f"{stale},{on - timedelta(days=3):%d/%m/%Y},GCN\n")
+    result = run_many(world, "record_training", csv_file, "--date", f"{on:%d/%m/%Y}", "--all-or-nothing")
+    assert result.exit_code == 1
+    assert f"case {stale}: " in result.stderr
+    assert world.store.cases.count_events() == before
+    assert world.store.cases.load(good).state == "candidate"
+    certificate = on - timedelta(days=3)
+    ok = write_csv(tmp_path, f"case,certificate_date,doc:CN-NTVĐ\n{good},{certificate:%d/%m/%Y},GCN\n")
+    done = run_many(world, "record_training", ok, "--date", f"{on:%d/%m/%Y}", "--all-or-nothing")
+    assert done.exit_code == 0, done.output
+    assert world.store.cases.load(good).state == "trained"
+
+
+@pytest.mark.parametrize(("content", "encoding", "message"), [
+    ("case,certificate_date\n1,01/01/2026,extra\n", "utf-8", "moves.csv:2: 3 fields, the header has 2"),
+    ("id,certificate_date\n1,01/01/2026\n", "utf-8", "moves.csv:1: the header must have a 'case' column"),
+    ("case,case\n1,2\n", "utf-8", "moves.csv:1: column 'case' appears twice in the header"),
+    ("case,reason\n1,ok\n2,Không\n", "latin-1", "moves.csv:3: not UTF-8 text"),
+])
+def test_advance_many_refuses_a_bad_file_before_doing_anything(world: World, tmp_path: Any, content: str,
+                                                               encoding: str, message: str) -> None:
+    world.open_case()
+    before = world.store.cases.count_events()
+    result = run_many(world, "record_training", write_csv(tmp_path, content, encoding))
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert world.store.cases.count_events() == before
