@@ -349,6 +349,21 @@ def person_add(settings: Settings, name: str, birth_date: str, **fields: Any) ->
     click.echo(f"person #{person_id} added")
 
 
+@person.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@pass_settings
+def person_import(settings: Settings, file: Path) -> None:
+    """Register everyone in a UTF-8 CSV file, or no one if any row is wrong.
+
+    Columns: full_name, birth_date (required), gender (female/nữ, male/nam), ethnicity,
+    religion, education, youth_union, trade_union (yes/no)."""
+    from workflow.bulk import import_people
+
+    ids = import_people(administration(settings), settings.require_actor(), file)
+    span = f" (#{ids[0]}–#{ids[-1]})" if ids else ""
+    click.echo(f"imported {len(ids)} {'person' if len(ids) == 1 else 'people'}{span}")
+
+
 @person.command("show")
 @click.argument("person_id", type=RECORD_ID)
 @format_option

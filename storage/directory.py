@@ -169,6 +169,24 @@ class Directory:
             return conn.execute(people.insert().values(created_at=utc_now(), **fields)
                                 ).inserted_primary_key[0]
 
+    def add_people(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Register many people in one transaction: all of them or none."""
+        now = utc_now()
+        with self.db.write() as conn:
+            return [conn.execute(people.insert().values(created_at=now, **fields)
+                                 ).inserted_primary_key[0] for fields in rows]
+
+    def registered(self, names: set[str]) -> dict[tuple[str, Any], int]:
+        """(full name, birth date) → id of people already registered under those names."""
+        found: dict[tuple[str, Any], int] = {}
+        ordered = sorted(names)
+        with self.db.connect() as conn:
+            for start in range(0, len(ordered), 500):
+                query = select(people.c.id, people.c.full_name, people.c.birth_date).where(
+                    people.c.full_name.in_(ordered[start:start + 500]))
+                found.update({(r.full_name, r.birth_date): r.id for r in conn.execute(query)})
+        return found
+
     def person(self, person_id: int, conn: Connection | None = None) -> dict[str, Any]:
         if conn is None:
             with self.db.connect() as own:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -193,3 +194,53 @@ def test_advance_many_refuses_a_bad_file_before_doing_anything(world: World, tmp
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert world.store.cases.count_events() == before
+
+
+# -- person import from a CSV file ----------------------------------------------------------------
+def run_import(world: World, path: Any, actor: str = "secretary") -> Any:
+    from click.testing import CliRunner
+
+    from cli import main
+
+    return CliRunner().invoke(main, ["--db", world.store.url, "--actor", actor, "person", "import",
+                                     str(path)])
+
+
+PEOPLE_CSV = ("\ufefffull_name,birth_date,gender,ethnicity,education,youth_union\n"
+              "Lê Thị Mỹ Duyên,05/09/1999,nữ,Tày,university,có\n"
+              "Hoàng Văn Nam,1998-12-01,male,,,no\n")
+
+
+def test_person_import_registers_everyone_with_vietnamese_text_intact(world: World, tmp_path: Any) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(PEOPLE_CSV, encoding="utf-8")
+    result = run_import(world, path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("imported 2 people (#")
+    first, second = (int(n) for n in re.findall(r"#(\d+)", result.stdout))
+    duyen, nam = world.store.directory.person(first), world.store.directory.person(second)
+    assert (duyen["full_name"], duyen["gender"], duyen["ethnicity"], duyen["education"],
+            duyen["youth_union"], duyen["birth_date"]) == \
+        ("Lê Thị Mỹ Duyên", "female", "Tày", "university", True, date(1999, 9, 5))
+    assert (nam["gender"], nam["ethnicity"], nam["religion"], nam["education"], nam["youth_union"]) == \
+        ("male", "Kinh", "Không", "upper_secondary", False)
+
+    again = run_import(world, path)  # a rerun imports no one twice
+    assert again.exit_code == 2
+    assert "people.csv:2: Lê Thị Mỹ Duyên born 05/09/1999 is already registered as #" in again.stderr
+    assert "(and 1 more problems); nothing imported" in again.stderr
+
+
+def test_person_import_with_a_bad_row_imports_no_one(world: World, tmp_path: Any) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(PEOPLE_CSV + "Trần Văn Ba,31/02/2000,nam,,,\nTrần Văn Tư,01/01/2000,robot,,,\n"
+                    "Hoàng Văn Nam,01/12/1998,nam,,,\n", encoding="utf-8")
+    before = len(world.store.directory.people())
+    result = run_import(world, path)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}:4: column birth_date ")
+    assert lines[0].endswith("(and 2 more problems); nothing imported")
+    assert len(world.store.directory.people()) == before
+    auditor = run_import(world, tmp_path / "people.csv", actor="outsider")
+    assert auditor.exit_code == 2  # still the file's problems first: nothing is written either way

@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .administration import person_fields
 from .dates import parse_date
 from .errors import BadInput, MemberflowError
-from .inputs import clean_text
+from .guards import EDUCATION_LEVELS
+from .inputs import clean_text, parse_bool
 
 if TYPE_CHECKING:
+    from .administration import Administration
     from .service import AdvanceRequest, Service
 
 CASE_COLUMN, DATE_COLUMN, ROLE_COLUMN, DOCUMENT_PREFIX = "case", "date", "role", "doc:"
@@ -34,8 +37,9 @@ class RowResult:
     detail: str
 
 
-def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """The header and every data row with its line number; the whole file or nothing."""
+def read_rows(path: Path, key: str = CASE_COLUMN) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header (which must name ``key``) and every data row with its line number; the
+    whole file or nothing."""
     if path.stat().st_size > MAX_BYTES:
         raise BadInput(f"{path}: larger than {MAX_BYTES // (1024 * 1024)} MB")
     try:
@@ -46,8 +50,8 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             from None
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [name.strip() for name in next(reader, [])]
-    if CASE_COLUMN not in header:
-        raise BadInput(f"{path}:1: the header must have a {CASE_COLUMN!r} column (found: "
+    if key not in header:
+        raise BadInput(f"{path}:1: the header must have a {key!r} column (found: "
                        f"{', '.join(header) or 'nothing'})")
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
@@ -136,3 +140,54 @@ def summary(results: list[RowResult]) -> str:
 
 def failures(results: list[RowResult]) -> Iterator[RowResult]:
     return (r for r in results if r.outcome != "moved")
+
+
+PERSON_COLUMNS = ("full_name", "birth_date", "gender", "ethnicity", "religion", "education",
+                  "youth_union", "trade_union")
+PERSON_DEFAULTS = {"ethnicity": "Kinh", "religion": "Không", "education": "upper_secondary",
+                   "youth_union": "no", "trade_union": "no"}
+GENDERS = {"female": "female", "nữ": "female", "male": "male", "nam": "male"}
+
+
+def person_row(values: dict[str, str]) -> dict[str, Any]:
+    """One CSV row as a person's record; a wrong value is bad input naming its column."""
+    cell = {c: (values.get(c) or "").strip() or PERSON_DEFAULTS.get(c, "") for c in PERSON_COLUMNS}
+    gender = GENDERS.get(cell["gender"].lower())
+    if gender is None:
+        raise BadInput(f"column gender: {cell['gender']!r} is not female/nữ or male/nam")
+    if cell["education"] not in EDUCATION_LEVELS:
+        raise BadInput(f"column education: {cell['education']!r} is not one of {', '.join(EDUCATION_LEVELS)}")
+    return person_fields(
+        clean_text(cell["full_name"], "column full_name", 300),
+        parse_date(cell["birth_date"], "column birth_date"), gender=gender,
+        ethnicity=cell["ethnicity"], religion=cell["religion"], education=cell["education"],
+        youth_union=parse_bool(cell["youth_union"], "column youth_union"),
+        trade_union=parse_bool(cell["trade_union"], "column trade_union"))
+
+
+def import_people(administration: Administration, actor: str, path: Path) -> list[int]:
+    """Every row checked first; one bad row (or a person already registered) and nobody is
+    imported, so a file is never half-imported and can simply be fixed and run again."""
+    header, rows = read_rows(path, "full_name")
+    unknown = sorted(set(header) - set(PERSON_COLUMNS))
+    if unknown:
+        raise BadInput(f"{path}:1: unknown column {unknown[0]!r} (columns: {', '.join(PERSON_COLUMNS)})")
+    people, problems, seen = [], [], {}
+    for line, values in rows:
+        try:
+            person = person_row(values)
+        except BadInput as bad:
+            problems.append(f"{path}:{line}: {bad}")
+            continue
+        key = (person["full_name"], person["birth_date"])
+        if key in seen:
+            problems.append(f"{path}:{line}: the same person as row {seen[key]}")
+        seen.setdefault(key, line)
+        people.append(person)
+    registered = administration.store.directory.registered({name for name, _ in seen})
+    problems += [f"{path}:{seen[key]}: {key[0]} born {key[1]:%d/%m/%Y} is already registered as "
+                 f"#{registered[key]}" for key in seen if key in registered]
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise BadInput(f"{problems[0]}{more}; nothing imported")
+    return administration.import_people(actor, people)

@@ -72,6 +72,16 @@ def _introducers(raw: Any, what: str) -> list[dict[str, int]]:
     return result
 
 
+def parse_bool(raw: Any, what: str) -> bool:
+    """yes/no in English or Vietnamese (có/không), true/false, 1/0."""
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in _TRUE | _FALSE:
+        return word in _TRUE
+    raise BadInput(f"{what} must be yes or no, not {raw!r}")
+
+
 def parse_value(spec: InputSpec, raw: Any) -> Any:
     what = f"input {spec.name}"
     match spec.type:
@@ -87,12 +97,7 @@ def parse_value(spec: InputSpec, raw: Any) -> Any:
         case "date":
             return parse_date(str(raw), what).isoformat()
         case "bool":
-            if isinstance(raw, bool):
-                return raw
-            word = str(raw).strip().lower()
-            if word in _TRUE | _FALSE:
-                return word in _TRUE
-            raise BadInput(f"{what} must be yes or no, not {raw!r}")
+            return parse_bool(raw, what)
         case "choice":
             if str(raw) not in spec.choices:
                 raise BadInput(f"{what} must be one of {', '.join(spec.choices)}, not {raw!r}")
