@@ -16,8 +16,7 @@ from typing import Literal
 
 from .definition import Definition, GuardUse, Transition
 from .guards import REGISTRY, parse_ratio
-from .loader import STATE_ENTERED, _check_graph, _Checker
-from .yaml_source import LineDict
+from .loader import STATE_ENTERED, graph_problems
 
 MOVE_DATE = "business_date"
 # Facts every case has from its opening on (``Engine.opening_facts``).
@@ -27,8 +26,6 @@ ALWAYS_RECORDED = frozenset({STATE_ENTERED, "opened_on"})
 READS_MOVE_DATE = frozenset({("months_elapsed", "until"), ("dates_in_order", "dates")})
 LOWER_BOUND_VOTES = {"vote_ratio_at_least": "at least", "vote_ratio_above": "more than"}
 UPPER_BOUND_VOTES = {"vote_ratio_below": "below"}
-_GRAPH_CODES = (("cannot be reached", "unreachable-state"), ("has no way out", "dead-end-state"),
-                ("has moves out of it", "terminal-exit"))
 
 Severity = Literal["error", "warning"]
 
@@ -116,12 +113,9 @@ class _Context:
 # -- the rules ------------------------------------------------------------------------------------
 def _graph(ctx: _Context) -> Iterator[Finding]:
     """The loader's own graph checks, run on the object so a definition built in code is checked too."""
-    check = _Checker(ctx.definition.file)
-    _check_graph(check, ctx.definition.states, list(ctx.definition.transitions),
-                 ctx.definition.initial, LineDict())
-    for problem in check.problems:
-        code = next((c for phrase, c in _GRAPH_CODES if phrase in problem.message), "graph")
-        yield ctx.finding("error", problem.line, code, problem.message)
+    for problem in graph_problems(ctx.definition.states, ctx.definition.transitions,
+                                  ctx.definition.initial):
+        yield ctx.finding("error", problem.line, problem.kind, problem.message)
 
 
 def _roles(ctx: _Context, granted: set[str] | frozenset[str]) -> Iterator[Finding]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,8 @@ def _build(top: LineDict, check: _Checker, text: str, file: str) -> Definition:
     for role, line in opened_by:
         if role not in roles:
             check.add(line, f"opened_by names unknown role {role!r}")
-    _check_graph(check, states, transitions, initial, top)
+    for problem in graph_problems(states, transitions, initial):
+        check.add(problem.line, problem.message)
     _check_fact_references(check, transitions)
     return Definition(
         name=name,
@@ -459,29 +461,41 @@ def _check_extensions(check: _Checker, transitions: list[Transition]) -> None:
                       f"{target!r}, which has no extendable deadline")
 
 
-def _check_graph(check: _Checker, states: dict[str, State], transitions: list[Transition],
-                 initial: str, top: LineDict) -> None:
+@dataclass(frozen=True)
+class GraphProblem:
+    line: int
+    kind: str  # terminal-exit | dead-end-state | unreachable-state
+    message: str
+
+
+def graph_problems(states: Mapping[str, State], transitions: Sequence[Transition],
+                   initial: str) -> list[GraphProblem]:
+    """Terminal states with exits, non-terminal states with no way out, unreachable states:
+    checked when a file is loaded, and again by lint on any ``Definition`` object."""
     exits: dict[str, set[str]] = {name: set() for name in states}
     for t in transitions:
         for source in t.sources:
             if source in exits and t.destination(source) in states:
                 exits[source].add(t.destination(source))
+    found = []
     for name, state in states.items():
         leaving = exits[name] - {name}
         if state.terminal and exits[name]:
-            check.add(state.line, f"terminal state {name!r} has moves out of it")
+            found.append(GraphProblem(state.line, "terminal-exit",
+                                      f"terminal state {name!r} has moves out of it"))
         elif not state.terminal and not leaving:
-            check.add(state.line, f"state {name!r} is not terminal but has no way out")
+            found.append(GraphProblem(state.line, "dead-end-state",
+                                      f"state {name!r} is not terminal but has no way out"))
     if initial not in states:
-        return
+        return found
     reached, queue = {initial}, deque([initial])
     while queue:
         for nxt in exits[queue.popleft()] - reached:
             reached.add(nxt)
             queue.append(nxt)
-    for name, state in states.items():
-        if name not in reached:
-            check.add(state.line, f"state {name!r} cannot be reached from {initial!r}")
+    return found + [GraphProblem(state.line, "unreachable-state",
+                                 f"state {name!r} cannot be reached from {initial!r}")
+                    for name, state in states.items() if name not in reached]
 
 
 def _check_fact_references(check: _Checker, transitions: list[Transition]) -> None:
