@@ -245,6 +245,43 @@ def db_current(settings: Settings) -> None:
         click.echo(f"revision {found.revision or 'none'}, head {found.head}: run 'memberflow db upgrade'")
 
 
+# -- working-day calendar ---------------------------------------------------------------------
+@main.group()
+def calendar() -> None:
+    """The working-day calendar deadlines are counted on: holidays-VN plus administrators' overrides."""
+
+
+@calendar.command("show")
+@click.argument("year", type=click.IntRange(1990, 2100))
+@format_option
+@pass_settings
+def calendar_show(settings: Settings, year: int, fmt: str) -> None:
+    """Public holidays, swapped days and overrides of YEAR, and the calendar's version."""
+    engine = settings.service().engine
+    emit({"calendar": engine.calendar.version(year), "days": engine.calendar.year(year)}
+         if fmt == "json" else engine.calendar.year(year), fmt)
+    if fmt == "table":
+        click.echo(f"calendar {engine.calendar.version(year)}")
+
+
+@calendar.command("set-day")
+@click.argument("day", metavar="DATE")
+@click.option("--off", is_flag=True, help="An extra day off.")
+@click.option("--working", is_flag=True, help="A working day (e.g. a swapped Saturday).")
+@click.option("--reason", required=True, help="The decision that sets it (e.g. the Prime Minister's notice).")
+@pass_settings
+def calendar_set_day(settings: Settings, day: str, off: bool, working: bool, reason: str) -> None:
+    """Override one day (administrators); deadlines counted afterwards use the new version."""
+    from workflow.dates import format_date, parse_date
+
+    if off == working:
+        raise BadInput("say whether the day is --off or --working (one of them)")
+    when = parse_date(day, "DATE")
+    administration(settings).set_calendar_day(settings.require_actor(), when, working, reason)
+    version = settings.service().engine.calendar.version(when.year)
+    click.echo(f"{format_date(when)} is now a {'working day' if working else 'day off'}; calendar {version}")
+
+
 # -- organizations --------------------------------------------------------------------------
 @main.group()
 def org() -> None:
@@ -486,7 +523,9 @@ def _case_summary(service: Service, case_id: int, lang: str = "vi") -> dict[str,
         "definition": f"{definition.name} ({record.definition_sha256[:12]})",
         "state": record.state, "label": state["label"], "stage": state["stage"],
         "opened_on": format_date(record.opened_on), "events": record.seq,
-        "deadlines": [f"{d.trigger} by {format_date(d.due_on)}" for d in service.deadlines(record)],
+        "deadlines": [f"{d.trigger} by {format_date(d.due_on)} (calendar "
+                      f"{service.engine.calendar.version(d.due_on.year)})"
+                      for d in service.deadlines(record)],
         "facts": record.facts,
     }
 

@@ -150,3 +150,16 @@ audit_checkpoints = Table(
     Column("events", Integer, nullable=False),
     Column("digest", String(64), nullable=False),
 )
+
+# Administrators' overrides of the working-day calendar; never updated, only added to, so the
+# calendar in force at any time can be told (the latest entry for a day wins).
+calendar_days = Table(
+    "calendar_days", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("day", Date, nullable=False),
+    Column("working", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_calendar_days_day", "day"),
+)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
+from .calendar import CalendarDays
 from .cases import CaseRecord, Cases, EventDraft
 from .database import Database
 from .definitions import DefinitionVersions
@@ -53,6 +54,7 @@ class Store:
         self.directory = Directory(self.db)
         self.definitions = DefinitionVersions(self.db)
         self.cases = Cases(self.db)
+        self.calendar = CalendarDays(self.db)
 
     @property
     def url(self) -> str:

@@ -67,6 +67,13 @@ class Administration:
         self.require_officer(actor)
         return self.store.directory.add_people(rows)
 
+    def set_calendar_day(self, actor: str, day: date, working: bool, reason: str) -> None:
+        """An administrator's override of one day (a swapped working Saturday, an extra day off)."""
+        self.require_admin(actor)
+        if not date(1990, 1, 1) <= day <= date(today().year + 5, 12, 31):
+            raise BadInput(f"{format_date(day)} is outside the calendar (1990 to five years ahead)")
+        self.store.calendar.add(day, working, clean_text(reason, "reason", 500), actor)
+
     def require_officer(self, actor: str) -> None:
         roles = self.store.directory.all_roles(actor)
         if not roles - {AUDITOR}:

@@ -22,6 +22,7 @@ from .guards import REGISTRY
 from .inputs import parse_value
 from .loader import load_definition, parse_definition
 from .replay import Replayer, ReplayResult
+from .workdays import calendar_from
 
 if TYPE_CHECKING:
     from storage.cases import CaseRecord
@@ -104,7 +105,7 @@ def _naming_case(case_id: int, decide: Decide) -> Decide:
 class Service:
     def __init__(self, store: Store, engine: Engine | None = None) -> None:
         self.store = store
-        self.engine = engine or Engine()
+        self.engine = engine or Engine(calendar_from(store.calendar.entries()))
         self._definitions: dict[int, Definition] = {}
         self._by_sha: dict[str, Definition] = {}
         self.race_window = RACE_WINDOW
