@@ -509,6 +509,14 @@ def case_advance_many(settings: Settings, trigger: str, file: Path, date_text: s
         raise MoveRefused(f"not every row moved: {summary(results)}")
 
 
+def _deadline_texts(service: Service, deadlines: Iterable[Any]) -> list[str]:
+    """``decide_admission by 22/09/2026 (calendar VN 2026 v1 (…))``: the calendar it was counted on."""
+    from workflow.dates import format_date
+
+    return [f"{d.trigger} by {format_date(d.due_on)} (calendar "
+            f"{service.engine.calendar.version(d.due_on.year)})" for d in deadlines]
+
+
 def _case_summary(service: Service, case_id: int, lang: str = "vi") -> dict[str, Any]:
     from workflow.dates import format_date
     from workflow.presenting import state_row
@@ -523,9 +531,7 @@ def _case_summary(service: Service, case_id: int, lang: str = "vi") -> dict[str,
         "definition": f"{definition.name} ({record.definition_sha256[:12]})",
         "state": record.state, "label": state["label"], "stage": state["stage"],
         "opened_on": format_date(record.opened_on), "events": record.seq,
-        "deadlines": [f"{d.trigger} by {format_date(d.due_on)} (calendar "
-                      f"{service.engine.calendar.version(d.due_on.year)})"
-                      for d in service.deadlines(record)],
+        "deadlines": _deadline_texts(service, service.deadlines(record)),
         "facts": record.facts,
     }
 
@@ -565,7 +571,7 @@ def _case_in_the_past(service: Service, case_id: int, lang: str, as_of: str | No
     return {"case": case_id, "as_of": format_date(day) if day else None,
             "recorded_as_of": known, "state": past.state, "label": state.labels.get(lang),
             "stage": state.stage, "events": len(past.steps),
-            "deadlines": [f"{d.trigger} by {format_date(d.due_on)}" for d in deadlines],
+            "deadlines": _deadline_texts(service, deadlines),
             "facts": past.facts}
 
 
@@ -656,6 +662,20 @@ def case_available(settings: Settings, case_id: int, date_text: str | None, fmt:
 
 
 # -- deadlines --------------------------------------------------------------------------------
+@main.command()
+@click.option("--as-of", "as_of", help="Business date to act as of (default today).")
+@pass_settings
+def tick(settings: Settings, as_of: str | None) -> None:
+    """Make the moves time makes (those a definition marks automatic) and flag missed deadlines.
+
+    Safe to run as often as wanted (e.g. nightly from cron): a second run changes nothing."""
+    report = settings.service().tick(business_date(as_of))
+    moved = ", ".join(f"{n} {trigger}" for trigger, n in sorted(report.moved.items())) or "none"
+    click.echo(f"automatic moves made: {moved}; not yet due: {report.waiting}; "
+               f"deadlines newly flagged overdue: {report.flagged}")
+
+
+
 @main.command()
 @click.option("--org", "org_code", metavar="CODE", help="Only this organization and below.")
 @click.option("--within", default=10, show_default=True, help="Working days ahead to include.")
@@ -938,6 +958,79 @@ def _deadline_text(deadline: Any) -> str:
     unit = "working days" if deadline.unit == "working_days" else "months"
     extra = f" (+{deadline.extension_working_days})" if deadline.extension_working_days else ""
     return f"{deadline.amount} {unit}{extra} from {deadline.start}"
+
+
+# -- reports ----------------------------------------------------------------------------------
+@main.group()
+def report() -> None:
+    """Figures from the record: admissions in a year, membership on a date, step durations."""
+
+
+def report_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]),
+                        default="table", show_default=True, help="Output format.")(func)
+    func = click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
+                        help="Language of labels.")(func)
+    return click.option("--org", "org_code", metavar="CODE",
+                        help="Only cases of this organization and below.")(func)
+
+
+def _emit_report(found: Any, fmt: str) -> None:
+    """Table: title line, rows, totals. CSV: the rows only (UTF-8). JSON: everything."""
+    if fmt == "json":
+        emit(found.as_json(), fmt)
+    elif fmt == "csv":
+        import csv
+        import io
+
+        text = io.StringIO()
+        writer = csv.DictWriter(text, found.columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(found.rows)
+        click.echo(text.getvalue(), nl=False)
+    else:
+        click.echo(found.title)
+        click.echo(render_table(found.rows + found.totals, found.columns))
+
+
+@report.command("admissions")
+@click.option("--year", required=True, metavar="YYYY", help="Admission ceremonies held in this year.")
+@click.option("--by", metavar="KEYS",
+              help="Group by any of org, gender, ethnicity, religion, youth_union (comma-separated).")
+@report_options
+@pass_settings
+def report_admissions(settings: Settings, year: str, by: str | None, org_code: str | None,
+                      lang: str, fmt: str) -> None:
+    """People admitted in YEAR, of whom women, ethnic minorities, religious, Youth Union members."""
+    from workflow.reports import Reports
+
+    _emit_report(Reports(settings.service()).admissions(year, by, org_code, lang), fmt)
+
+
+@report.command("membership")
+@click.option("--as-of", "as_of", metavar="DATE", help="Business date (default today).")
+@report_options
+@pass_settings
+def report_membership(settings: Settings, as_of: str | None, org_code: str | None, lang: str,
+                      fmt: str) -> None:
+    """Cases by organization on a date: running ones by stage, finished ones by final state."""
+    from workflow.dates import parse_date, today
+    from workflow.reports import Reports
+
+    day = parse_date(as_of, "--as-of") if as_of else today()
+    _emit_report(Reports(settings.service()).membership(day, org_code, lang), fmt)
+
+
+@report.command("durations")
+@click.option("--year", metavar="YYYY", help="Only moves made in this year.")
+@report_options
+@pass_settings
+def report_durations(settings: Settings, year: str | None, org_code: str | None, lang: str,
+                     fmt: str) -> None:
+    """Median working days of each main-path step, and how many were made after their deadline."""
+    from workflow.reports import Reports
+
+    _emit_report(Reports(settings.service()).durations(year, org_code, lang), fmt)
 
 
 # -- audit ------------------------------------------------------------------------------------

@@ -9,12 +9,20 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, select, update
 
 from .chain import GENESIS, canonical_json, seal, utc_now
 from .database import Database
 from .errors import Conflict, Missing
-from .schema import audit_events, cases, definition_versions, documents, organizations, people
+from .schema import (
+    audit_events,
+    cases,
+    definition_versions,
+    documents,
+    organizations,
+    overdue_flags,
+    people,
+)
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,32 @@ class Cases:
                  .order_by(cases.c.id).limit(limit))
         with self.db.connect() as conn:
             return [_record(r) for r in conn.execute(query)]
+
+    def ids_in(self, definition_id: int, states: list[str]) -> list[int]:
+        query = (select(cases.c.id).where(cases.c.definition_id == definition_id,
+                                          cases.c.state.in_(states)).order_by(cases.c.id))
+        with self.db.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def flag_overdue(self, as_of: date) -> int:
+        """Flag every case whose next deadline passed before ``as_of``; returns new flags."""
+        flagged = exists().where(overdue_flags.c.case_id == cases.c.id,
+                                 overdue_flags.c.move == cases.c.due_move,
+                                 overdue_flags.c.due_on == cases.c.due_on)
+        missed = select(cases.c.id, cases.c.due_move, cases.c.due_on).where(cases.c.due_on < as_of, ~flagged)
+        now = utc_now()
+        with self.db.write() as conn:
+            rows = [{"case_id": r.id, "move": r.due_move, "due_on": r.due_on, "flagged_on": as_of,
+                     "recorded_at": now} for r in conn.execute(missed)]
+            if rows:
+                conn.execute(overdue_flags.insert(), rows)
+            return len(rows)
+
+    def overdue_flags(self, case_id: int) -> list[dict[str, Any]]:
+        query = select(overdue_flags).where(overdue_flags.c.case_id == case_id) \
+            .order_by(overdue_flags.c.due_on)
+        with self.db.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def history(self, case_id: int) -> list[dict[str, Any]]:
         query = select(audit_events).where(audit_events.c.case_id == case_id) \

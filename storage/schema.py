@@ -163,3 +163,13 @@ calendar_days = Table(
     Column("created_at", String(32), nullable=False),
     Index("ix_calendar_days_day", "day"),
 )
+
+# A deadline found missed by ``memberflow tick`` (the key makes a second tick a no-op).
+overdue_flags = Table(
+    "overdue_flags", metadata,
+    Column("case_id", Integer, ForeignKey("cases.id"), primary_key=True, autoincrement=False),
+    Column("move", String(64), primary_key=True),
+    Column("due_on", Date, primary_key=True),
+    Column("flagged_on", Date, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+)

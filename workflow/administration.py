@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 ADMINISTRATOR, AUDITOR = "administrator", "auditor"
 SYSTEM_ROLES = (ADMINISTRATOR, AUDITOR)
+# The actor recorded on moves ``memberflow tick`` makes; no user may take this name.
+TICK_ACTOR = "memberflow-tick"
 ORGANIZATION_KINDS = ("province_committee", "committee_above", "grassroots", "branch")
 
 
@@ -43,6 +45,8 @@ class Administration:
 
     def add_user(self, actor: str, username: str, full_name: str) -> int:
         self.require_admin(actor, None, anywhere=True)
+        if username.strip() == TICK_ACTOR:
+            raise BadInput(f"username {TICK_ACTOR} is reserved for moves made by 'memberflow tick'")
         return self.store.directory.add_user(clean_text(username, "username", 64),
                                              clean_text(full_name, "name", 300))
 

@@ -76,6 +76,7 @@ class Transition:
     records: dict[str, Derivation] = field(default_factory=dict)
     deadline: Deadline | None = None
     extends_deadline: str | None = None
+    automatic: bool = False  # made by ``memberflow tick`` when its guards hold
     line: int = 0
     key_lines: dict[str, int] = field(default_factory=dict, compare=False)
 

@@ -28,6 +28,8 @@ from .workdays import WorkingCalendar, default_calendar
 logging.getLogger("transitions").setLevel(logging.WARNING)
 
 DOCUMENTS_FACT = "documents_on_file"
+# The role ``memberflow tick`` acts in: only moves a definition marks automatic accept it.
+SYSTEM_ROLE = "system"
 
 
 @dataclass(slots=True)
@@ -200,6 +202,8 @@ class Engine:
 
     @staticmethod
     def _role(transition: Transition, request: MoveRequest) -> str:
+        if transition.automatic and request.roles_held == {SYSTEM_ROLE}:
+            return SYSTEM_ROLE
         allowed = [r for r in transition.roles if r in request.roles_held]
         if request.role is not None:
             if request.role not in transition.roles:

@@ -35,7 +35,7 @@ TOP_KEYS = {"name", "title", "regulation", "initial", "opened_by", "roles", "doc
             "states", "transitions"}
 STATE_KEYS = {"labels", "stage", "terminal"}
 TRANSITION_KEYS = {"trigger", "labels", "source", "dest", "stays", "roles", "guards",
-                   "documents", "inputs", "records", "deadline", "extends_deadline"}
+                   "documents", "inputs", "records", "deadline", "extends_deadline", "automatic"}
 INPUT_KEYS = {"type", "labels", "required", "choices"}
 DEADLINE_KEYS = {"within", "from", "extension"}
 STATE_ENTERED = "state_entered_on"
@@ -240,9 +240,24 @@ def _transition(spec: LineDict, check: _Checker, states: dict[str, State],
         records=_records(spec, check, what),
         deadline=_deadline(spec, check, what),
         extends_deadline=_extends(spec, check, what),
+        automatic=_automatic(spec, check, what, inputs, docs),
         line=spec.line,
         key_lines=_key_lines(spec),
     )
+
+
+def _automatic(spec: LineDict, check: _Checker, what: str, inputs: list[InputSpec],
+               documents: tuple[str, ...]) -> bool:
+    """``automatic: true``: ``memberflow tick`` makes the move once its guards hold. Time
+    alone decides it, so it can take no inputs and need no documents."""
+    value = spec.get("automatic", False)
+    if not isinstance(value, bool):
+        check.add(spec.line_of("automatic"), f"{what}: automatic must be true or false")
+        return False
+    if value and (inputs or documents):
+        check.add(spec.line_of("automatic"), f"{what}: an automatic move can take no inputs or documents "
+                  "(no one gives them when time makes the move)")
+    return value
 
 
 def _extends(spec: LineDict, check: _Checker, what: str) -> str | None:

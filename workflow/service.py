@@ -12,11 +12,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .administration import TICK_ACTOR
 from .dates import format_date, format_timestamp, local_time
 from .dates import today as business_today
 from .deadlines import OpenDeadline
 from .definition import Definition, Transition
-from .engine import CaseView, Engine, Move, MoveRequest, rule_failures
+from .engine import SYSTEM_ROLE, CaseView, Engine, Move, MoveRequest, rule_failures
 from .errors import AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
 from .guards import REGISTRY
 from .inputs import parse_value
@@ -67,6 +68,13 @@ def _replay_span(task: tuple[Any, ...]) -> ReplaySummary:
         return summary
     finally:
         store.close()
+
+
+@dataclass
+class TickReport:
+    moved: dict[str, int] = field(default_factory=dict)
+    waiting: int = 0  # cases in an automatic move's source state whose time has not come
+    flagged: int = 0  # deadlines newly found missed
 
 
 @dataclass(frozen=True)
@@ -241,8 +249,9 @@ class Service:
         def decide(snapshot: MoveSnapshot) -> MoveWrite:
             case = snapshot.case
             definition = self.definition(case.definition_id)
+            system = actor == TICK_ACTOR and asked.role == SYSTEM_ROLE
             request = MoveRequest(
-                trigger=asked.trigger, roles_held=snapshot.roles,
+                trigger=asked.trigger, roles_held=frozenset({SYSTEM_ROLE}) if system else snapshot.roles,
                 business_date=asked.business_date, inputs=dict(asked.inputs),
                 documents=dict(asked.documents),
                 evidence=self._evidence(snapshot.person, case, definition, asked.trigger,
@@ -259,6 +268,28 @@ class Service:
             return MoveWrite(move.to_state, move.facts, due, draft, move.documents)
 
         return decide
+
+    def tick(self, as_of: date) -> TickReport:
+        """Make every automatic move whose guards now hold, then flag missed deadlines.
+
+        Running it twice changes nothing the second time: moved cases have left the source
+        state, and a deadline is flagged once."""
+        if as_of > business_today():
+            raise BadInput(f"--as-of {format_date(as_of)} is in the future; tick acts on days that have come")
+        report = TickReport()
+        for row in self.store.definitions.all():
+            definition = self.definition(row["id"])
+            for transition in (t for t in definition.transitions if t.automatic):
+                for case_id in self.store.cases.ids_in(row["id"], list(transition.sources)):
+                    request = AdvanceRequest(case_id, transition.trigger, as_of, role=SYSTEM_ROLE)
+                    try:
+                        self.store.move(case_id, TICK_ACTOR, self._decider(TICK_ACTOR, request, None, []))
+                    except MoveRefused:
+                        report.waiting += 1
+                    else:
+                        report.moved[transition.trigger] = report.moved.get(transition.trigger, 0) + 1
+        report.flagged = self.store.cases.flag_overdue(as_of)
+        return report
 
     def _refuse_if_just_moved(self, case_id: int, trigger: str) -> None:
         """Two officers sending the same move at once: the second learns it lost a race.

@@ -1,0 +1,220 @@
+"""Read-only queries behind ``memberflow report``: aggregated in SQL, streamed to the caller.
+
+Storage knows the tables, not the rules: which triggers count as an admission, which moves
+form the main path and which events start a deadline are decided in ``workflow.reports``
+and passed in. Every query groups in the database, so what comes back is one row per
+group (organization × state, move × pair of dates, ...), never one row per case or event,
+and it is streamed (a server-side cursor on PostgreSQL), so memory stays constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, Date, Row, and_, bindparam, case, exists, func, literal, or_, select
+
+from .database import Database
+from .schema import audit_events, cases, definition_versions, organizations, people
+
+# What ``admissions --by`` may group on: the case's organization and the person's data.
+DIMENSIONS: dict[str, tuple[Any, ...]] = {
+    "org": (organizations.c.code.label("organization"),
+            organizations.c.name.label("organization_name")),
+    "gender": (people.c.gender,),
+    "ethnicity": (people.c.ethnicity,),
+    "religion": (people.c.religion,),
+    "youth_union": (people.c.youth_union,),
+}
+STREAM = 2000
+
+
+def _stream(conn: Connection, query: Any) -> Iterator[Row[Any]]:
+    """Rows as named tuples, fetched in batches (a server-side cursor on PostgreSQL)."""
+    yield from conn.execution_options(yield_per=STREAM).execute(query)
+
+
+def _in_organizations(organization_ids: Sequence[int] | None) -> Any:
+    """Cases of these organizations; the ids are rendered inline (a subtree may hold more
+    organizations than SQLite accepts bound parameters)."""
+    if organization_ids is None:
+        return None
+    ids = bindparam("organization_ids", list(organization_ids), expanding=True, literal_execute=True)
+    return cases.c.organization_id.in_(ids)
+
+
+def _between(column: Any, start: date | None, end: date | None) -> list[Any]:
+    clauses = []
+    if start is not None:
+        clauses.append(column >= start)
+    if end is not None:
+        clauses.append(column < end)
+    return clauses
+
+
+class ReportQueries:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def admissions(self, triggers: Sequence[str], move_kind: str, start: date, end: date,
+                   organization_ids: Sequence[int] | None, by: Sequence[str], *,
+                   women: str, majority_ethnicity: str,
+                   no_religion: Sequence[str]) -> Iterator[Row[Any]]:
+        """Move events of ``triggers`` with a business date in [start, end), counted per group
+        of ``by`` (keys of ``DIMENSIONS``), with how many of them are women, of another
+        ethnicity than the majority, religious, and Youth Union members."""
+        keys = [column for key in by for column in DIMENSIONS[key]]
+        counted = [
+            func.count().label("admitted"),
+            func.sum(case((people.c.gender == women, 1), else_=0)).label("women"),
+            func.sum(case((people.c.ethnicity != majority_ethnicity, 1), else_=0))
+            .label("ethnic_minority"),
+            func.sum(case((people.c.religion.in_(list(no_religion)), 0), else_=1)).label("religious"),
+            func.sum(case((people.c.youth_union.is_(True), 1), else_=0)).label("youth_union_members"),
+        ]
+        query = (select(*keys, *counted)
+                 .select_from(audit_events.join(cases, cases.c.id == audit_events.c.case_id)
+                              .join(people, people.c.id == cases.c.person_id)
+                              .join(organizations, organizations.c.id == cases.c.organization_id))
+                 .where(audit_events.c.kind == move_kind, audit_events.c.trigger.in_(list(triggers)),
+                        *_between(audit_events.c.business_date, start, end)))
+        scope = _in_organizations(organization_ids)
+        if scope is not None:
+            query = query.where(scope)
+        if keys:
+            query = query.group_by(*keys).order_by(*keys)
+        with self.db.connect() as conn:
+            yield from _stream(conn, query)
+
+    def states_on(self, day: date,
+                  organization_ids: Sequence[int] | None) -> Iterator[Row[Any]]:
+        """Cases per organization and state on a business date: a case's state is the
+        ``to_state`` (under that event's definition version) of its last event dated on or
+        before ``day``; cases with no such event were not opened yet and are not counted.
+
+        Two grouped queries whose rows the caller adds up: cases with no event after
+        ``day`` are in their current state (the case row, no scan of their events) — for a
+        recent date that is nearly all of them; only the others are found from their events.
+        The same (organization, version, state) may therefore come back twice.
+        """
+        later = (select(audit_events.c.case_id)
+                 .where(audit_events.c.case_id == cases.c.id, audit_events.c.business_date > day))
+        scope = _in_organizations(organization_ids)
+        unchanged = (select(organizations.c.code.label("organization"),
+                            organizations.c.name.label("organization_name"),
+                            definition_versions.c.sha256.label("definition_sha256"),
+                            cases.c.state, func.count().label("cases"))
+                     .select_from(cases.join(organizations,
+                                             organizations.c.id == cases.c.organization_id)
+                                  .join(definition_versions,
+                                        definition_versions.c.id == cases.c.definition_id))
+                     .where(~exists(later))
+                     .group_by(organizations.c.code, organizations.c.name,
+                               definition_versions.c.sha256, cases.c.state))
+        changed = (select(audit_events.c.case_id).where(audit_events.c.business_date > day)
+                   .distinct())
+        if scope is not None:
+            unchanged = unchanged.where(scope)
+            changed = changed.where(audit_events.c.case_id.in_(select(cases.c.id).where(scope)))
+        last = (select(audit_events.c.case_id, func.max(audit_events.c.seq).label("seq"))
+                .where(audit_events.c.business_date <= day,
+                       audit_events.c.case_id.in_(changed))
+                .group_by(audit_events.c.case_id).subquery("last"))
+        event = audit_events.alias("event")
+        replayed = (select(organizations.c.code.label("organization"),
+                           organizations.c.name.label("organization_name"),
+                           event.c.definition_sha256, event.c.to_state.label("state"),
+                           func.count().label("cases"))
+                    .select_from(last.join(event, and_(event.c.case_id == last.c.case_id,
+                                                       event.c.seq == last.c.seq))
+                                 .join(cases, cases.c.id == last.c.case_id)
+                                 .join(organizations, organizations.c.id == cases.c.organization_id))
+                    .group_by(organizations.c.code, organizations.c.name, event.c.definition_sha256,
+                              event.c.to_state))
+        with self.db.connect() as conn:
+            yield from _stream(conn, unchanged)
+            yield from _stream(conn, replayed)
+
+    def step_durations(self, triggers: Sequence[str], move_kind: str,
+                       state_change_kinds: Sequence[str], start: date | None, end: date | None,
+                       organization_ids: Sequence[int] | None) -> Iterator[Row[Any]]:
+        """Moves of ``triggers`` dated in [start, end), counted per (trigger, date the case
+        entered the move's source state, date of the move).
+
+        The source state was entered by the case's previous *state change*: an event of
+        ``state_change_kinds`` whose to_state differs from its from_state (the opening
+        counts; moves that stay in their state and migrations do not). One pass with a
+        window function; state changes come in business-date order, so events dated after
+        the period can be left out before the window is computed.
+        """
+        changes = (select(audit_events.c.kind, audit_events.c.trigger,
+                          audit_events.c.business_date.label("moved_on"),
+                          func.lag(audit_events.c.business_date, type_=Date)
+                          .over(partition_by=audit_events.c.case_id, order_by=audit_events.c.seq)
+                          .label("entered_on"))
+                   .where(audit_events.c.kind.in_(list(state_change_kinds)),
+                          or_(audit_events.c.from_state.is_(None),
+                              audit_events.c.from_state != audit_events.c.to_state),
+                          *_between(audit_events.c.business_date, None, end)))
+        scope = _in_organizations(organization_ids)
+        if scope is not None:
+            changes = changes.where(audit_events.c.case_id.in_(select(cases.c.id).where(scope)))
+        steps = changes.subquery("steps")
+        query = (select(steps.c.trigger, steps.c.entered_on, steps.c.moved_on,
+                        func.count().label("moves"))
+                 .where(steps.c.kind == move_kind, steps.c.trigger.in_(list(triggers)),
+                        steps.c.entered_on.is_not(None), *_between(steps.c.moved_on, start, end))
+                 .group_by(steps.c.trigger, steps.c.entered_on, steps.c.moved_on))
+        with self.db.connect() as conn:
+            yield from _stream(conn, query)
+
+    def deadline_starts(self, definition_sha256: str, trigger: str, move_kind: str,
+                        start_triggers: Sequence[str] | None, state_change_kinds: Sequence[str],
+                        extension_triggers: Sequence[str], start: date | None, end: date | None,
+                        organization_ids: Sequence[int] | None) -> Iterator[Row[Any]]:
+        """Moves ``trigger`` made under one definition version and dated in [start, end),
+        counted per (date their deadline's clock started, extended or not, date of the move).
+
+        The clock started on the business date of the case's last earlier event of
+        ``start_triggers`` — or, when that is None, of its last earlier state change (the
+        date it entered the source state). It was extended when an earlier move of
+        ``extension_triggers`` exists. Moves with no such start event come back with
+        ``started_on`` None.
+        """
+        move = audit_events.alias("move")
+        earlier = audit_events.alias("earlier")
+        extension = audit_events.alias("extension")
+        if start_triggers is None:
+            starts_clock = and_(earlier.c.kind.in_(list(state_change_kinds)),
+                                or_(earlier.c.from_state.is_(None),
+                                    earlier.c.from_state != earlier.c.to_state))
+        else:
+            starts_clock = and_(earlier.c.kind.in_(list(state_change_kinds)),
+                                earlier.c.trigger.in_(list(start_triggers)))
+        started_on = (select(earlier.c.business_date)
+                      .where(earlier.c.case_id == move.c.case_id, earlier.c.seq < move.c.seq,
+                             starts_clock)
+                      .order_by(earlier.c.seq.desc()).limit(1).scalar_subquery())
+        if extension_triggers:
+            extended: Any = case((exists().where(
+                extension.c.case_id == move.c.case_id, extension.c.seq < move.c.seq,
+                extension.c.kind == move_kind,
+                extension.c.trigger.in_(list(extension_triggers))), 1), else_=0)
+        else:
+            extended = literal(0)
+        moves = (select(started_on.label("started_on"), extended.label("extended"),
+                        move.c.business_date.label("moved_on"))
+                 .where(move.c.kind == move_kind, move.c.trigger == trigger,
+                        move.c.definition_sha256 == definition_sha256,
+                        *_between(move.c.business_date, start, end)))
+        scope = _in_organizations(organization_ids)
+        if scope is not None:
+            moves = moves.where(move.c.case_id.in_(select(cases.c.id).where(scope)))
+        # Materialized, so the correlated lookups run once per move, not again for grouping.
+        found = moves.cte("moves").prefix_with("MATERIALIZED")
+        query = (select(found.c.started_on, found.c.extended, found.c.moved_on,
+                        func.count().label("moves"))
+                 .group_by(found.c.started_on, found.c.extended, found.c.moved_on))
+        with self.db.connect() as conn:
+            yield from _stream(conn, query)

@@ -1,0 +1,78 @@
+"""``memberflow tick``: the moves time makes (automatic in the definition) and overdue flags;
+a second run changes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import ADMISSION_PATH, MEMBERSHIP, World
+
+from cli import main
+from storage.audit import verify
+from workflow.administration import TICK_ACTOR, Administration
+from workflow.errors import BadInput, DefinitionInvalid
+from workflow.loader import parse_definition
+
+
+def tick(world: World, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--db", world.store.url, "tick", *args])
+
+
+def test_tick_completes_probation_once_twelve_months_have_passed(world: World) -> None:
+    due, _ = world.admitted_case(months_ago=14)  # ceremony about 13 months ago
+    early, _ = world.admitted_case(months_ago=7)
+    first = tick(world)
+    assert first.exit_code == 0, first.output
+    assert "automatic moves made: 1 complete_probation; not yet due: 1" in first.stdout
+    assert world.store.cases.load(due).state == "probation_completed"
+    assert world.store.cases.load(early).state == "probationary"
+    last = world.store.cases.history(due)[-1]
+    assert (last["trigger"], last["actor"], last["role"], last["business_date"]) == \
+        ("complete_probation", TICK_ACTOR, "system", world.today)
+    second = tick(world)
+    assert "automatic moves made: none; not yet due: 1" in second.stdout
+    assert "deadlines newly flagged overdue: 0" in second.stdout
+    assert len(world.store.cases.history(due)) == len(ADMISSION_PATH) + 2
+    assert verify(world.store.db).ok
+    assert world.service.replay_all(workers=1).divergent == []
+
+
+def test_tick_flags_a_missed_deadline_once(world: World) -> None:
+    case_id = world.open_case(on=world.ago(months=8))
+    world.walk(case_id, ADMISSION_PATH[:5], world.ago(months=8))  # committee voted: decision due long ago
+    record = world.store.cases.load(case_id)
+    assert record.due_move == "decide_admission" and record.due_on < world.today
+    first = tick(world)
+    assert "deadlines newly flagged overdue: 1" in first.stdout
+    flags = world.store.cases.overdue_flags(case_id)
+    assert [(f["move"], f["due_on"], f["flagged_on"]) for f in flags] == \
+        [("decide_admission", record.due_on, world.today)]
+    assert "deadlines newly flagged overdue: 0" in tick(world).stdout
+    assert len(world.store.cases.overdue_flags(case_id)) == 1
+
+
+def test_tick_refuses_a_future_date_and_the_reserved_name(world: World) -> None:
+    future = tick(world, "--as-of", (world.today + timedelta(days=1)).strftime("%d/%m/%Y"))
+    assert future.exit_code == 2 and "is in the future" in future.stderr
+    world.store.directory.add_user("quantri", "Quản trị")
+    world.store.directory.grant("quantri", "administrator", None)
+    with pytest.raises(BadInput, match="reserved"):
+        Administration(world.store).add_user("quantri", TICK_ACTOR, "x")
+
+
+def test_an_officer_cannot_act_in_the_system_role(world: World) -> None:
+    case_id, _ = world.admitted_case(months_ago=14)
+    with pytest.raises(Exception, match="role system may not fire complete_probation"):
+        world.service.advance("secretary", case_id, "complete_probation", world.today, role="system")
+
+
+def test_an_automatic_move_with_inputs_is_refused_by_the_loader() -> None:
+    text = MEMBERSHIP.read_text(encoding="utf-8")
+    text = text.replace("automatic: true\n", "automatic: true\n    inputs:\n"
+                        "      note: {type: text, labels: {vi: Ghi chú, en: Note}}\n", 1)
+    with pytest.raises(DefinitionInvalid) as refused:
+        parse_definition(text, "auto.yaml")
+    assert any("an automatic move can take no inputs or documents" in p.message
+               for p in refused.value.problems)
