@@ -80,6 +80,9 @@ class MemberflowGroup(click.Group):
             _report(error)
             code = next(code for kind, code in EXIT_CODES if isinstance(error, kind))
             ctx.exit(code)
+        except click.UsageError as error:  # one line, like every other error
+            click.echo(f"error: {error.format_message()} (see --help)", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as error:
@@ -164,10 +167,17 @@ def render_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
     return "\n".join(lines)
 
 
-def business_date(value: str | None) -> date:
+def business_date(value: str | None, option: str = "--date") -> date:
     from workflow.dates import parse_date, today
 
-    return parse_date(value, "--date") if value else today()
+    return parse_date(value, option) if value else today()
+
+
+def output_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """An -o file must be creatable: its folder exists (checked before any work is done)."""
+    if value is not None and not value.resolve().parent.is_dir():
+        raise BadInput(f"cannot write {value}: folder {value.parent} does not exist")
+    return value
 
 
 def key_values(pairs: Iterable[str], what: str) -> dict[str, str]:
@@ -176,6 +186,8 @@ def key_values(pairs: Iterable[str], what: str) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not key.strip():
             raise BadInput(f"{what} {pair!r} must be NAME=VALUE")
+        if key.strip() in result:
+            raise BadInput(f"{what} {key.strip()} is given twice")
         result[key.strip()] = value if sep else ""
     return result
 
@@ -416,7 +428,7 @@ def person_show(settings: Settings, person_id: int, fmt: str) -> None:
 
 
 @person.command("list")
-@click.option("--limit", default=1000, show_default=True)
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 @format_option
 @pass_settings
 def person_list(settings: Settings, limit: int, fmt: str) -> None:
@@ -580,17 +592,17 @@ def _utc_timestamp(text: str) -> str:
 
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    except (ValueError, OverflowError):
         raise BadInput(f"--recorded-as-of {text!r} is not a time; use yyyy-mm-ddTHH:MM") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @case.command("list")
 @click.option("--org", "org_code", metavar="CODE", help="Only this organization and below.")
 @click.option("--state", "states", multiple=True, help="Only cases in this state (repeatable).")
-@click.option("--limit", default=1000, show_default=True)
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 @format_option
 @pass_settings
 def case_list(settings: Settings, org_code: str | None, states: tuple[str, ...], limit: int,
@@ -678,7 +690,8 @@ def tick(settings: Settings, as_of: str | None) -> None:
 
 @main.command()
 @click.option("--org", "org_code", metavar="CODE", help="Only this organization and below.")
-@click.option("--within", default=10, show_default=True, help="Working days ahead to include.")
+@click.option("--within", default=10, show_default=True, type=click.IntRange(0, 3650),
+              help="Working days ahead to include.")
 @click.option("--overdue", is_flag=True, help="Only deadlines already missed.")
 @click.option("--as-of", "as_of", help="Judge as of this business date (default today).")
 @format_option
@@ -689,10 +702,9 @@ def due(settings: Settings, org_code: str | None, within: int, overdue: bool,
     from datetime import timedelta
 
     from workflow.dates import format_date
-    from workflow.workdays import default_calendar
 
-    calendar = default_calendar()
-    today = business_date(as_of)
+    calendar = settings.service().engine.calendar
+    today = business_date(as_of, "--as-of")
     until = today - timedelta(days=1) if overdue else calendar.add_working_days(today, within)
     store = settings.store()
     org_ids = store.directory.subtree_ids(org_code) if org_code else None
@@ -937,7 +949,7 @@ def _definition_at(settings: Settings, spec: str) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
               show_default=True)
 @click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
-@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), callback=output_file,
               help="Write to this file instead of standard output.")
 @pass_settings
 def definition_graph(settings: Settings, spec: str, fmt: str, lang: str, output: Path | None) -> None:
@@ -1073,7 +1085,7 @@ def audit_verify(settings: Settings, case_id: int | None, checkpoint_file: Path 
 
 
 @audit.command("checkpoint")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), callback=output_file,
               help="Also write the checkpoint (digest and every case head) to this file.")
 @pass_settings
 def audit_checkpoint(settings: Settings, output: Path | None) -> None:
@@ -1146,7 +1158,7 @@ def _replay_all(settings: Settings, fmt: str) -> None:
 @click.option("--since", metavar="DATE", help="Only events on or after this business date.")
 @click.option("--case", "case_id", type=RECORD_ID, help="Only this case.")
 @click.option("--org", "org_code", metavar="CODE", help="Only this organization and below.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), callback=output_file,
               help="Write to this file instead of standard output.")
 @click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
 @pass_settings
@@ -1162,6 +1174,8 @@ def audit_export(settings: Settings, fmt: str, since: str | None, case_id: int |
     service = settings.service()
     start = parse_date(since, "--since").isoformat() if since else None
     org_ids = service.store.directory.subtree_ids(org_code) if org_code else None
+    if case_id is not None:
+        service.store.cases.load(case_id)  # an unknown case is "not found", not an empty export
     handle = output.open("w", encoding="utf-8", newline="") if output else None
     line = io.StringIO()
     writer = csv.DictWriter(line, EXPORT_COLUMNS)
@@ -1223,9 +1237,10 @@ def demo(ctx: click.Context, demo_db: str | None) -> None:
     root = ctx.find_root()
     given = root.params.get("db") if root.get_parameter_source("db") == \
         ParameterSource.COMMANDLINE else None
-    path = Path(demo_db or given or DEMO_DB)
-    if "://" in str(path):
+    target = demo_db or given or DEMO_DB
+    if "://" in target:
         raise BadInput("the demo builds an SQLite file: give a path, not a URL")
+    path = Path(target)
     _clear_earlier_demo(path)
     store = Store(str(path), must_exist=False)
     store.create_schema()

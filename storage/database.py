@@ -28,8 +28,9 @@ def normalize_url(target: str | None) -> str:
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # WAL + NORMAL never corrupts the file; a power cut may lose the last commits only.
+    # WAL + NORMAL never corrupts the file; a power cut may lose the last commits only. WAL is
+    # a property of the file, set once when the schema is created, so merely opening some
+    # other SQLite file never changes it.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -71,6 +72,9 @@ class Database:
         """Create or upgrade the schema through the migrations (the only way it is built)."""
         from .schema_migrations import upgrade
 
+        if self.is_sqlite:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         upgrade(self)
 
     def has_schema(self) -> bool:

@@ -3,8 +3,9 @@
 Storage knows the tables, not the rules: which triggers count as an admission, which moves
 form the main path and which events start a deadline are decided in ``workflow.reports``
 and passed in. Every query groups in the database, so what comes back is one row per
-group (organization × state, move × pair of dates, ...), never one row per case or event,
-and it is streamed (a server-side cursor on PostgreSQL), so memory stays constant.
+group (organization × state, move × pair of dates, ...), never one row per case or event;
+results that grow with the record are streamed (a server-side cursor on PostgreSQL), so
+memory stays constant. Rows are named tuples.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Date, Row, and_, bindparam, case, exists, func, literal, or_, select
+from sqlalchemy import Connection, Row, and_, bindparam, case, exists, func, literal, or_, select
 
 from .database import Database
 from .schema import audit_events, cases, definition_versions, organizations, people
@@ -31,8 +32,16 @@ STREAM = 2000
 
 
 def _stream(conn: Connection, query: Any) -> Iterator[Row[Any]]:
-    """Rows as named tuples, fetched in batches (a server-side cursor on PostgreSQL)."""
+    """Rows as named tuples, fetched in batches (a server-side cursor on PostgreSQL): for
+    results that grow with the record (one row per pair of dates)."""
     yield from conn.execution_options(yield_per=STREAM).execute(query)
+
+
+def _groups(conn: Connection, query: Any) -> Iterator[Row[Any]]:
+    """Rows as named tuples, fetched at once: for results bounded by the dimensions grouped
+    on (organizations × states), not by the number of cases. (PostgreSQL plans a server-side
+    cursor for its first rows and without parallel workers: twice as slow here.)"""
+    yield from conn.execute(query).all()
 
 
 def _in_organizations(organization_ids: Sequence[int] | None) -> Any:
@@ -85,7 +94,7 @@ class ReportQueries:
         if keys:
             query = query.group_by(*keys).order_by(*keys)
         with self.db.connect() as conn:
-            yield from _stream(conn, query)
+            yield from _groups(conn, query)
 
     def states_on(self, day: date,
                   organization_ids: Sequence[int] | None) -> Iterator[Row[Any]]:
@@ -133,8 +142,8 @@ class ReportQueries:
                     .group_by(organizations.c.code, organizations.c.name, event.c.definition_sha256,
                               event.c.to_state))
         with self.db.connect() as conn:
-            yield from _stream(conn, unchanged)
-            yield from _stream(conn, replayed)
+            yield from _groups(conn, unchanged)
+            yield from _groups(conn, replayed)
 
     def step_durations(self, triggers: Sequence[str], move_kind: str,
                        state_change_kinds: Sequence[str], start: date | None, end: date | None,
@@ -144,28 +153,20 @@ class ReportQueries:
 
         The source state was entered by the case's previous *state change*: an event of
         ``state_change_kinds`` whose to_state differs from its from_state (the opening
-        counts; moves that stay in their state and migrations do not). One pass with a
-        window function; state changes come in business-date order, so events dated after
-        the period can be left out before the window is computed.
+        counts; moves that stay in their state and migrations do not). It is looked up per
+        move on the (case, seq) key, so a period costs what its moves cost.
         """
-        changes = (select(audit_events.c.kind, audit_events.c.trigger,
-                          audit_events.c.business_date.label("moved_on"),
-                          func.lag(audit_events.c.business_date, type_=Date)
-                          .over(partition_by=audit_events.c.case_id, order_by=audit_events.c.seq)
-                          .label("entered_on"))
-                   .where(audit_events.c.kind.in_(list(state_change_kinds)),
-                          or_(audit_events.c.from_state.is_(None),
-                              audit_events.c.from_state != audit_events.c.to_state),
-                          *_between(audit_events.c.business_date, None, end)))
-        scope = _in_organizations(organization_ids)
-        if scope is not None:
-            changes = changes.where(audit_events.c.case_id.in_(select(cases.c.id).where(scope)))
-        steps = changes.subquery("steps")
-        query = (select(steps.c.trigger, steps.c.entered_on, steps.c.moved_on,
+        move, earlier = audit_events.alias("move"), audit_events.alias("earlier")
+        entered_on = _last_before(move, earlier, _state_change(earlier, state_change_kinds))
+        moves = (select(move.c.trigger, entered_on.label("entered_on"),
+                        move.c.business_date.label("moved_on"))
+                 .where(move.c.kind == move_kind, move.c.trigger.in_(list(triggers)),
+                        *_between(move.c.business_date, start, end)))
+        found = _materialized(_scoped(moves, move, organization_ids))
+        query = (select(found.c.trigger, found.c.entered_on, found.c.moved_on,
                         func.count().label("moves"))
-                 .where(steps.c.kind == move_kind, steps.c.trigger.in_(list(triggers)),
-                        steps.c.entered_on.is_not(None), *_between(steps.c.moved_on, start, end))
-                 .group_by(steps.c.trigger, steps.c.entered_on, steps.c.moved_on))
+                 .where(found.c.entered_on.is_not(None))
+                 .group_by(found.c.trigger, found.c.entered_on, found.c.moved_on))
         with self.db.connect() as conn:
             yield from _stream(conn, query)
 
@@ -182,20 +183,13 @@ class ReportQueries:
         ``extension_triggers`` exists. Moves with no such start event come back with
         ``started_on`` None.
         """
-        move = audit_events.alias("move")
-        earlier = audit_events.alias("earlier")
+        move, earlier = audit_events.alias("move"), audit_events.alias("earlier")
         extension = audit_events.alias("extension")
         if start_triggers is None:
-            starts_clock = and_(earlier.c.kind.in_(list(state_change_kinds)),
-                                or_(earlier.c.from_state.is_(None),
-                                    earlier.c.from_state != earlier.c.to_state))
+            starts_clock = _state_change(earlier, state_change_kinds)
         else:
             starts_clock = and_(earlier.c.kind.in_(list(state_change_kinds)),
                                 earlier.c.trigger.in_(list(start_triggers)))
-        started_on = (select(earlier.c.business_date)
-                      .where(earlier.c.case_id == move.c.case_id, earlier.c.seq < move.c.seq,
-                             starts_clock)
-                      .order_by(earlier.c.seq.desc()).limit(1).scalar_subquery())
         if extension_triggers:
             extended: Any = case((exists().where(
                 extension.c.case_id == move.c.case_id, extension.c.seq < move.c.seq,
@@ -203,18 +197,37 @@ class ReportQueries:
                 extension.c.trigger.in_(list(extension_triggers))), 1), else_=0)
         else:
             extended = literal(0)
-        moves = (select(started_on.label("started_on"), extended.label("extended"),
-                        move.c.business_date.label("moved_on"))
+        moves = (select(_last_before(move, earlier, starts_clock).label("started_on"),
+                        extended.label("extended"), move.c.business_date.label("moved_on"))
                  .where(move.c.kind == move_kind, move.c.trigger == trigger,
                         move.c.definition_sha256 == definition_sha256,
                         *_between(move.c.business_date, start, end)))
-        scope = _in_organizations(organization_ids)
-        if scope is not None:
-            moves = moves.where(move.c.case_id.in_(select(cases.c.id).where(scope)))
-        # Materialized, so the correlated lookups run once per move, not again for grouping.
-        found = moves.cte("moves").prefix_with("MATERIALIZED")
+        found = _materialized(_scoped(moves, move, organization_ids))
         query = (select(found.c.started_on, found.c.extended, found.c.moved_on,
                         func.count().label("moves"))
                  .group_by(found.c.started_on, found.c.extended, found.c.moved_on))
         with self.db.connect() as conn:
             yield from _stream(conn, query)
+
+
+def _state_change(event: Any, kinds: Sequence[str]) -> Any:
+    return and_(event.c.kind.in_(list(kinds)),
+                or_(event.c.from_state.is_(None), event.c.from_state != event.c.to_state))
+
+
+def _last_before(move: Any, earlier: Any, condition: Any) -> Any:
+    """The business date of the case's last event before ``move`` that meets ``condition``
+    (a backwards seek on the (case_id, seq) primary key)."""
+    return (select(earlier.c.business_date)
+            .where(earlier.c.case_id == move.c.case_id, earlier.c.seq < move.c.seq, condition)
+            .order_by(earlier.c.seq.desc()).limit(1).scalar_subquery())
+
+
+def _scoped(query: Any, move: Any, organization_ids: Sequence[int] | None) -> Any:
+    scope = _in_organizations(organization_ids)
+    return query if scope is None else query.where(move.c.case_id.in_(select(cases.c.id).where(scope)))
+
+
+def _materialized(query: Any) -> Any:
+    """Materialized, so the correlated lookups run once per move and not again for grouping."""
+    return query.cte("moves").prefix_with("MATERIALIZED")

@@ -31,6 +31,8 @@ class Administration:
         """The first administrator of a new installation; later ones are granted by an admin."""
         if self.store.directory.holders_of(ADMINISTRATOR):
             raise MoveRefused("an administrator already exists; ask one to run 'user grant'")
+        if username.strip() == TICK_ACTOR:
+            raise BadInput(f"username {TICK_ACTOR} is reserved for moves made by 'memberflow tick'")
         self.store.directory.add_user(clean_text(username, "username", 64),
                                       clean_text(full_name, "name", 300))
         self.store.directory.grant(username, ADMINISTRATOR, None)

@@ -15,8 +15,8 @@ from .errors import BadInput
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 EARLIEST = date(1900, 1, 1)
 
-_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
-_VN = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$", re.ASCII)
+_VN = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$", re.ASCII)
 
 
 def today() -> date:

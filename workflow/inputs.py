@@ -17,7 +17,10 @@ from .errors import BadInput
 
 INPUT_TYPES = ("count", "int", "text", "date", "bool", "choice", "person", "introducers")
 MAX_TEXT = 2000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
+# Control (Cc), format (Cf: e.g. U+202E right-to-left override), surrogate (Cs) and line or
+# paragraph separator characters: invisible in a record, or able to disguise what it says.
+HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+_WHOLE = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 _TRUE = {"yes", "true", "1", "y", "có", "co"}
 _FALSE = {"no", "false", "0", "n", "không", "khong"}
 
@@ -29,7 +32,7 @@ def clean_text(value: str, what: str, max_length: int = MAX_TEXT) -> str:
         raise BadInput(f"{what} is empty")
     if len(text) > max_length:
         raise BadInput(f"{what} is {len(text)} characters long; at most {max_length} allowed")
-    if _CONTROL.search(text):
+    if any(unicodedata.category(ch) in HIDDEN_CATEGORIES for ch in text):
         raise BadInput(f"{what} contains control characters")
     return text
 
@@ -39,10 +42,10 @@ def _integer(raw: Any, what: str) -> int:
         raise BadInput(f"{what} must be a whole number")
     if isinstance(raw, int):
         return raw
-    try:
-        return int(str(raw).strip())
-    except ValueError:
-        raise BadInput(f"{what} must be a whole number, not {raw!r}") from None
+    text = str(raw).strip()
+    if not _WHOLE.fullmatch(text):
+        raise BadInput(f"{what} must be a whole number, not {raw!r}")
+    return int(text)
 
 
 def _person_id(raw: Any, what: str) -> int:

@@ -7,6 +7,7 @@ and every reference (state, role, document, input, fact) is checked against the 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from .definition import (
 )
 from .errors import DefinitionInvalid, Problem
 from .guards import EDUCATION_LEVELS, REGISTRY, parse_ratio
+from .inputs import HIDDEN_CATEGORIES as HIDDEN
 from .inputs import INPUT_TYPES
 from .yaml_source import LineDict, LineList, parse_yaml, read_text
 
@@ -38,6 +40,9 @@ TRANSITION_KEYS = {"trigger", "labels", "source", "dest", "stays", "roles", "gua
                    "documents", "inputs", "records", "deadline", "extends_deadline", "automatic"}
 INPUT_KEYS = {"type", "labels", "required", "choices"}
 DEADLINE_KEYS = {"within", "from", "extension"}
+# Bounds that keep date arithmetic inside the calendar (a deadline of 10 million working days
+# would run past year 9999) and names inside their database columns.
+MAX_PERIOD, MAX_WHOLE, MAX_LABEL, MAX_NAME = 3650, 10_000, 300, 100
 STATE_ENTERED = "state_entered_on"
 
 
@@ -68,8 +73,10 @@ class _Checker:
             if required:
                 self.add(data.line, f"{what} has no {key}")
             return None
-        if not isinstance(value, str) or not value.strip():
-            self.add(data.line_of(key), f"{what}: {key} must be non-empty text")
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_LABEL \
+                or any(unicodedata.category(c) in HIDDEN for c in value):
+            self.add(data.line_of(key), f"{what}: {key} must be non-empty text of at most "
+                     f"{MAX_LABEL} characters with no control character")
             return None
         return value
 
@@ -84,6 +91,9 @@ class _Checker:
         for lang in LANGUAGES:
             if not isinstance(block.get(lang), str) or not block[lang].strip():
                 self.add(block.line_of(lang), f"{what} is missing its {lang!r} label")
+            elif len(block[lang]) > MAX_LABEL or any(unicodedata.category(c) in HIDDEN for c in block[lang]):
+                self.add(block.line_of(lang), f"{what}: the {lang!r} label must be at most {MAX_LABEL} "
+                         "characters with no control character")
         self.unknown_keys(block, set(LANGUAGES), f"{what} labels")
         return Labels(str(block.get("vi", what)), str(block.get("en", what)))
 
@@ -129,6 +139,8 @@ def parse_definition(text: str, file: str) -> Definition:
 def _build(top: LineDict, check: _Checker, text: str, file: str) -> Definition:
     check.unknown_keys(top, TOP_KEYS, "the definition")
     name = check.text(top, "name", "the definition") or "unnamed"
+    if len(name) > MAX_NAME:
+        check.add(top.line_of("name"), f"the definition's name must be at most {MAX_NAME} characters")
     roles = _catalogue(top, "roles", check)
     documents = _catalogue(top, "documents", check)
     states = _states(top, check)
@@ -395,6 +407,8 @@ def _param_problem(param: Any, value: Any, inputs: dict[str, InputSpec],
             return f"must be a whole number, not {value!r}"
         if param.minimum is not None and value < param.minimum:
             return f"must be at least {param.minimum}, not {value}"
+        if value > MAX_WHOLE:
+            return f"must be at most {MAX_WHOLE:,} (years, months or counts), not {value}"
     elif param.kind == "ratio" and parse_ratio(value) is None:
         return f"must be a ratio such as 2/3 or 0.5 between 0 and 1, not {value!r}"
     elif param.kind in ("text", "date_ref") and (not isinstance(value, str) or not value):
@@ -459,6 +473,9 @@ def _period(check: _Checker, block: LineDict, key: str, what: str,
     period = block[key]
     if isinstance(period, LineDict) and len(period) == 1:
         (unit, amount), = period.items()
+        if unit in ("working_days", "months") and isinstance(amount, int) and amount > MAX_PERIOD:
+            check.add(block.line_of(key), f"{what}: {key} is at most {MAX_PERIOD:,} {unit}")
+            return None
         if unit in ("working_days", "months") and isinstance(amount, int) and amount > 0:
             return amount, unit
     check.add(block.line_of(key), f"{what}: {key} must be {{working_days: N}} or {{months: N}} "

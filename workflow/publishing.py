@@ -38,7 +38,7 @@ def split_spec(spec: str) -> tuple[str, int | None]:
     name, sep, number = spec.partition("@")
     if not sep:
         return name, None
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit() and len(number) <= 9):
         raise BadInput(f"{spec!r}: the version after @ must be a number, e.g. {name}@2")
     return name, int(number)
 

@@ -365,8 +365,7 @@ class Reports:
         for t in path:
             histogram = histograms[t.trigger]
             rows.append({
-                "move": t.trigger, "label": t.labels.get(lang), "from": t.sources[0] if
-                len(t.sources) == 1 else ", ".join(t.sources),
+                "move": t.trigger, "label": t.labels.get(lang), "from": ", ".join(t.sources),
                 "moves": sum(histogram.values()), "median_working_days": median(histogram),
                 "deadline": _deadline_text(t.deadline, lang),
                 "late": late.get(t.trigger) if t.deadline else None,

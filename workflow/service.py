@@ -258,7 +258,8 @@ class Service:
                                         asked.inputs),
                 role=asked.role,
             )
-            if definition.transition(asked.trigger, case.state) is None:
+            if definition.transition(asked.trigger, case.state) is None and \
+                    definition.any_transition(asked.trigger) is not None:
                 self._refuse_if_just_moved(case.id, asked.trigger)
             move = self.engine.plan(definition, CaseView(case.state, case.facts), request, today)
             planned.append(move)
@@ -284,7 +285,7 @@ class Service:
                     request = AdvanceRequest(case_id, transition.trigger, as_of, role=SYSTEM_ROLE)
                     try:
                         self.store.move(case_id, TICK_ACTOR, self._decider(TICK_ACTOR, request, None, []))
-                    except MoveRefused:
+                    except (MoveRefused, BadInput):  # not yet time, or entered after as_of
                         report.waiting += 1
                     else:
                         report.moved[transition.trigger] = report.moved.get(transition.trigger, 0) + 1

@@ -102,9 +102,12 @@ def read_text(path: Path) -> str:
 
     try:
         size = path.stat().st_size
+        regular = path.is_file()
     except OSError as exc:
         problem = Problem(str(path), 0, f"cannot read file ({exc.strerror})")
         raise DefinitionInvalid([problem]) from None
+    if not regular:  # a device or a pipe would be read without end
+        raise DefinitionInvalid([Problem(str(path), 0, "not a regular file")])
     if size > MAX_BYTES:
         message = f"file is {size:,} bytes; definitions are limited to {MAX_BYTES:,} bytes"
         raise DefinitionInvalid([Problem(str(path), 0, message)])
@@ -122,7 +125,12 @@ def parse_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
     """Parse one YAML document; returns the data (or None) and the problems found."""
     if len(text.encode("utf-8")) > MAX_BYTES:
         return None, [Problem(file, 0, f"definitions are limited to {MAX_BYTES:,} bytes")]
-    loader = _DefinitionLoader(text, file)
+    try:
+        loader = _DefinitionLoader(text, file)
+    except yaml.YAMLError as exc:  # characters YAML does not allow (NUL, ESC, ...)
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line = text[:getattr(exc, "position", 0)].count("\n") + 1
+        return None, [Problem(file, line, f"YAML error: {reason}")]
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
