@@ -1191,7 +1191,7 @@ def audit_export(settings: Settings, fmt: str, since: str | None, case_id: int |
     for event in export_rows(service.store.db, start, case_id, org_ids):
         row = _export_row(service, event, lang)
         if fmt == "csv":
-            writer.writerow(row)
+            writer.writerow(_spreadsheet_safe(row))
         else:
             line.write(json.dumps(row, ensure_ascii=False) + "\n")
         put(line.getvalue())
@@ -1204,6 +1204,13 @@ def audit_export(settings: Settings, fmt: str, since: str | None, case_id: int |
 EXPORT_COLUMNS = ["case_id", "seq", "kind", "business_date", "recorded_at", "organization",
                   "person_id", "trigger", "from_state", "to_state", "to_label", "actor", "role",
                   "inputs", "documents", "definition_sha256", "prev_hash", "hash"]
+
+
+def _spreadsheet_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """Text that a spreadsheet would run as a formula (= + - @ tab CR first) is prefixed with a
+    quote in CSV, so opening an export can never execute what someone typed as a name."""
+    return {key: f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r")
+            else value for key, value in row.items()}
 
 
 def _export_row(service: Service, event: dict[str, Any], lang: str) -> dict[str, Any]:

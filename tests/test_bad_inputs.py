@@ -296,13 +296,17 @@ def fill(text: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(one, text)
 
 
+CSV_FOLDER = Path(__file__).parent / "bad_inputs" / "csv"
+
+
 def placeholders(template: Template, folder: Path, db: Path) -> dict[str, str]:
     day = today()
     garbage = folder / "garbage.txt"
     garbage.write_text("biên bản họp chi bộ, không phải checkpoint\n", encoding="utf-8")
     return {**template.ids, "today": format_date(day), "yesterday": format_date(day - timedelta(days=1)),
             "tomorrow": format_date(day + timedelta(days=1)), "tmp": str(folder), "garbage": str(garbage),
-            "template": str(db), "valid_definition": str(VALID_DEFINITION), "sql": SQL}
+            "template": str(db), "valid_definition": str(VALID_DEFINITION), "sql": SQL,
+            "csv": str(CSV_FOLDER)}
 
 
 # -- bad definitions ----------------------------------------------------------------------------------

@@ -597,11 +597,6 @@ def test_a_value_that_is_not_utf8_is_bad_input(bloc: Path, where: str) -> None:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (CSV/formula injection, CWE-1236): 'audit export --format csv' writes organization codes "
-    "and user names verbatim, so a cell such as '=HYPERLINK(\"http://...\")' or '=1+2' is run as a "
-    "formula when an auditor opens the export in a spreadsheet. Cells starting with = + - @ tab or "
-    "CR should be neutralized (e.g. prefixed with a single quote)."))
 def test_csv_export_never_starts_a_cell_with_a_formula(bloc: Path) -> None:
     for args in (["org", "add", '=HYPERLINK("http://x")', "--name", "Chi bộ", "--kind", "branch",
                   "--parent", "VP"],
