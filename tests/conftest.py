@@ -72,6 +72,20 @@ ACTING = {
     "strike_off": "standing", "expel": "inspector", "withdraw_membership": "standing",
     "record_death": "secretary",
 }
+# The bloc the CLI tests build through the command line: run as administrator quantri after
+# ``init --admin quantri``.
+CLI_BLOC: list[list[str]] = [
+    ["org", "add", "TU", "--name", "Tỉnh ủy", "--kind", "province_committee"],
+    ["org", "add", "DBK", "--name", "Đảng bộ Khối", "--kind", "committee_above", "--parent", "TU"],
+    ["org", "add", "SGD", "--name", "Đảng bộ Sở Giáo dục", "--kind", "grassroots", "--parent", "DBK"],
+    ["org", "add", "VP", "--name", "Chi bộ Văn phòng", "--kind", "branch", "--parent", "SGD"],
+    ["user", "add", "bithu", "--name", "Nguyễn Thị Hương"],
+    ["user", "grant", "bithu", "branch_secretary", "--org", "VP"],
+    ["user", "add", "btc", "--name", "Đặng Văn Hùng"],
+    ["user", "grant", "btc", "organization_department", "--org", "TU"],
+    ["user", "add", "kiemtra", "--name", "Ngô Thị Mai"],
+    ["user", "grant", "kiemtra", "auditor"],
+]
 ADMISSION_PATH = ["record_training", "prepare_dossier", "verify_background", "record_branch_vote",
                   "record_committee_vote", "decide_admission", "hold_ceremony"]
 RECOGNITION_PATH = ["complete_probation", "record_recognition_vote",

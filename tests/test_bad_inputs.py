@@ -32,6 +32,7 @@ from unittest.mock import patch
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import CLI_BLOC
 
 from cli import main
 from workflow.dates import format_date, today
@@ -187,20 +188,11 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     db = tmp_path_factory.mktemp("template") / "memberflow.db"
     _ok(db, ["init", "--admin", "quantri", "--admin-name", "Trịnh Công Minh"])
     for args in (
-        ["org", "add", "TU", "--name", "Tỉnh ủy", "--kind", "province_committee"],
-        ["org", "add", "DBK", "--name", "Đảng bộ Khối", "--kind", "committee_above", "--parent", "TU"],
-        ["org", "add", "SGD", "--name", "Đảng bộ Sở Giáo dục", "--kind", "grassroots", "--parent", "DBK"],
-        ["org", "add", "VP", "--name", "Chi bộ Văn phòng", "--kind", "branch", "--parent", "SGD"],
-        ["user", "add", "bithu", "--name", "Nguyễn Thị Hương"],
-        ["user", "grant", "bithu", "branch_secretary", "--org", "VP"],
-        ["user", "add", "btc", "--name", "Đặng Văn Hùng"],
-        ["user", "grant", "btc", "organization_department", "--org", "TU"],
+        *CLI_BLOC,
         ["user", "add", "dauy", "--name", "Lê Văn Tám"],
         ["user", "grant", "dauy", "grassroots_committee", "--org", "SGD"],
         ["user", "add", "btv", "--name", "Phan Thị Lan"],
         ["user", "grant", "btv", "standing_committee_above", "--org", "DBK"],
-        ["user", "add", "kiemtra", "--name", "Ngô Thị Mai"],
-        ["user", "grant", "kiemtra", "auditor"],
     ):
         _ok(db, args, "quantri")
     day = today()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import CLI_BLOC
 
 from cli import main
 
@@ -25,19 +26,7 @@ def bloc(db_path: Path) -> Path:
     """An initialized database with a branch, its officers and two official members."""
     result = run(db_path, "init", "--admin", "quantri", "--admin-name", "Trịnh Công Minh")
     assert result.exit_code == 0, result.stderr
-    steps = [
-        ["org", "add", "TU", "--name", "Tỉnh ủy", "--kind", "province_committee"],
-        ["org", "add", "DBK", "--name", "Đảng bộ Khối", "--kind", "committee_above", "--parent", "TU"],
-        ["org", "add", "SGD", "--name", "Đảng bộ Sở Giáo dục", "--kind", "grassroots", "--parent", "DBK"],
-        ["org", "add", "VP", "--name", "Chi bộ Văn phòng", "--kind", "branch", "--parent", "SGD"],
-        ["user", "add", "bithu", "--name", "Nguyễn Thị Hương"],
-        ["user", "grant", "bithu", "branch_secretary", "--org", "VP"],
-        ["user", "add", "btc", "--name", "Đặng Văn Hùng"],
-        ["user", "grant", "btc", "organization_department", "--org", "TU"],
-        ["user", "add", "kiemtra", "--name", "Ngô Thị Mai"],
-        ["user", "grant", "kiemtra", "auditor"],
-    ]
-    for args in steps:
+    for args in CLI_BLOC:
         result = run(db_path, *args, actor="quantri")
         assert result.exit_code == 0, (args, result.output, result.stderr)
     return db_path
