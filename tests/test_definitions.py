@@ -116,8 +116,8 @@ def test_bundled_membership_definition_loads() -> None:
     assert definition.initial == "candidate"
     assert definition.initial in definition.states
     assert {n for n, s in definition.states.items() if s.terminal} == TERMINAL_STATES
-    assert len(definition.transitions) == 25
-    assert len(definition.triggers()) == 23
+    assert len(definition.transitions) == 27
+    assert len(definition.triggers()) == 25
     assert set(definition.opened_by) == {"branch_secretary", "organization_department"}
     assert set(definition.opened_by) <= set(definition.roles)
     used = {guard.name for t in definition.transitions for guard in t.guards}
@@ -685,7 +685,7 @@ def test_records_may_not_copy_a_date_input_of_another_move(tmp_path: Path) -> No
         "until_business_date", "business_date_twice"])
 def test_dates_a_move_may_read(tmp_path: Path, old: str, new: str) -> None:
     definition = load_definition(write(tmp_path, edit(old, new)))
-    assert len(definition.transitions) == 25
+    assert len(definition.transitions) == 27
 
 
 @cases(
@@ -1137,7 +1137,7 @@ def test_cli_validate_bundled_file_is_ok() -> None:
     result = validate(MEMBERSHIP)
     sha = hashlib.sha256(BUNDLED.encode("utf-8")).hexdigest()[:12]
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{MEMBERSHIP}: ok (membership: 18 states, 25 transitions, sha256 {sha})\n"
+    assert result.stdout == f"{MEMBERSHIP}: ok (membership: 18 states, 27 transitions, sha256 {sha})\n"
     assert result.stderr == ""
 
 

@@ -171,6 +171,8 @@ def test_role_matrix(matrix: Matrix, trigger: str, source: str, actor: Actor) ->
     if actor.covers_case and actor.role in transition.roles:
         # Allowed: on a fresh case the move is made, in that role, by that officer.
         case_id = case_in(matrix.world, source)
+        if trigger == "dismiss_removal_proposal":  # only a pending proposal can be dismissed
+            matrix.attempt(case_id, "propose_removal", "secretary")
         recorded = matrix.attempt(case_id, trigger, actor.user)
         event = matrix.store.cases.history(case_id)[-1]
         assert (event["trigger"], event["from_state"], event["to_state"], event["actor"],

@@ -17,8 +17,8 @@ from conftest import ACTING, ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
 
 from workflow.dates import add_months, format_date
 from workflow.deadlines import extension_fact, met_fact, open_deadlines
-from workflow.engine import DOCUMENTS_FACT, CaseView, Engine, MoveRequest
-from workflow.errors import AlreadyMoved, BadInput, MoveRefused, NotPermitted
+from workflow.engine import DOCUMENTS_FACT, CaseView, Engine, MoveRequest, made_by_fact
+from workflow.errors import AlreadyMoved, BadInput, DefinitionInvalid, MoveRefused, NotPermitted
 from workflow.guards import REGISTRY, GuardContext
 from workflow.loader import STATE_ENTERED, load_definition, parse_definition
 from workflow.workdays import default_calendar
@@ -44,6 +44,8 @@ EXTRA_INPUTS: dict[str, dict[str, Any]] = {
     "register_existing_member": REGISTER_INPUTS,
     "record_failed_branch_vote": FAILED_VOTE,
     "record_failed_recognition_vote": FAILED_VOTE,
+    "propose_removal": {"ground": "absence_or_unpaid_dues", "reason": "vắng sinh hoạt 4 tháng"},
+    "dismiss_removal_proposal": {"reason": "có lý do chính đáng"},
 }
 FAILED_VOTES = [("record_failed_branch_vote", "background_verified", "6-KNĐ"),
                 ("record_failed_recognition_vote", "probation_completed", "13-KNĐ")]
@@ -191,6 +193,11 @@ PASSES: list[tuple[str, str, str, str, str]] = [
      "standing", "standing_committee_above"),
     ("register_existing_member", "candidate", "official_member", "department",
      "organization_department"),
+    *[("propose_removal", s, s, "secretary", "branch_secretary") for s in MEMBER_STATES],
+    ("propose_removal", "official_member", "official_member", "department", "organization_department"),
+    *[("dismiss_removal_proposal", s, s, "standing", "standing_committee_above") for s in MEMBER_STATES],
+    ("dismiss_removal_proposal", "official_member", "official_member", "committee",
+     "grassroots_committee"),
     *[("strike_off", s, "struck_off", "standing", "standing_committee_above") for s in MEMBER_STATES],
     ("expel", "official_member", "expelled", "inspector", "inspection_commission"),
     ("expel", "official_member", "expelled", "standing", "standing_committee_above"),
@@ -208,6 +215,7 @@ RECORDS_DATE = {
     "recognize_official": "recognition_decision_date", "strike_off": "removal_date",
     "expel": "removal_date", "withdraw_membership": "removal_date", "record_death": "removal_date",
     "record_failed_branch_vote": "failed_vote_date", "record_failed_recognition_vote": "failed_vote_date",
+    "propose_removal": "removal_proposed_on", "dismiss_removal_proposal": "removal_dismissed_on",
 }
 
 
@@ -215,8 +223,8 @@ def test_every_transition_and_source_is_covered() -> None:
     definition = load_definition(MEMBERSHIP)
     expected = {(t.trigger, s) for t in definition.transitions for s in t.sources}
     assert {(trigger, source) for trigger, source, *_ in PASSES} == expected
-    assert len(definition.triggers()) == 23
-    assert len(definition.transitions) == 25
+    assert len(definition.triggers()) == 25
+    assert len(definition.transitions) == 27
 
 
 @pytest.mark.parametrize(("trigger", "source", "dest", "actor", "role"), PASSES,
@@ -224,6 +232,8 @@ def test_every_transition_and_source_is_covered() -> None:
 def test_move_passes_and_is_audited(world: World, trigger: str, source: str, dest: str,
                                     actor: str, role: str) -> None:
     case_id = case_in(world, source)
+    if trigger == "dismiss_removal_proposal":  # only a pending proposal can be dismissed
+        step(world, case_id, "propose_removal", move_date(world, source))
     before = world.store.cases.load(case_id)
     history = world.store.cases.history(case_id)
     old_documents = world.store.cases.documents(case_id)
@@ -259,7 +269,7 @@ def test_move_passes_and_is_audited(world: World, trigger: str, source: str, des
     # Inputs go to the audit event; facts change only by what the move records and bookkeeping.
     transition = load_definition(MEMBERSHIP).transition(trigger, source)
     assert set(json.loads(new["payload"])["inputs"]) == set(given)
-    bookkeeping = {STATE_ENTERED, DOCUMENTS_FACT, met_fact(trigger)}
+    bookkeeping = {STATE_ENTERED, DOCUMENTS_FACT, met_fact(trigger), made_by_fact(trigger)}
     if transition.extends_deadline:
         bookkeeping.add(extension_fact(transition.extends_deadline))
     changed = {k for k, v in after.facts.items() if before.facts.get(k, object()) != v}
@@ -958,11 +968,14 @@ def test_every_missing_document_and_broken_rule_is_reported_together(world: Worl
     ("hold_ceremony", "background_verified", "renew_training, record_branch_vote, reject_application, "
      "record_failed_branch_vote, withdraw_application"),
     ("complete_probation", "probation_completed", "record_recognition_vote, "
-     "record_failed_recognition_vote, strike_off, withdraw_membership, record_death"),
+     "record_failed_recognition_vote, propose_removal, dismiss_removal_proposal, strike_off, "
+     "withdraw_membership, record_death"),
     ("record_failed_branch_vote", "branch_voted",
      "record_committee_vote, reject_application, withdraw_application"),
-    ("expel", "probationary", "complete_probation, strike_off, withdraw_membership, record_death"),
-    ("register_existing_member", "official_member", "strike_off, expel, withdraw_membership, record_death"),
+    ("expel", "probationary", "complete_probation, propose_removal, dismiss_removal_proposal, "
+     "strike_off, withdraw_membership, record_death"),
+    ("register_existing_member", "official_member", "propose_removal, dismiss_removal_proposal, "
+     "strike_off, expel, withdraw_membership, record_death"),
 ])
 def test_move_not_possible_from_current_state(world: World, trigger: str, state: str,
                                               possible: str) -> None:
@@ -979,7 +992,7 @@ def test_expel_refused_for_probationary_member(world: World) -> None:
     case_id, _ = world.admitted_case(10)
     refused = refuse(world, case_id, "expel", world.ago(days=1))
     assert "move expel is not possible from state probationary" in refused.summary
-    assert "possible now: complete_probation, strike_off" in refused.summary
+    assert "possible now: complete_probation, propose_removal" in refused.summary
 
 
 @pytest.mark.parametrize(("first", "state"), [
@@ -1365,3 +1378,71 @@ def test_repeating_a_move_just_made_says_another_officer_made_it(world: World) -
            "secretary at " in str(raised.value)
     assert "(event 2); nothing written" in str(raised.value)
     assert world.store.cases.history(case_id) == before
+
+
+# ---- separation of duties ------------------------------------------------------------------
+
+def two_hats(world: World) -> str:
+    """One user who sits on the grassroots committee and on the standing committee above."""
+    world.store.directory.add_user("twohats", "Cán bộ kiêm nhiệm")
+    world.store.directory.grant("twohats", "grassroots_committee", "SGD")
+    world.store.directory.grant("twohats", "standing_committee_above", "DBK")
+    return "twohats"
+
+
+def test_who_proposed_a_step_may_not_approve_it(world: World) -> None:
+    user = two_hats(world)
+    case_id = case_in(world, "branch_voted")
+    on = move_date(world, "branch_voted")
+    step(world, case_id, "record_committee_vote", on, actor=user)
+    assert world.store.cases.load(case_id).facts[made_by_fact("record_committee_vote")] == user
+
+    refused = refuse(world, case_id, "decide_admission", on, error=NotPermitted, actor=user)
+    assert str(refused) == ("separation of duties: twohats made record_committee_vote on this "
+                            "case, so another officer must make decide_admission")
+    blocked = {a.transition.trigger: a.failures for a in world.service.available(user, case_id, on)}
+    assert blocked["decide_admission"] == [str(refused)]
+
+    step(world, case_id, "decide_admission", on, actor="standing")
+    assert world.store.cases.load(case_id).state == "admission_decided"
+    assert world.service.replayer().replay(case_id, world.store.cases.history(case_id)).ok
+
+
+def test_separation_applies_only_where_the_definition_says(world: World) -> None:
+    user = two_hats(world)
+    case_id = case_in(world, "committee_voted")
+    on = move_date(world, "committee_voted")
+    step(world, case_id, "extend_admission_deadline", on, actor=user)  # no separate_from
+    step(world, case_id, "decide_admission", on, actor=user)  # the committee vote was not theirs
+    assert world.store.cases.load(case_id).state == "admission_decided"
+
+
+def test_removal_proposer_may_not_decide_it(world: World) -> None:
+    world.store.directory.add_user("bothsides", "Cán bộ tổ chức kiêm thường vụ")
+    world.store.directory.grant("bothsides", "organization_department", "TU")
+    world.store.directory.grant("bothsides", "standing_committee_above", "DBK")
+    case_id = case_in(world, "official_member")
+    on = move_date(world, "official_member")
+    refuse(world, case_id, "dismiss_removal_proposal", on, actor="standing",
+           inputs={"reason": "không có đề nghị"})
+    step(world, case_id, "propose_removal", on, actor="bothsides", role="organization_department")
+    for trigger in ("strike_off", "dismiss_removal_proposal"):
+        refused = refuse(world, case_id, trigger, on, error=NotPermitted, actor="bothsides",
+                         role="standing_committee_above")
+        assert "separation of duties: bothsides made propose_removal" in str(refused)
+    step(world, case_id, "dismiss_removal_proposal", on, actor="standing")
+    assert world.store.cases.load(case_id).facts["removal_dismissed_on"] == on.isoformat()
+    reasons_now = reasons(world, case_id, "dismiss_removal_proposal", on, actor="standing")
+    assert reasons_now == [f"nothing to close: removal_proposed_on was already closed by "
+                           f"removal_dismissed_on {D(on)}"]
+
+
+def test_separate_from_must_name_another_move_of_the_definition() -> None:
+    text = MEMBERSHIP.read_text(encoding="utf-8").replace(
+        "separate_from: [record_committee_vote]", "separate_from: [record_comittee_vote]")
+    with pytest.raises(DefinitionInvalid) as info:
+        parse_definition(text, "typo.yaml")
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "record_comittee_vote" in row)
+    assert [str(p) for p in info.value.problems] == [
+        f"typo.yaml:{line}: transition 'decide_admission' is kept apart from unknown move "
+        "'record_comittee_vote'"]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .assessment import AssessmentRules
+    from .readmission import ReadmissionRules
 
 STAGES = ("application", "probation", "official", "removal")
 LANGUAGES = ("vi", "en")
@@ -77,6 +81,8 @@ class Transition:
     deadline: Deadline | None = None
     extends_deadline: str | None = None
     automatic: bool = False  # made by ``memberflow tick`` when its guards hold
+    # Separation of duties: whoever made one of these moves on the case may not make this one.
+    separate_from: tuple[str, ...] = ()
     line: int = 0
     key_lines: dict[str, int] = field(default_factory=dict, compare=False)
 
@@ -107,6 +113,8 @@ class Definition:
     sha256: str
     source: str
     file: str
+    assessment: AssessmentRules | None = None  # ratings and screening, when defined
+    readmission: ReadmissionRules | None = None
     # Caches, not fields: ``dataclasses.replace`` must give a copy its own.
     _reachable: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False,
                                                   init=False)
@@ -122,6 +130,11 @@ class Definition:
             self._index.update({(t.trigger, source): t for t in reversed(self.transitions)
                                 for source in t.sources})
         return self._index.get((trigger, state))
+
+    @cached_property
+    def proposing_triggers(self) -> frozenset[str]:
+        """Moves another move is kept apart from: who made them is recorded on the case."""
+        return frozenset(t for transition in self.transitions for t in transition.separate_from)
 
     def triggers(self) -> list[str]:
         return list(dict.fromkeys(t.trigger for t in self.transitions))

@@ -49,6 +49,7 @@ class MoveRequest:
     documents: Mapping[str, str] = field(default_factory=dict)
     evidence: Mapping[str, Any] = field(default_factory=dict)
     role: str | None = None
+    actor: str | None = None  # needed only where the definition separates duties
 
 
 @dataclass(slots=True)
@@ -116,6 +117,26 @@ def _check_documents(definition: Definition, documents: Mapping[str, str]) -> No
                        f"{', '.join(definition.documents)}")
 
 
+def made_by_fact(trigger: str) -> str:
+    """The case fact naming who made a move another move is kept apart from."""
+    return f"made_by.{trigger}"
+
+
+def separation_failures(transition: Transition, facts: Mapping[str, Any],
+                        actor: str | None) -> list[str]:
+    """The user who proposed a step may not approve it (``separate_from`` in the definition)."""
+    return [f"separation of duties: {actor} made {earlier} on this case, so another officer "
+            f"must make {transition.trigger}"
+            for earlier in transition.separate_from
+            if actor is not None and facts.get(made_by_fact(earlier)) == actor]
+
+
+def _check_separation(transition: Transition, case: CaseView, actor: str | None) -> None:
+    failures = separation_failures(transition, case.facts, actor)
+    if failures:
+        raise NotPermitted(failures[0])
+
+
 def _check_extension(transition: Transition, case: CaseView) -> None:
     """A deadline may be extended once (the rules give one extension of bounded length)."""
     target = transition.extends_deadline
@@ -163,6 +184,7 @@ class Engine:
         """Decide a move or raise: BadInput, NotPermitted or MoveRefused (with every reason)."""
         transition = self._transition(definition, case.state, request.trigger)
         role = self._role(transition, request)
+        _check_separation(transition, case, request.actor)
         inputs = parse_inputs(transition, request.inputs)
         self._check_date(case, request.business_date, today or business_today())
         _check_documents(definition, request.documents)
@@ -177,6 +199,8 @@ class Engine:
         if not moved:
             raise MoveRefused(f"move {request.trigger} is refused", attempt.failures)
         facts = self._next_facts(transition, case, request, inputs, token.state)
+        if request.actor is not None and transition.trigger in definition.proposing_triggers:
+            facts[made_by_fact(transition.trigger)] = request.actor
         due = next(iter(open_deadlines(definition, token.state, facts, self.calendar)), None) \
             if with_due else None
         return Move(request.trigger, case.state, token.state, role, request.business_date,

@@ -65,6 +65,7 @@ class Param:
     required: bool = True
     minimum: int | None = None
     input_types: tuple[str, ...] = ()  # for kind "input": the input types the guard can read
+    may_be_unrecorded: bool = False  # a date the guard reads as "not yet", so lint lets it be
 
 
 @dataclass(frozen=True)
@@ -336,3 +337,25 @@ def _dates_in_order(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
         for (earlier, early), (later, late) in zip(present, present[1:], strict=False)
         if late < early
     ]
+
+
+def is_pending(facts: Mapping[str, Any], opened: str, closed: str) -> bool:
+    """A step one move opens and another closes (a proposal and its dismissal) is pending
+    while its opening date is recorded and later than any closing date."""
+    start, end = facts.get(opened), facts.get(closed)
+    return start is not None and (end is None or str(start) > str(end))
+
+
+@_guard(
+    "pending",
+    "a step opened by one move (its recorded date) has not been closed by another since",
+    opened=Param("date_ref"),
+    closed=Param("date_ref", may_be_unrecorded=True),
+)
+def _pending(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    if is_pending(ctx.facts, p["opened"], p["closed"]):
+        return []
+    if ctx.facts.get(p["opened"]) is None:
+        return [f"nothing to close: no {p['opened']} is recorded on this case"]
+    return [f"nothing to close: {p['opened']} was already closed by {p['closed']} "
+            f"{format_date(date.fromisoformat(str(ctx.facts[p['closed']])))}"]

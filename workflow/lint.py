@@ -181,7 +181,8 @@ def _date_params(guard: GuardUse) -> Iterator[tuple[str, str, str]]:
         value = guard.params.get(key)
         names = value if param.kind == "date_refs" and isinstance(value, list) else \
             [value] if param.kind == "date_ref" else []
-        yield from ((key, param.kind, name) for name in names if isinstance(name, str))
+        yield from ((key, param.kind, name) for name in names
+                    if isinstance(name, str) and not param.may_be_unrecorded)
 
 
 def _unreadable_date(ctx: _Context, t: Transition, guard: GuardUse, key: str, kind: str,

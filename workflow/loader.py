@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .assessment import parse_assessment
 from .definition import (
     LANGUAGES,
     STAGES,
@@ -31,13 +32,15 @@ from .errors import DefinitionInvalid, Problem
 from .guards import EDUCATION_LEVELS, REGISTRY, parse_ratio
 from .inputs import HIDDEN_CATEGORIES as HIDDEN
 from .inputs import INPUT_TYPES
+from .readmission import parse_readmission
 from .yaml_source import LineDict, LineList, parse_yaml, read_text
 
 TOP_KEYS = {"name", "title", "regulation", "initial", "opened_by", "roles", "documents",
-            "states", "transitions"}
+            "states", "transitions", "assessment", "readmission"}
 STATE_KEYS = {"labels", "stage", "terminal"}
 TRANSITION_KEYS = {"trigger", "labels", "source", "dest", "stays", "roles", "guards",
-                   "documents", "inputs", "records", "deadline", "extends_deadline", "automatic"}
+                   "documents", "inputs", "records", "deadline", "extends_deadline", "automatic",
+                   "separate_from"}
 INPUT_KEYS = {"type", "labels", "required", "choices"}
 DEADLINE_KEYS = {"within", "from", "extension"}
 # Bounds that keep date arithmetic inside the calendar (a deadline of 10 million working days
@@ -170,6 +173,8 @@ def _build(top: LineDict, check: _Checker, text: str, file: str) -> Definition:
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         source=text,
         file=file,
+        assessment=parse_assessment(top, check, roles, transitions, STAGES),
+        readmission=parse_readmission(top, check, states, documents),
     )
 
 
@@ -223,6 +228,7 @@ def _transitions(top: LineDict, check: _Checker, states: dict[str, State],
             seen.setdefault(key, spec.line)
         result.append(transition)
     _check_extensions(check, result)
+    _check_separations(check, result)
     return result
 
 
@@ -253,6 +259,7 @@ def _transition(spec: LineDict, check: _Checker, states: dict[str, State],
         deadline=_deadline(spec, check, what),
         extends_deadline=_extends(spec, check, what),
         automatic=_automatic(spec, check, what, inputs, docs),
+        separate_from=tuple(name for name, _ in check.names(spec, "separate_from", what)),
         line=spec.line,
         key_lines=_key_lines(spec),
     )
@@ -481,6 +488,19 @@ def _period(check: _Checker, block: LineDict, key: str, what: str,
     check.add(block.line_of(key), f"{what}: {key} must be {{working_days: N}} or {{months: N}} "
               "with N a positive whole number")
     return None
+
+
+def _check_separations(check: _Checker, transitions: list[Transition]) -> None:
+    """``separate_from`` names moves of this definition, other than the move itself."""
+    triggers = {t.trigger for t in transitions}
+    for transition in transitions:
+        for name in transition.separate_from:
+            if name not in triggers:
+                check.add(transition.line_of("separate_from"), f"transition {transition.trigger!r} "
+                          f"is kept apart from unknown move {name!r}")
+            elif name == transition.trigger:
+                check.add(transition.line_of("separate_from"), f"transition {transition.trigger!r} "
+                          "cannot be kept apart from itself")
 
 
 def _check_extensions(check: _Checker, transitions: list[Transition]) -> None:

@@ -99,7 +99,7 @@ class Replayer:
                     f"to {result.definition.sha256[:12]}")
         request = MoveRequest(step.trigger, frozenset({step.role}), step.business_date,
                               payload.get("inputs", {}), payload.get("documents", {}),
-                              payload.get("evidence", {}), step.role)
+                              payload.get("evidence", {}), step.role, step.actor)
         try:
             move = self.engine.plan(definition, CaseView(result.state, result.facts), request,
                                     today=_recorded_day(event["recorded_at"]), with_due=False)

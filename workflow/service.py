@@ -17,7 +17,15 @@ from .dates import format_date, format_timestamp, local_time
 from .dates import today as business_today
 from .deadlines import OpenDeadline
 from .definition import Definition, Transition
-from .engine import SYSTEM_ROLE, CaseView, Engine, Move, MoveRequest, rule_failures
+from .engine import (
+    SYSTEM_ROLE,
+    CaseView,
+    Engine,
+    Move,
+    MoveRequest,
+    rule_failures,
+    separation_failures,
+)
 from .errors import AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
 from .guards import REGISTRY
 from .inputs import parse_value
@@ -256,7 +264,7 @@ class Service:
                 documents=dict(asked.documents),
                 evidence=self._evidence(snapshot.person, case, definition, asked.trigger,
                                         asked.inputs),
-                role=asked.role,
+                role=asked.role, actor=actor,
             )
             if definition.transition(asked.trigger, case.state) is None and \
                     definition.any_transition(asked.trigger) is not None:
@@ -323,8 +331,9 @@ class Service:
             waiting = {spec.name for spec in transition.inputs}
             checkable = _without_guards_on(transition, waiting)
             role = next((r for r in transition.roles if r in roles), None)
-            result.append(Availability(transition, role, rule_failures(checkable, context),
-                                       sorted(waiting)))
+            failures = separation_failures(transition, case.facts, actor) + \
+                rule_failures(checkable, context)
+            result.append(Availability(transition, role, failures, sorted(waiting)))
         return result
 
     def deadlines(self, case: CaseRecord) -> list[OpenDeadline]:

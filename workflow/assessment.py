@@ -1,0 +1,236 @@
+"""Annual quality ratings and the screening that feeds removal (đánh giá, xếp loại; rà soát).
+
+The rating bands (Quy định 366, 100-point scale), the screening criteria and the removal
+ground each criterion leads to are definition data, because the Party revises them; this
+module only reads them and applies them to the yearly records of one member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .definition import Labels, Transition
+from .yaml_source import LineDict
+
+if TYPE_CHECKING:
+    from .loader import _Checker
+
+# What a yearly record holds besides the score: months in the year, 0 to 12.
+MONTH_FIELDS = ("absence_months", "unpaid_dues_months", "no_progress_months")
+ASSESSMENT_KEYS = {"recorded_by", "ratings", "screening"}
+SCREENING_KEYS = {"proposes", "criteria"}
+CRITERION_KEYS = {"labels", "ground", "stages", "rating", "months"}
+MAX_SCORE = 100
+
+
+@dataclass(frozen=True)
+class Rating:
+    name: str
+    labels: Labels
+    min_score: int
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One reason to list a member: ``years`` running with a rating, or enough months of
+    absence, unpaid dues or no progress in the year screened."""
+
+    name: str
+    labels: Labels
+    ground: str  # the removal ground the proposal names
+    stages: tuple[str, ...] = ()  # empty: members in any stage
+    rating: str | None = None
+    years: int = 0
+    field: str | None = None
+    months: int = 0
+
+
+@dataclass(frozen=True)
+class Finding:
+    criterion: Criterion
+    reason: Labels
+
+
+@dataclass(frozen=True)
+class AssessmentRules:
+    recorded_by: tuple[str, ...]
+    ratings: tuple[Rating, ...]  # highest band first
+    proposes: str  # the move ``screen --open`` makes on each member listed
+    criteria: tuple[Criterion, ...]
+
+    def rating(self, name: str) -> Rating | None:
+        return next((r for r in self.ratings if r.name == name), None)
+
+    def band(self, score: int) -> Rating:
+        """The highest band the score reaches (the lowest band starts at 0)."""
+        return next(r for r in self.ratings if score >= r.min_score)
+
+    def rating_problem(self, score: int, name: str | None) -> str | None:
+        """A rating may be lower than the score's band (excellent needs more than points),
+        never higher."""
+        if not 0 <= score <= MAX_SCORE:
+            return f"score {score} is outside 0–{MAX_SCORE}"
+        if name is None:
+            return None
+        chosen = self.rating(name)
+        if chosen is None:
+            return f"unknown rating {name!r}; ratings: {', '.join(r.name for r in self.ratings)}"
+        band = self.band(score)
+        if chosen.min_score > band.min_score:
+            return f"rating {name} needs a score of at least {chosen.min_score}; {score} is {band.name}"
+        return None
+
+    def findings(self, year: int, stage: str,
+                 records: Mapping[int, Mapping[str, Any]]) -> list[Finding]:
+        """Every criterion a member meets in ``year``, given their records by year."""
+        found = []
+        for criterion in self.criteria:
+            if criterion.stages and stage not in criterion.stages:
+                continue
+            reason = _rating_reason(criterion, year, records) if criterion.rating \
+                else _months_reason(criterion, records.get(year))
+            if reason:
+                found.append(Finding(criterion, reason))
+        return found
+
+
+def _rating_reason(criterion: Criterion, year: int,
+                   records: Mapping[int, Mapping[str, Any]]) -> Labels | None:
+    years = list(range(year - criterion.years + 1, year + 1))
+    if all(records.get(y, {}).get("rating") == criterion.rating for y in years):
+        listed = ", ".join(str(y) for y in years)
+        return Labels(f"xếp loại {criterion.rating} các năm {listed}",
+                      f"rated {criterion.rating} in {listed}")
+    return None
+
+
+def _months_reason(criterion: Criterion, record: Mapping[str, Any] | None) -> Labels | None:
+    value = int((record or {}).get(criterion.field or "", 0) or 0)
+    if record is None or value < criterion.months:
+        return None
+    return Labels(f"{criterion.field} = {value} tháng (từ {criterion.months} tháng)",
+                  f"{criterion.field} = {value} months (at least {criterion.months})")
+
+
+def parse_assessment(top: LineDict, check: _Checker, roles: Mapping[str, Labels],
+                     transitions: list[Transition], stages: tuple[str, ...]) -> AssessmentRules | None:
+    """The optional ``assessment`` section; problems go to ``check`` with their lines."""
+    if "assessment" not in top:
+        return None
+    block = check.mapping(top["assessment"], top.line_of("assessment"), "assessment")
+    if block is None:
+        return None
+    check.unknown_keys(block, ASSESSMENT_KEYS, "assessment")
+    recorded_by = check.names(block, "recorded_by", "assessment")
+    for role, line in recorded_by:
+        if role not in roles:
+            check.add(line, f"assessment: recorded_by names unknown role {role!r}")
+    if not recorded_by:
+        check.add(block.line, "assessment has no recorded_by (roles that record ratings)")
+    ratings = _ratings(block, check)
+    screening = check.mapping(block.get("screening"), block.line_of("screening"), "assessment screening")
+    proposes, criteria = "", ()
+    if screening is not None:
+        check.unknown_keys(screening, SCREENING_KEYS, "assessment screening")
+        proposes = _proposing_move(screening, check, transitions)
+        criteria = _criteria(screening, check, {r.name for r in ratings}, stages,
+                             _grounds(transitions, proposes))
+    return AssessmentRules(tuple(r for r, _ in recorded_by), ratings, proposes, criteria)
+
+
+def _ratings(block: LineDict, check: _Checker) -> tuple[Rating, ...]:
+    spec = check.mapping(block.get("ratings"), block.line_of("ratings"), "assessment ratings")
+    ratings = []
+    for name in spec or {}:
+        entry = check.mapping(spec[name], spec.line_of(name), f"rating {name!r}")
+        if entry is None:
+            continue
+        check.unknown_keys(entry, {"min_score", "labels"}, f"rating {name!r}")
+        low = entry.get("min_score")
+        if isinstance(low, bool) or not isinstance(low, int) or not 0 <= low <= MAX_SCORE:
+            check.add(entry.line_of("min_score"), f"rating {name!r}: min_score must be a whole "
+                      f"number from 0 to {MAX_SCORE}")
+            low = 0
+        ratings.append(Rating(str(name), check.labels(entry, "labels", f"rating {name!r}"), low))
+    ordered = tuple(sorted(ratings, key=lambda r: -r.min_score))
+    if spec is not None and (not ordered or ordered[-1].min_score != 0):
+        check.add(spec.line, "assessment ratings need a band starting at min_score 0, so every "
+                  "score has a rating")
+    return ordered
+
+
+def _proposing_move(screening: LineDict, check: _Checker, transitions: list[Transition]) -> str:
+    name = screening.get("proposes")
+    move = next((t for t in transitions if t.trigger == name), None)
+    if move is None:
+        check.add(screening.line_of("proposes"), f"screening proposes unknown move {name!r}")
+        return ""
+    kinds = {spec.name: spec.type for spec in move.inputs}
+    if kinds.get("ground") != "choice" or kinds.get("reason") != "text":
+        check.add(screening.line_of("proposes"), f"screening proposes {name!r}, which must take a "
+                  "choice input 'ground' and a text input 'reason'")
+    return str(name)
+
+
+def _grounds(transitions: list[Transition], proposes: str) -> frozenset[str]:
+    move = next((t for t in transitions if t.trigger == proposes), None)
+    spec = move.input_specs.get("ground") if move else None
+    return frozenset(spec.choices) if spec else frozenset()
+
+
+def _criteria(screening: LineDict, check: _Checker, ratings: set[str], stages: tuple[str, ...],
+              grounds: frozenset[str]) -> tuple[Criterion, ...]:
+    spec = check.mapping(screening.get("criteria"), screening.line_of("criteria"), "screening criteria")
+    found = []
+    for name in spec or {}:
+        entry = check.mapping(spec[name], spec.line_of(name), f"criterion {name!r}")
+        if entry is not None:
+            found.append(_criterion(str(name), entry, check, ratings, stages, grounds))
+    return tuple(found)
+
+
+def _criterion(name: str, entry: LineDict, check: _Checker, ratings: set[str],
+               stages: tuple[str, ...], grounds: frozenset[str]) -> Criterion:
+    what = f"criterion {name!r}"
+    check.unknown_keys(entry, CRITERION_KEYS, what)
+    ground = entry.get("ground")
+    if grounds and ground not in grounds:
+        check.add(entry.line_of("ground"), f"{what}: ground {ground!r} is not a choice of the "
+                  f"proposing move ({', '.join(sorted(grounds))})")
+    named_stages = check.names(entry, "stages", what)
+    for stage, line in named_stages:
+        if stage not in stages:
+            check.add(line, f"{what}: unknown stage {stage!r}")
+    base = Criterion(name, check.labels(entry, "labels", what), str(ground),
+                     tuple(s for s, _ in named_stages))
+    if ("rating" in entry) == ("months" in entry):
+        check.add(entry.line, f"{what} needs exactly one of rating or months")
+        return base
+    if "rating" in entry:
+        rating, years = _pair(entry, "rating", ("is", "years"), check, what)
+        if rating not in ratings:
+            check.add(entry.line_of("rating"), f"{what}: unknown rating {rating!r}")
+        if not _count(years, 1, 10):
+            check.add(entry.line_of("rating"), f"{what}: years must be a whole number from 1 to 10")
+        return Criterion(**{**base.__dict__, "rating": str(rating), "years": _count(years, 1, 10)})
+    field, months = _pair(entry, "months", ("field", "at_least"), check, what)
+    if field not in MONTH_FIELDS:
+        check.add(entry.line_of("months"), f"{what}: months field must be one of {', '.join(MONTH_FIELDS)}")
+    if not _count(months, 1, 12):
+        check.add(entry.line_of("months"), f"{what}: at_least must be a whole number of months from 1 to 12")
+    return Criterion(**{**base.__dict__, "field": str(field), "months": _count(months, 1, 12)})
+
+
+def _pair(entry: LineDict, key: str, names: tuple[str, str], check: _Checker,
+          what: str) -> tuple[Any, Any]:
+    block = check.mapping(entry.get(key), entry.line_of(key), f"{what} {key}")
+    if block is None:
+        return None, None
+    check.unknown_keys(block, set(names), f"{what} {key}")
+    return block.get(names[0]), block.get(names[1])
+
+
+def _count(value: Any, low: int, high: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high else 0

@@ -1,0 +1,202 @@
+"""Readmission (kết nạp lại): a new case for someone whose membership ended, under rules
+the definition states — how long after leaving, how many times, which endings bar it for
+good, and what written consent must be on file.
+
+The rules are checked when the case is opened, against a snapshot of the earlier
+membership that is stored with the opening event, so an auditor's replay checks them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from .dates import add_months, format_date
+from .definition import Labels, State
+from .yaml_source import LineDict
+
+if TYPE_CHECKING:
+    from .loader import _Checker
+
+READMISSION_KEYS = {"labels", "ended_in", "wait_months", "once_only", "documents",
+                    "record_cleared_wait_months", "exceptions", "barred"}
+BAR_KEYS = {"labels", "earlier_state", "earlier_ground", "unless"}
+READMISSION_FACT = "readmission_of"
+MAX_MONTHS = 1200
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A category never readmitted: found from the earlier ending (its state or removal
+    ground) or, when it names neither, declared by the officer from the dossier."""
+
+    name: str
+    labels: Labels
+    earlier_state: str | None = None
+    earlier_ground: str | None = None
+    unless: str | None = None  # an exception the officer may state (e.g. family hardship)
+
+    @property
+    def declared(self) -> bool:
+        return self.earlier_state is None and self.earlier_ground is None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the officer states when opening a readmission, recorded with the opening event."""
+
+    declared: frozenset[str] = frozenset()
+    exceptions: frozenset[str] = frozenset()
+    record_cleared_on: date | None = None
+    documents: Mapping[str, str] | None = None
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"declared": sorted(self.declared), "exceptions": sorted(self.exceptions),
+                "record_cleared_on": self.record_cleared_on.isoformat()
+                if self.record_cleared_on else None}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], documents: Mapping[str, str]) -> Claim:
+        cleared = payload.get("record_cleared_on")
+        return cls(frozenset(payload.get("declared", ())), frozenset(payload.get("exceptions", ())),
+                   date.fromisoformat(cleared) if cleared else None, documents)
+
+
+@dataclass(frozen=True)
+class ReadmissionRules:
+    labels: Labels
+    ended_in: tuple[str, ...]
+    wait_months: int
+    once_only: bool
+    documents: tuple[str, ...]
+    record_cleared_wait_months: int
+    exceptions: Mapping[str, Labels]
+    bars: tuple[Bar, ...]
+
+    def unknown_names(self, claim: Claim) -> str | None:
+        """A declared category or exception the definition does not know (bad input)."""
+        known = {b.name for b in self.bars if b.declared}
+        for name in sorted(claim.declared - known):
+            return f"unknown barred category {name!r}; declared categories: {', '.join(sorted(known))}"
+        for name in sorted(claim.exceptions - set(self.exceptions)):
+            return f"unknown exception {name!r}; exceptions: {', '.join(self.exceptions) or 'none'}"
+        return None
+
+    def failures(self, earlier: Mapping[str, Any], claim: Claim, on: date,
+                 states: Mapping[str, State]) -> list[str]:
+        """Every rule the readmission breaks; ``earlier`` is the stored snapshot."""
+        found = []
+        ended, state = date.fromisoformat(earlier["ended_on"]), earlier["ended_in"]
+        if state not in self.ended_in:
+            label = states[state].labels.en if state in states else state
+            found.append(f"case {earlier['case_id']} ended in {state} ({label}); readmission "
+                         f"follows only {', '.join(self.ended_in)}")
+        if self.once_only and earlier.get("readmissions"):
+            found.append(f"readmission is allowed once only: case {earlier['readmissions'][0]} "
+                         "was already a readmission")
+        if on < add_months(ended, self.wait_months):
+            found.append(f"membership ended on {format_date(ended)}; readmission needs "
+                         f"{self.wait_months} months, so not before "
+                         f"{format_date(add_months(ended, self.wait_months))}")
+        cleared = claim.record_cleared_on
+        if cleared and on < add_months(cleared, self.record_cleared_wait_months):
+            found.append(f"criminal record cleared on {format_date(cleared)}; readmission needs "
+                         f"{self.record_cleared_wait_months} months after it")
+        found += [f"barred from readmission: {bar.labels.en} ({bar.labels.vi})"
+                  for bar in self.bars if _applies(bar, earlier, claim)]
+        attached = claim.documents or {}
+        found += [f"document {code} must be attached with this readmission"
+                  for code in self.documents if code not in attached]
+        return found
+
+
+def _applies(bar: Bar, earlier: Mapping[str, Any], claim: Claim) -> bool:
+    if bar.unless and bar.unless in claim.exceptions:
+        return False
+    if bar.declared:
+        return bar.name in claim.declared
+    return (bar.earlier_state is None or earlier["ended_in"] == bar.earlier_state) and \
+        (bar.earlier_ground is None or earlier.get("ground") == bar.earlier_ground)
+
+
+def parse_readmission(top: LineDict, check: _Checker, states: Mapping[str, State],
+                      documents: Mapping[str, Labels]) -> ReadmissionRules | None:
+    """The optional ``readmission`` section; problems go to ``check`` with their lines."""
+    if "readmission" not in top:
+        return None
+    block = check.mapping(top["readmission"], top.line_of("readmission"), "readmission")
+    if block is None:
+        return None
+    check.unknown_keys(block, READMISSION_KEYS, "readmission")
+    ended_in = check.names(block, "ended_in", "readmission")
+    for state, line in ended_in:
+        if state not in states:
+            check.add(line, f"readmission: ended_in names unknown state {state!r}")
+    codes = check.names(block, "documents", "readmission")
+    for code, line in codes:
+        if code not in documents:
+            check.add(line, f"readmission requires unknown document {code!r}")
+    exceptions = _exceptions(block, check)
+    return ReadmissionRules(
+        labels=check.labels(block, "labels", "readmission"),
+        ended_in=tuple(s for s, _ in ended_in),
+        wait_months=_months(block, "wait_months", check),
+        once_only=_flag(block, "once_only", check),
+        documents=tuple(c for c, _ in codes),
+        record_cleared_wait_months=_months(block, "record_cleared_wait_months", check),
+        exceptions=exceptions,
+        bars=_bars(block, check, states, exceptions),
+    )
+
+
+def _months(block: LineDict, key: str, check: _Checker) -> int:
+    value = block.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MONTHS:
+        check.add(block.line_of(key), f"readmission: {key} must be a whole number of months "
+                  f"from 0 to {MAX_MONTHS}")
+        return 0
+    return value
+
+
+def _flag(block: LineDict, key: str, check: _Checker) -> bool:
+    value = block.get(key, False)
+    if not isinstance(value, bool):
+        check.add(block.line_of(key), f"readmission: {key} must be true or false")
+    return value is True
+
+
+def _exceptions(block: LineDict, check: _Checker) -> dict[str, Labels]:
+    spec = check.mapping(block.get("exceptions", LineDict()), block.line_of("exceptions"),
+                         "readmission exceptions")
+    found = {}
+    for name in spec or {}:
+        entry = check.mapping(spec[name], spec.line_of(name), f"exception {name!r}")
+        if entry is not None:
+            check.unknown_keys(entry, {"labels"}, f"exception {name!r}")
+            found[str(name)] = check.labels(entry, "labels", f"exception {name!r}")
+    return found
+
+
+def _bars(block: LineDict, check: _Checker, states: Mapping[str, State],
+          exceptions: Mapping[str, Labels]) -> tuple[Bar, ...]:
+    spec = check.mapping(block.get("barred", LineDict()), block.line_of("barred"), "readmission barred")
+    bars = []
+    for name in spec or {}:
+        what = f"barred category {name!r}"
+        entry = check.mapping(spec[name], spec.line_of(name), what)
+        if entry is None:
+            continue
+        check.unknown_keys(entry, BAR_KEYS, what)
+        state, unless = entry.get("earlier_state"), entry.get("unless")
+        if state is not None and state not in states:
+            check.add(entry.line_of("earlier_state"), f"{what}: unknown state {state!r}")
+        if unless is not None and unless not in exceptions:
+            check.add(entry.line_of("unless"), f"{what}: unknown exception {unless!r}")
+        ground = entry.get("earlier_ground")
+        bars.append(Bar(str(name), check.labels(entry, "labels", what),
+                        str(state) if state is not None else None,
+                        str(ground) if ground is not None else None,
+                        str(unless) if unless is not None else None))
+    return tuple(bars)
