@@ -97,6 +97,7 @@ class MemberflowGroup(click.Group):
 class Settings:
     db: str | None
     actor: str | None
+    lang: str = "vi"
     _store: Store | None = None
 
     def store(self, must_exist: bool = True, schema_current: bool = True) -> Store:
@@ -126,6 +127,21 @@ pass_settings = click.make_pass_decorator(Settings)
 
 
 # -- output -------------------------------------------------------------------------------
+LANGUAGES = ("vi", "en")
+
+
+def _inherit_lang(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    settings = ctx.find_object(Settings)
+    return value or (settings.lang if settings else "vi")
+
+
+def lang_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--lang`` on a command; without it, the language given to ``memberflow --lang``."""
+    return click.option("--lang", type=click.Choice(LANGUAGES), default=None,
+                        callback=_inherit_lang,
+                        help="Language of labels (default: memberflow --lang, else vi).")(func)
+
+
 def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--format", "fmt", type=click.Choice(["table", "json"]),
                         default="table", show_default=True, help="Output format.")(func)
@@ -198,11 +214,13 @@ def key_values(pairs: Iterable[str], what: str) -> dict[str, str]:
               help="SQLAlchemy URL or SQLite file path [env MEMBERFLOW_DB; default ./memberflow.db]")
 @click.option("--actor", envvar="MEMBERFLOW_ACTOR", metavar="USER",
               help="The user making changes [env MEMBERFLOW_ACTOR].")
+@click.option("--lang", envvar="MEMBERFLOW_LANG", type=click.Choice(LANGUAGES), default="vi",
+              show_default=True, help="Language of labels for every command [env MEMBERFLOW_LANG].")
 @click.version_option(package_name="memberflow")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, actor: str | None) -> None:
+def main(ctx: click.Context, db: str | None, actor: str | None, lang: str) -> None:
     """Audited workflow for party membership: admission, probation, recognition, removal."""
-    ctx.obj = Settings(db, actor)
+    ctx.obj = Settings(db, actor, lang)
 
 
 @main.command()
@@ -461,6 +479,41 @@ def case_open(settings: Settings, person_id: int, org_code: str, definition_name
     click.echo(f"case {case_id} opened for person #{person_id} at {org_code}")
 
 
+@case.command("readmit")
+@click.argument("person_id", type=RECORD_ID)
+@click.option("--org", "org_code", required=True, metavar="CODE", help="The person's branch now.")
+@click.option("--definition", "definition_name", default="membership", show_default=True)
+@click.option("--date", "date_text", help="Business date (default today).")
+@click.option("-d", "--document", "documents", multiple=True, metavar="CODE[=REFERENCE]",
+              help="A document filed with the readmission, e.g. the provincial consent (repeatable).")
+@click.option("--declare", "declared", multiple=True, metavar="CATEGORY",
+              help="A barred category the dossier shows applies (repeatable).")
+@click.option("--exception", "exceptions", multiple=True, metavar="NAME",
+              help="An exception the dossier establishes, e.g. family_hardship (repeatable).")
+@click.option("--record-cleared-on", metavar="DATE",
+              help="Date a criminal record for a less serious offence was cleared.")
+@pass_settings
+def case_readmit(settings: Settings, person_id: int, org_code: str, definition_name: str,
+                 date_text: str | None, documents: tuple[str, ...], declared: tuple[str, ...],
+                 exceptions: tuple[str, ...], record_cleared_on: str | None) -> None:
+    """Open a readmission case linked to the person's earlier membership; every readmission
+    rule of the definition is checked first, and a refusal lists each one broken."""
+    from workflow.dates import parse_date
+    from workflow.inputs import clean_text
+    from workflow.readmission import Claim
+
+    attached = {code: clean_text(ref or code, f"document {code}", 500)
+                for code, ref in key_values(documents, "--document").items()}
+    claim = Claim(frozenset(declared), frozenset(exceptions),
+                  parse_date(record_cleared_on, "--record-cleared-on") if record_cleared_on else None,
+                  attached)
+    case_id = settings.service().open_case(settings.require_actor(), person_id, org_code,
+                                           definition_name, business_date(date_text), claim)
+    earlier = settings.store().cases.load(case_id).facts["readmission_of"]
+    click.echo(f"case {case_id} opened for person #{person_id} at {org_code}: readmission after "
+               f"case {earlier}")
+
+
 @case.command("advance")
 @click.argument("case_id", type=RECORD_ID)
 @click.argument("trigger")
@@ -470,24 +523,28 @@ def case_open(settings: Settings, person_id: int, org_code: str, definition_name
               help="A document attached with the move (repeatable).")
 @click.option("--date", "date_text", help="Business date the move happened (default today).")
 @click.option("--role", help="Role to act in, when you hold several that may fire the move.")
+@lang_option
 @format_option
 @pass_settings
 def case_advance(settings: Settings, case_id: int, trigger: str, inputs: tuple[str, ...],
                  documents: tuple[str, ...], date_text: str | None, role: str | None,
-                 fmt: str) -> None:
+                 lang: str, fmt: str) -> None:
     """Make a move; refused moves print every rule that blocked them and write nothing."""
     from workflow.dates import format_date
     from workflow.inputs import clean_text
 
     attached = {code: clean_text(ref or code, f"document {code}", 500)
                 for code, ref in key_values(documents, "--document").items()}
-    recorded = settings.service().advance(
+    service = settings.service()
+    recorded = service.advance(
         settings.require_actor(), case_id, trigger, business_date(date_text),
         key_values(inputs, "--input"), attached, role)
     move = recorded.move
     due = move.due
+    definition = service.definition(service.store.cases.load(case_id).definition_id)
     emit({"case": case_id, "seq": recorded.seq, "trigger": move.trigger,
-          "from": move.from_state, "to": move.to_state, "role": move.role,
+          "from": move.from_state, "to": move.to_state,
+          "label": definition.states[move.to_state].labels.get(lang), "role": move.role,
           "business_date": format_date(move.business_date),
           "next_deadline": f"{due.trigger} by {format_date(due.due_on)}" if due else None}, fmt)
 
@@ -550,7 +607,7 @@ def _case_summary(service: Service, case_id: int, lang: str = "vi") -> dict[str,
 
 @case.command("show")
 @click.argument("case_id", type=RECORD_ID)
-@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@lang_option
 @click.option("--as-of", "as_of", metavar="DATE", help="The case as it stood on this business date.")
 @click.option("--recorded-as-of", "recorded_as_of", metavar="TIME",
               help="The case as the database knew it at this UTC time (yyyy-mm-ddTHH:MM[:SS]).")
@@ -603,10 +660,11 @@ def _utc_timestamp(text: str) -> str:
 @click.option("--org", "org_code", metavar="CODE", help="Only this organization and below.")
 @click.option("--state", "states", multiple=True, help="Only cases in this state (repeatable).")
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@lang_option
 @format_option
 @pass_settings
 def case_list(settings: Settings, org_code: str | None, states: tuple[str, ...], limit: int,
-              fmt: str) -> None:
+              lang: str, fmt: str) -> None:
     """Cases, optionally of one organization's subtree or in given states."""
     from workflow.dates import format_date
 
@@ -619,15 +677,23 @@ def case_list(settings: Settings, org_code: str | None, states: tuple[str, ...],
         raise BadInput(f"unknown state {unknown[0]!r}; states: {', '.join(sorted(known))}")
     org_ids = store.directory.subtree_ids(org_code) if org_code else None
     rows = list(store.cases.listing(org_ids, list(states) or None, limit=limit))
-    if fmt == "table":
-        for row in rows:
+    for row in rows:
+        row["label"] = _state_label(service, row["definition_sha256"], row["state"], lang)
+        if fmt == "table":
             row["opened_on"], row["due_on"] = format_date(row["opened_on"]), format_date(row["due_on"])
-    emit(rows, fmt, ["id", "full_name", "organization", "state", "opened_on", "due_move", "due_on"])
+    emit(rows, fmt, ["id", "full_name", "organization", "state", "label", "opened_on", "due_move",
+                     "due_on"])
+
+
+def _state_label(service: Service, sha256: str, state: str, lang: str) -> str:
+    definition = service.definition_by_sha(sha256)
+    found = definition.states.get(state) if definition else None
+    return found.labels.get(lang) if found else state
 
 
 @case.command("history")
 @click.argument("case_id", type=RECORD_ID)
-@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@lang_option
 @format_option
 @pass_settings
 def case_history(settings: Settings, case_id: int, lang: str, fmt: str) -> None:
@@ -648,9 +714,11 @@ def _history_rows(service: Service, case_id: int, lang: str,
 @case.command("available")
 @click.argument("case_id", type=RECORD_ID)
 @click.option("--date", "date_text", help="Judge the rules as of this business date.")
+@lang_option
 @format_option
 @pass_settings
-def case_available(settings: Settings, case_id: int, date_text: str | None, fmt: str) -> None:
+def case_available(settings: Settings, case_id: int, date_text: str | None, lang: str,
+                   fmt: str) -> None:
     """Each move possible now: may you make it, and which rules hold or block it."""
     actor = settings.require_actor()
     rows = []
@@ -660,7 +728,7 @@ def case_available(settings: Settings, case_id: int, date_text: str | None, fmt:
         if item.role is None:
             status = "not your role"
         rows.append({
-            "move": t.trigger, "label": t.labels.vi, "status": status,
+            "move": t.trigger, "label": t.labels.get(lang), "status": status,
             "roles": ", ".join(t.roles), "needs_inputs": ", ".join(item.needs_inputs) or "-",
             "documents": ", ".join(t.documents) or "-", "blocked_by": item.failures,
         })
@@ -694,16 +762,18 @@ def tick(settings: Settings, as_of: str | None) -> None:
               help="Working days ahead to include.")
 @click.option("--overdue", is_flag=True, help="Only deadlines already missed.")
 @click.option("--as-of", "as_of", help="Judge as of this business date (default today).")
+@lang_option
 @format_option
 @pass_settings
 def due(settings: Settings, org_code: str | None, within: int, overdue: bool,
-        as_of: str | None, fmt: str) -> None:
-    """Deadlines due or overdue, by organization and working days left."""
+        as_of: str | None, lang: str, fmt: str) -> None:
+    """Deadlines due or overdue, grouped by organization, fewest working days left first."""
     from datetime import timedelta
 
     from workflow.dates import format_date
 
-    calendar = settings.service().engine.calendar
+    service = settings.service()
+    calendar = service.engine.calendar
     today = business_date(as_of, "--as-of")
     until = today - timedelta(days=1) if overdue else calendar.add_working_days(today, within)
     store = settings.store()
@@ -712,10 +782,156 @@ def due(settings: Settings, org_code: str | None, within: int, overdue: bool,
     for row in store.cases.listing(org_ids, due_until=until, limit=100_000):
         left = calendar.working_days_between(today, row["due_on"])
         rows.append({"organization": row["organization"], "case": row["id"],
-                     "person": row["full_name"], "state": row["state"], "move": row["due_move"],
+                     "person": row["full_name"], "state": row["state"],
+                     "label": _state_label(service, row["definition_sha256"], row["state"], lang),
+                     "move": row["due_move"],
                      "due_on": format_date(row["due_on"]) if fmt == "table" else row["due_on"],
                      "working_days_left": left, "overdue": left < 0})
-    emit(rows, fmt)
+    rows.sort(key=lambda r: (r["organization"], r["working_days_left"], r["case"]))
+    if fmt == "json":
+        emit(rows, fmt)
+        return
+    _grouped_by_organization(store, rows, lang)
+
+
+def _grouped_by_organization(store: Store, rows: list[dict[str, Any]], lang: str) -> None:
+    """One block per organization: its name, how many deadlines and how many are missed."""
+    if not rows:
+        click.echo("(none)")
+        return
+    names = {o["code"]: o["name"] for o in store.directory.organizations()}
+    columns = ["case", "person", "label", "move", "due_on", "working_days_left"]
+    for code in dict.fromkeys(r["organization"] for r in rows):
+        group = [r for r in rows if r["organization"] == code]
+        late = sum(r["overdue"] for r in group)
+        click.echo(f"{code} — {names.get(code, code)}: {len(group)} deadline(s)"
+                   + (f", {late} overdue" if late else ""))
+        click.echo(render_table(group, columns))
+        click.echo("")
+
+
+# -- annual assessment and screening -----------------------------------------------------------
+@main.group()
+def assess() -> None:
+    """Yearly quality ratings of members (100-point scale) and months of absence, unpaid
+    dues and no progress, which screening reads."""
+
+
+@assess.command("record")
+@click.argument("person_id", type=RECORD_ID)
+@click.option("--year", required=True, type=int)
+@click.option("--score", required=True, type=int, help="Points out of 100.")
+@click.option("--rating", help="Rating, if lower than the score's band (default: the band).")
+@click.option("--absence-months", default=0, type=int, help="Months absent from party activities.")
+@click.option("--unpaid-dues-months", default=0, type=int, help="Months of party dues unpaid.")
+@click.option("--no-progress-months", default=0, type=int, help="Months of education without progress.")
+@pass_settings
+def assess_record(settings: Settings, person_id: int, year: int, score: int, rating: str | None,
+                  absence_months: int, unpaid_dues_months: int, no_progress_months: int) -> None:
+    """Record one member's assessment for a year (a newer record corrects an older one)."""
+    from workflow.screening import Screening, YearRecord
+
+    months = {"absence_months": absence_months, "unpaid_dues_months": unpaid_dues_months,
+              "no_progress_months": no_progress_months}
+    Screening(settings.service()).record(settings.require_actor(),
+                                         [YearRecord(person_id, year, score, rating, months)])
+    click.echo(f"assessment of person #{person_id} for {year} recorded")
+
+
+@assess.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@pass_settings
+def assess_import(settings: Settings, file: Path) -> None:
+    """Record a year's assessments from a CSV file, all or none.
+
+    Columns: person, year, score (required); rating, absence_months, unpaid_dues_months,
+    no_progress_months (optional)."""
+    from workflow.screening import Screening
+
+    count = Screening(settings.service()).record_file(settings.require_actor(), file)
+    click.echo(f"{count} assessment(s) recorded from {file}")
+
+
+@assess.command("show")
+@click.argument("person_id", type=RECORD_ID)
+@lang_option
+@format_option
+@pass_settings
+def assess_show(settings: Settings, person_id: int, lang: str, fmt: str) -> None:
+    """Every assessment of a person, corrections included, oldest first."""
+    from workflow.screening import rating_labels
+
+    service = settings.service()
+    service.store.directory.person(person_id)
+    labels = rating_labels(service, person_id, lang)
+    rows = [{**row, "rating_label": labels.get(row["rating"], row["rating"])}
+            for row in service.store.assessments.history(person_id)]
+    emit(rows, fmt, ["year", "score", "rating", "rating_label", "absence_months",
+                     "unpaid_dues_months", "no_progress_months", "recorded_by", "recorded_at"])
+
+
+@main.command()
+@click.option("--year", type=int, help="Year screened (default: this year).")
+@click.option("--org", "org_code", metavar="CODE", help="Only members of this organization and below.")
+@click.option("--open", "propose", is_flag=True,
+              help="Propose striking off each member listed (skips pending proposals).")
+@click.option("--date", "date_text", help="Business date of the proposals (default today).")
+@lang_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="Output format.")
+@pass_settings
+def screen(settings: Settings, year: int | None, org_code: str | None, propose: bool,
+           date_text: str | None, lang: str, fmt: str) -> None:
+    """Members meeting a removal criterion of their definition, with the reason; with
+    --open, a proposal to strike off is made on each (one move per case)."""
+    from dataclasses import asdict
+
+    from workflow.screening import Screening
+
+    on = business_date(date_text)
+    screening = Screening(settings.service())
+    listed = screening.screen(year or on.year, org_code)
+    if not propose:
+        _emit_listed(listed, lang, fmt)
+        return
+    actor = settings.require_actor()
+    with _bar(len(listed), "proposing") as bar:
+        results = screening.propose(actor, listed, on, bar.update if bar else None)
+    emit([asdict(r) for r in results], "json" if fmt == "json" else "table",
+         ["row", "case_id", "outcome", "detail"])
+    counts = {o: sum(r.outcome == o for r in results) for o in ("moved", "skipped", "refused")}
+    summary = (f"{counts['moved']} proposed, {counts['skipped']} already pending, "
+               f"{counts['refused']} refused of {len(results)} listed")
+    click.echo(summary, err=True)
+    if counts["refused"]:
+        raise MoveRefused(f"not every proposal was made: {summary}")
+
+
+def _emit_listed(listed: Sequence[Any], lang: str, fmt: str) -> None:
+    rows = [{"case": m.case_id, "person": m.full_name, "person_id": m.person_id,
+             "organization": m.organization, "state": m.state,
+             "criteria": "; ".join(f.criterion.labels.get(lang) for f in m.findings),
+             "grounds": ", ".join(dict.fromkeys(f.criterion.ground for f in m.findings)),
+             "reasons": "; ".join(f.reason.get(lang) for f in m.findings),
+             "pending_proposal": m.proposed_on} for m in listed]
+    columns = ["case", "person", "organization", "state", "criteria", "reasons", "pending_proposal"]
+    if fmt == "csv":
+        _write_csv(rows, [*columns, "person_id", "grounds"])
+    else:
+        emit(rows, fmt, columns)
+        if fmt == "table":
+            click.echo(f"{len(rows)} member(s) listed", err=True)
+
+
+def _write_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows([_spreadsheet_safe(dict(row)) for row in rows])
+    click.echo(text.getvalue(), nl=False)
 
 
 # -- definitions ------------------------------------------------------------------------------
@@ -849,7 +1065,7 @@ VERSION_COLUMNS = ["name", "version", "status", "sha256", "author", "created_at"
 
 @definition.command("show")
 @click.argument("spec", metavar="NAME[@VERSION]")
-@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@lang_option
 @format_option
 @pass_settings
 def definition_show(settings: Settings, spec: str, lang: str, fmt: str) -> None:
@@ -948,7 +1164,7 @@ def _definition_at(settings: Settings, spec: str) -> Any:
 @click.argument("spec", metavar="NAME[@VERSION]|FILE")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
               show_default=True)
-@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@lang_option
 @click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), callback=output_file,
               help="Write to this file instead of standard output.")
 @pass_settings
@@ -981,8 +1197,7 @@ def report() -> None:
 def report_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]),
                         default="table", show_default=True, help="Output format.")(func)
-    func = click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
-                        help="Language of labels.")(func)
+    func = lang_option(func)
     return click.option("--org", "org_code", metavar="CODE",
                         help="Only cases of this organization and below.")(func)
 
@@ -992,14 +1207,7 @@ def _emit_report(found: Any, fmt: str) -> None:
     if fmt == "json":
         emit(found.as_json(), fmt)
     elif fmt == "csv":
-        import csv
-        import io
-
-        text = io.StringIO()
-        writer = csv.DictWriter(text, found.columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(found.rows)
-        click.echo(text.getvalue(), nl=False)
+        _write_csv(found.rows, found.columns)
     else:
         click.echo(found.title)
         click.echo(render_table(found.rows + found.totals, found.columns))
@@ -1160,7 +1368,7 @@ def _replay_all(settings: Settings, fmt: str) -> None:
 @click.option("--org", "org_code", metavar="CODE", help="Only this organization and below.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), callback=output_file,
               help="Write to this file instead of standard output.")
-@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@lang_option
 @pass_settings
 def audit_export(settings: Settings, fmt: str, since: str | None, case_id: int | None,
                  org_code: str | None, output: Path | None, lang: str) -> None:

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 # What a yearly record holds besides the score: months in the year, 0 to 12.
 MONTH_FIELDS = ("absence_months", "unpaid_dues_months", "no_progress_months")
+MONTH_FIELD_LABELS = {
+    "absence_months": Labels("không sinh hoạt đảng", "absent from party activities"),
+    "unpaid_dues_months": Labels("không đóng đảng phí", "party dues unpaid"),
+    "no_progress_months": Labels("giáo dục không tiến bộ", "educated without progress"),
+}
 ASSESSMENT_KEYS = {"recorded_by", "ratings", "screening"}
 SCREENING_KEYS = {"proposes", "criteria"}
 CRITERION_KEYS = {"labels", "ground", "stages", "rating", "months"}
@@ -89,29 +94,30 @@ class AssessmentRules:
         for criterion in self.criteria:
             if criterion.stages and stage not in criterion.stages:
                 continue
-            reason = _rating_reason(criterion, year, records) if criterion.rating \
-                else _months_reason(criterion, records.get(year))
+            reason = _rating_reason(criterion, self.rating(criterion.rating), year, records) \
+                if criterion.rating else _months_reason(criterion, records.get(year))
             if reason:
                 found.append(Finding(criterion, reason))
         return found
 
 
-def _rating_reason(criterion: Criterion, year: int,
+def _rating_reason(criterion: Criterion, rating: Rating | None, year: int,
                    records: Mapping[int, Mapping[str, Any]]) -> Labels | None:
     years = list(range(year - criterion.years + 1, year + 1))
-    if all(records.get(y, {}).get("rating") == criterion.rating for y in years):
-        listed = ", ".join(str(y) for y in years)
-        return Labels(f"xếp loại {criterion.rating} các năm {listed}",
-                      f"rated {criterion.rating} in {listed}")
-    return None
+    if rating is None or not all(records.get(y, {}).get("rating") == rating.name for y in years):
+        return None
+    listed = ", ".join(str(y) for y in years)
+    return Labels(f"xếp loại {rating.labels.vi} năm {listed}",
+                  f"rated {rating.labels.en.lower()} in {listed}")
 
 
 def _months_reason(criterion: Criterion, record: Mapping[str, Any] | None) -> Labels | None:
     value = int((record or {}).get(criterion.field or "", 0) or 0)
     if record is None or value < criterion.months:
         return None
-    return Labels(f"{criterion.field} = {value} tháng (từ {criterion.months} tháng)",
-                  f"{criterion.field} = {value} months (at least {criterion.months})")
+    what = MONTH_FIELD_LABELS[criterion.field or ""]
+    return Labels(f"{what.vi} {value} tháng trong năm (từ {criterion.months} tháng)",
+                  f"{what.en} {value} months in the year (at least {criterion.months})")
 
 
 def parse_assessment(top: LineDict, check: _Checker, roles: Mapping[str, Labels],

@@ -200,3 +200,14 @@ def _bars(block: LineDict, check: _Checker, states: Mapping[str, State],
                         str(ground) if ground is not None else None,
                         str(unless) if unless is not None else None))
     return tuple(bars)
+
+
+def opening_facts(earlier: Mapping[str, Any], documents: Mapping[str, str]) -> dict[str, Any]:
+    """Facts a readmission case starts with besides the usual ones: the link to the earlier
+    case and the documents filed with the opening (the same for the service and for replay)."""
+    from .engine import DOCUMENTS_FACT
+
+    facts: dict[str, Any] = {READMISSION_FACT: earlier["case_id"]}
+    if documents:
+        facts[DOCUMENTS_FACT] = sorted(documents)
+    return facts

@@ -18,6 +18,8 @@ from .definition import Definition
 from .engine import CaseView, Engine, MoveRequest
 from .errors import MemberflowError
 from .migration import MIGRATION_KIND
+from .readmission import Claim
+from .readmission import opening_facts as readmission_facts
 
 
 @dataclass(slots=True)
@@ -82,7 +84,7 @@ class Replayer:
                 return f"opened in {step.to_state}, but {definition.name} starts in {definition.initial}"
             result.state, result.definition = step.to_state, definition
             result.facts = self.engine.opening_facts(definition, step.business_date)
-            return None
+            return _readmission(result, definition, step, _payload(event["payload"]) or {})
         if event["kind"] not in ("move", MIGRATION_KIND):
             return f"unknown event kind {event['kind']!r}"
         if result.state is None or result.definition is None:
@@ -109,6 +111,23 @@ class Replayer:
             return f"the rules lead to {move.to_state}, but {step.to_state} was recorded"
         result.state, result.facts, result.definition = move.to_state, move.facts, definition
         return None
+
+
+def _readmission(result: ReplayResult, definition: Definition, step: ReplayStep,
+                 payload: dict[str, Any]) -> str | None:
+    """A readmission's opening is checked again against its rules, on the stored evidence."""
+    if "readmission" not in payload:
+        return None
+    earlier = payload.get("evidence", {}).get("earlier_membership")
+    if definition.readmission is None or not isinstance(earlier, dict):
+        return "a readmission opening without readmission rules or evidence"
+    documents = payload.get("documents") or {}
+    claim = Claim.from_payload(payload["readmission"], documents)
+    failures = definition.readmission.failures(earlier, claim, step.business_date, definition.states)
+    if failures:
+        return f"readmission not legal under {definition.name}: {'; '.join(failures)}"
+    result.facts.update(readmission_facts(earlier, documents))
+    return None
 
 
 def _migrate(result: ReplayResult, target: Definition, step: ReplayStep,

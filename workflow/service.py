@@ -5,6 +5,7 @@ This is the only place that joins procedure rules and records; it issues no SQL 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,7 +30,9 @@ from .engine import (
 from .errors import AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
 from .guards import REGISTRY
 from .inputs import parse_value
-from .loader import load_definition, parse_definition
+from .loader import STATE_ENTERED, load_definition, parse_definition
+from .readmission import READMISSION_FACT, Claim
+from .readmission import opening_facts as readmission_facts
 from .replay import Replayer, ReplayResult
 from .workdays import calendar_from
 
@@ -192,7 +195,9 @@ class Service:
 
     # -- cases -----------------------------------------------------------------------
     def open_case(self, actor: str, person_id: int, org_code: str, definition_name: str,
-                  business_date: date) -> int:
+                  business_date: date, readmission: Claim | None = None) -> int:
+        """Open a case; with a ``readmission`` claim, a new membership after an earlier one
+        ended, checked against the definition's readmission rules first."""
         from storage.cases import EventDraft
 
         if business_date > business_today():
@@ -213,13 +218,66 @@ class Service:
                                       f"({other.state})")
 
         facts = self.engine.opening_facts(definition, business_date)
+        payload: dict[str, Any] = {"inputs": {}, "evidence": {"applicant": applicant_snapshot(person)},
+                                   "documents": {}, "organization": org_code}
+        if readmission is None:
+            self._refuse_if_was_member(person_id)
+        else:
+            earlier = self._check_readmission(definition, person_id, business_date, readmission)
+            facts.update(readmission_facts(earlier, readmission.documents or {}))
+            payload["evidence"]["earlier_membership"] = earlier
+            payload.update(documents=dict(readmission.documents or {}),
+                           readmission=readmission.as_payload())
         due = self._due(definition, CaseView(definition.initial, facts))
-        draft = EventDraft("open", "open", actor, role, business_date,
-                           {"inputs": {}, "evidence": {"applicant": applicant_snapshot(person)},
-                            "documents": {}, "organization": org_code})
+        draft = EventDraft("open", "open", actor, role, business_date, payload)
         return self.store.cases.open(person_id, organization["id"], version["id"],
                                      definition.sha256, definition.initial, facts, due, draft,
                                      refuse_if_open)
+
+    def _check_readmission(self, definition: Definition, person_id: int, on: date,
+                           claim: Claim) -> dict[str, Any]:
+        """The earlier membership as evidence, once every readmission rule holds for it."""
+        rules = definition.readmission
+        if rules is None:
+            raise BadInput(f"{definition.name} defines no readmission")
+        unknown = rules.unknown_names(claim)
+        if unknown:
+            raise BadInput(unknown)
+        if claim.documents and not claim.documents.keys() <= definition.documents.keys():
+            code = next(c for c in claim.documents if c not in definition.documents)
+            raise BadInput(f"unknown document code {code!r}; {definition.name} knows "
+                           f"{', '.join(definition.documents)}")
+        earlier = self._earlier_membership(person_id)
+        failures = rules.failures(earlier, claim, on, definition.states)
+        if failures:
+            raise MoveRefused(f"readmission of person {person_id} is refused", failures)
+        return earlier
+
+    def _ended_memberships(self, cases: Sequence[CaseRecord]) -> list[CaseRecord]:
+        return [c for c in cases if (s := self.definition(c.definition_id).states[c.state]).terminal
+                and s.stage == "removal"]
+
+    def _refuse_if_was_member(self, person_id: int) -> None:
+        """Someone whose membership ended comes back only by readmission, under its rules."""
+        ended = self._ended_memberships(self.store.cases.of_person(person_id))
+        if ended:
+            raise MoveRefused(f"person {person_id} was a member (case {ended[-1].id} ended in "
+                              f"{ended[-1].state}); a new membership is a readmission: use "
+                              "'memberflow case readmit'")
+
+    def _earlier_membership(self, person_id: int) -> dict[str, Any]:
+        """How the person's latest membership ended, and their earlier readmissions."""
+        cases = self.store.cases.of_person(person_id)
+        ended = self._ended_memberships(cases)
+        if not ended:
+            raise MoveRefused(f"person {person_id} has no membership that ended; readmission "
+                              "follows only a membership that ended (open an ordinary case)")
+        last = ended[-1]
+        payload = json.loads(self.store.cases.history(last.id)[-1]["payload"])
+        return {"case_id": last.id, "ended_in": last.state,
+                "ended_on": last.facts.get("removal_date") or last.facts[STATE_ENTERED],
+                "ground": payload.get("inputs", {}).get("ground"),
+                "readmissions": [c.id for c in cases if READMISSION_FACT in c.facts]}
 
     def advance(self, actor: str, case_id: int, trigger: str, business_date: date,
                 inputs: Mapping[str, Any] | None = None,

@@ -1,0 +1,219 @@
+"""Yearly assessments and screening: who meets a removal criterion, and proposing it.
+
+Each member is judged by the rules of the definition version their case is pinned to, so
+a rule change applies to cases the way every other rule change does (migration).
+Proposals are ordinary moves (``assessment.screening.proposes``), made one per case, each
+in its own transaction, so one refusal does not stop the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .assessment import MONTH_FIELDS, AssessmentRules, Finding
+from .bulk import RowResult, read_rows
+from .dates import format_date
+from .dates import today as business_today
+from .definition import Definition
+from .errors import BadInput, MemberflowError, NotPermitted
+from .guards import is_pending
+
+if TYPE_CHECKING:
+    from .service import Service
+
+MEMBER_STAGES = ("probation", "official")
+FIRST_YEAR = 1930  # the Party's founding: no rating is older
+ASSESSMENT_COLUMNS = ("person", "year", "score", "rating", *MONTH_FIELDS)
+YEARS_LOOKED_BACK = 10
+
+
+@dataclass(frozen=True)
+class YearRecord:
+    """One member's assessment for one year, as an officer gives it."""
+
+    person_id: int
+    year: int
+    score: int
+    rating: str | None = None  # None: the band the score reaches
+    months: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A member screening lists, with every criterion met."""
+
+    case_id: int
+    person_id: int
+    full_name: str
+    organization: str
+    state: str
+    findings: tuple[Finding, ...]
+    proposed_on: str | None  # a removal proposal already pending on the case
+
+
+class Screening:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.store = service.store
+
+    def record(self, actor: str, records: Sequence[YearRecord]) -> int:
+        """Check every record first, then store them all in one transaction."""
+        return self.store.assessments.record([self._checked(actor, r) for r in records], actor)
+
+    def _checked(self, actor: str, record: YearRecord) -> dict[str, Any]:
+        case, rules = self._member_case(record.person_id)
+        roles = self.store.directory.roles_at(actor, case.organization_id)
+        if not roles & set(rules.recorded_by):
+            raise NotPermitted(f"{actor} holds no role that records assessments for person "
+                               f"{record.person_id} (allowed: {', '.join(rules.recorded_by)})")
+        return _row(record, rules)
+
+    def record_file(self, actor: str, path: Path) -> int:
+        """A yearly CSV (one row per member): every row checked, then all or none stored."""
+        header, lines = read_rows(path, "person")
+        unknown = sorted(set(header) - set(ASSESSMENT_COLUMNS))
+        if unknown:
+            raise BadInput(f"{path}:1: unknown column {unknown[0]!r} (columns: "
+                           f"{', '.join(ASSESSMENT_COLUMNS)})")
+        rows: list[dict[str, Any]] = []
+        seen: dict[tuple[int, int], int] = {}
+        for line, values in lines:
+            try:
+                record = year_record(values)
+                key = (record.person_id, record.year)
+                if key in seen:
+                    raise BadInput(f"person {key[0]} in {key[1]} is also on row {seen[key]}")
+                seen[key] = line
+                rows.append(self._checked(actor, record))
+            except MemberflowError as bad:
+                raise type(bad)(f"{path}:{line}: {bad}") from None
+        return self.store.assessments.record(rows, actor)
+
+    def screen(self, year: int, org_code: str | None = None) -> list[Listed]:
+        """Members (probation or official) meeting a criterion of their definition in ``year``."""
+        check_year(year)
+        organizations = self.store.directory.subtree_ids(org_code) if org_code else None
+        members = [(row, definition) for row, definition in self._members(organizations)]
+        records = self.store.assessments.current(
+            sorted({row["person_id"] for row, _ in members}), year - YEARS_LOOKED_BACK, year)
+        listed = []
+        for row, definition in members:
+            rules = definition.assessment
+            assert rules is not None
+            stage = definition.states[row["state"]].stage
+            found = rules.findings(year, stage, records.get(row["person_id"], {}))
+            if found:
+                facts = json.loads(row["facts"]) if isinstance(row["facts"], str) else row["facts"]
+                listed.append(Listed(row["id"], row["person_id"], row["full_name"],
+                                     row["organization"], row["state"], tuple(found),
+                                     _pending_proposal(definition, facts)))
+        return listed
+
+    def propose(self, actor: str, listed: Sequence[Listed], business_date: date,
+                progress: Callable[[int], None] | None = None) -> list[RowResult]:
+        """Make the proposing move on each listed case not already proposed; one result each."""
+        results = []
+        for index, member in enumerate(listed, 1):
+            results.append(self._propose(actor, index, member, business_date))
+            if progress:
+                progress(1)
+        return results
+
+    def _propose(self, actor: str, index: int, member: Listed, on: date) -> RowResult:
+        if member.proposed_on:
+            return RowResult(index, member.case_id, "skipped", "a proposal of "
+                             f"{format_date(date.fromisoformat(member.proposed_on))} is pending")
+        definition = self.service.definition(self.store.cases.load(member.case_id).definition_id)
+        assert definition.assessment is not None
+        first = member.findings[0]
+        reason = "; ".join(f"{f.criterion.labels.vi}: {f.reason.vi}" for f in member.findings)
+        try:
+            recorded = self.service.advance(actor, member.case_id, definition.assessment.proposes, on,
+                                            {"ground": first.criterion.ground, "reason": reason})
+        except MemberflowError as refused:
+            return RowResult(index, member.case_id, "refused", str(refused))
+        return RowResult(index, member.case_id, "moved", f"{recorded.move.trigger} "
+                         f"({first.criterion.ground}, event {recorded.seq})")
+
+    def _members(self, organizations: Sequence[int] | None) -> Any:
+        """Open cases in a member stage, each with its definition (which has assessment rules)."""
+        states = set()
+        for version in self.store.definitions.all():
+            definition = self.service.definition(version["id"])
+            if definition.assessment is not None:
+                states |= {s.name for s in definition.states.values()
+                           if s.stage in MEMBER_STAGES and not s.terminal}
+        for row in self.store.assessments.cases_in(sorted(states), organizations):
+            definition = self.service.definition(row["definition_id"])
+            state = definition.states.get(row["state"])
+            if definition.assessment is not None and state and state.stage in MEMBER_STAGES:
+                yield row, definition
+
+    def _member_case(self, person_id: int) -> tuple[Any, AssessmentRules]:
+        for case in reversed(self.store.cases.of_person(person_id)):
+            definition = self.service.definition(case.definition_id)
+            state = definition.states[case.state]
+            if definition.assessment and state.stage in MEMBER_STAGES and not state.terminal:
+                return case, definition.assessment
+        self.store.directory.person(person_id)  # NotFound for an unknown person
+        raise BadInput(f"person {person_id} is not a member (no case in probation or official "
+                       "membership): only members are assessed")
+
+
+def _pending_proposal(definition: Definition, facts: Mapping[str, Any]) -> str | None:
+    """The date of a proposal still pending: the date the proposing move records, not yet
+    closed by the move whose ``pending`` guard names that date."""
+    rules = definition.assessment
+    proposing = definition.any_transition(rules.proposes) if rules else None
+    opened = next(iter(proposing.records), None) if proposing else None
+    if opened is None:
+        return None
+    closed = next((str(g.params.get("closed")) for t in definition.transitions for g in t.guards
+                   if g.name == "pending" and g.params.get("opened") == opened), "")
+    return str(facts[opened]) if is_pending(facts, opened, closed) else None
+
+
+def _row(record: YearRecord, rules: AssessmentRules) -> dict[str, Any]:
+    problem = rules.rating_problem(record.score, record.rating)
+    if problem:
+        raise BadInput(f"person {record.person_id} in {record.year}: {problem}")
+    check_year(record.year)
+    months = {name: (record.months or {}).get(name, 0) for name in MONTH_FIELDS}
+    for name, value in months.items():
+        if not 0 <= value <= 12:
+            raise BadInput(f"{name} must be from 0 to 12 months, not {value}")
+    return {"person_id": record.person_id, "year": record.year, "score": record.score,
+            "rating": record.rating or rules.band(record.score).name, **months}
+
+
+def check_year(year: int) -> None:
+    if not FIRST_YEAR <= year <= business_today().year:
+        raise BadInput(f"year {year} is outside {FIRST_YEAR}–{business_today().year}")
+
+
+def year_record(values: Mapping[str, str]) -> YearRecord:
+    """One CSV row; a wrong value is bad input naming its column."""
+    numbers = {}
+    for column in ("person", "year", "score", *MONTH_FIELDS):
+        raw = (values.get(column) or "").strip() or ("0" if column in MONTH_FIELDS else "")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
+            raise BadInput(f"column {column}: {raw!r} is not a whole number")
+        numbers[column] = int(raw)
+    rating = (values.get("rating") or "").strip() or None
+    return YearRecord(numbers["person"], numbers["year"], numbers["score"], rating,
+                      {name: numbers[name] for name in MONTH_FIELDS})
+
+
+
+def rating_labels(service: Service, person_id: int, lang: str) -> dict[str, str]:
+    """Rating names to labels, from the definition of the person's latest case."""
+    for case in reversed(service.store.cases.of_person(person_id)):
+        rules = service.definition(case.definition_id).assessment
+        if rules:
+            return {r.name: r.labels.get(lang) for r in rules.ratings}
+    return {}
