@@ -240,6 +240,8 @@ def init(settings: Settings, admin: str | None, admin_name: str | None) -> None:
         state = "installed" if is_new else "already installed"
         click.echo(f"{definition.name}: {state} (version #{version_id}, sha256 "
                    f"{definition.sha256[:12]})")
+    for path in sorted((BUNDLED_DEFINITIONS / "calendars").glob("*.yaml")):
+        _load_calendar(settings, None, path)
     click.echo(f"database ready: {store.url}")
 
 
@@ -292,6 +294,23 @@ def calendar_show(settings: Settings, year: int, fmt: str) -> None:
          if fmt == "json" else engine.calendar.year(year), fmt)
     if fmt == "table":
         click.echo(f"calendar {engine.calendar.version(year)}")
+
+
+@calendar.command("load")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_settings
+def calendar_load(settings: Settings, file: Path) -> None:
+    """Apply a yearly calendar file (administrators): every problem is reported with its line
+    and nothing is applied; days the calendar already counts that way are skipped."""
+    _load_calendar(settings, settings.require_actor(), file)
+
+
+def _load_calendar(settings: Settings, actor: str | None, path: Path) -> None:
+    current = settings.service().engine.calendar
+    loaded, added = administration(settings).load_calendar(actor, path, current)
+    version = settings.service().engine.calendar.version(loaded.year)
+    click.echo(f"{path.name}: {len(added)} of {len(loaded.days)} day(s) added to {loaded.year} "
+               f"(the rest already so); calendar {version}")
 
 
 @calendar.command("set-day")

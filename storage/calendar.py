@@ -21,6 +21,16 @@ class CalendarDays:
             conn.execute(calendar_days.insert().values(day=day, working=working, reason=reason,
                                                        author=author, created_at=utc_now()))
 
+    def add_many(self, days: list[tuple[date, bool, str]], author: str) -> None:
+        """Several days in one transaction: a yearly file is applied whole or not at all."""
+        if not days:
+            return
+        now = utc_now()
+        with self.db.write() as conn:
+            conn.execute(calendar_days.insert(), [
+                {"day": day, "working": working, "reason": reason, "author": author, "created_at": now}
+                for day, working, reason in days])
+
     def entries(self) -> list[dict[str, Any]]:
         """Every override ever set, oldest first."""
         with self.db.connect() as conn:

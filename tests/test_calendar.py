@@ -86,3 +86,61 @@ def test_overrides_count_in_working_day_arithmetic() -> None:
     newest_wins = WorkingCalendar([Override(saturday, True, "a", "x"), Override(saturday, False, "b", "x")])
     assert not newest_wins.is_working_day(saturday)
     assert plain.version(2026) != swapped.version(2026) and swapped.version(2025) == plain.version(2025)
+
+
+# -- yearly calendar files (definitions/calendars) --------------------------------------------
+YEAR_FILE = """country: VN
+year: 2027
+decision: Thông báo lịch nghỉ năm 2027 (thử)
+days:
+  - {date: 2027-03-05, kind: day_off, reason: Nghỉ bù}
+  - {date: 2027-03-13, kind: working_day, reason: Làm bù cho ngày 05/03}
+  - {date: 2027-02-06, kind: day_off, reason: Thứ Bảy (đã là ngày nghỉ)}
+"""
+
+
+def test_a_year_file_adds_only_what_differs_and_twice_changes_nothing(world: World, tmp_path) -> None:
+    admin(world)
+    path = tmp_path / "VN-2027.yaml"
+    path.write_text(YEAR_FILE, encoding="utf-8")
+    first = cli(world, "calendar", "load", str(path))
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.startswith("VN-2027.yaml: 2 of 3 day(s) added to 2027 (the rest already so); "
+                                   "calendar VN 2027 v2 (")
+    calendar = world.service.__class__(world.store).engine.calendar
+    assert not calendar.is_working_day(date(2027, 3, 5))
+    assert calendar.is_working_day(date(2027, 3, 13))
+    again = cli(world, "calendar", "load", str(path))
+    assert again.stdout.startswith("VN-2027.yaml: 0 of 3 day(s) added")
+    assert len(world.store.calendar.entries()) == 2
+    assert {e["author"] for e in world.store.calendar.entries()} == {"quantri"}
+
+
+def test_a_bad_year_file_names_each_line_and_applies_nothing(world: World, tmp_path) -> None:
+    admin(world)
+    path = tmp_path / "bad.yaml"
+    path.write_text(YEAR_FILE.replace("kind: working_day", "kind: working")
+                    .replace("2027-02-06", "2026-02-06").replace("country: VN", "country: LA"),
+                    encoding="utf-8")
+    result = cli(world, "calendar", "load", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[1:] == [
+        f"  {path}:1: country must be VN",
+        f"  {path}:6: kind must be day_off or working_day",
+        f"  {path}:7: 2026-02-06 is not in 2027"]
+    assert world.store.calendar.entries() == []
+    path.write_text(YEAR_FILE, encoding="utf-8")
+    refused = cli(world, "calendar", "load", str(path), actor="secretary")
+    assert refused.exit_code == 5
+    assert world.store.calendar.entries() == []
+
+
+def test_the_bundled_2026_file_agrees_with_the_holidays_package() -> None:
+    from pathlib import Path
+
+    from workflow.calendar_files import load_calendar_file
+    from workflow.workdays import default_calendar
+
+    bundled = load_calendar_file(Path(__file__).parent.parent / "definitions/calendars/VN-2026.yaml")
+    assert [d.day for d in bundled.days] == [date(2026, 2, 14) + timedelta(n) for n in range(9)]
+    assert bundled.changes(default_calendar()) == []  # Tết 14–22/02/2026: nothing to add
