@@ -63,3 +63,35 @@ def test_due_is_scoped_to_an_organization_subtree(world: World, db_path: Path) -
     world.walk(case_id, ADMISSION_PATH[:6], start)
     assert [r["case"] for r in due_rows(db_path, "--overdue", "--org", "SGD")] == [case_id]
     assert due_rows(db_path, "--overdue", "--org", "OTHER") == []
+
+
+def test_due_table_is_grouped_by_organization_fewest_days_first(world: World, db_path: Path) -> None:
+    world.store.directory.add_organization("THPT", "Chi bộ Trường THPT", "branch", "SGD")
+    world.store.directory.add_user("bithu.khac", "Bí thư khác")
+    world.store.directory.grant("bithu.khac", "branch_secretary", "THPT")
+    late, soon = world.ago(months=6), world.ago(months=4)
+    cases = []
+    for start in (soon, late):
+        case_id = world.open_case(on=start)
+        world.walk(case_id, ADMISSION_PATH[:6], start)
+        cases.append(case_id)
+    other = world.service.open_case("bithu.khac", world.add_person("Người ở chi bộ khác"),
+                                    "THPT", "membership", late)
+    for trigger in ADMISSION_PATH[:6]:
+        actor = {"record_training": "bithu.khac", "prepare_dossier": "bithu.khac",
+                 "record_branch_vote": "bithu.khac"}.get(trigger)
+        world.step(other, trigger, late + timedelta(days=10 * ADMISSION_PATH.index(trigger)),
+                   **({"actor": actor} if actor else {}))
+    rows = due_rows(db_path, "--overdue")
+    assert [r["organization"] for r in rows] == ["THPT", "VP", "VP"]
+    assert [r["case"] for r in rows[1:]] == [cases[1], cases[0]]  # the longer overdue first
+    assert rows[1]["working_days_left"] < rows[2]["working_days_left"]
+    assert rows[0]["label"] == "Đã có quyết định kết nạp"
+
+    table = CliRunner().invoke(main, ["--db", str(db_path), "--lang", "en", "due", "--overdue"])
+    assert table.exit_code == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == "THPT — Chi bộ Trường THPT: 1 deadline(s), 1 overdue"
+    header = lines.index("VP — Chi bộ Văn phòng: 2 deadline(s), 2 overdue")
+    assert [line.split()[0] for line in lines[header + 3:header + 5]] == [str(cases[1]), str(cases[0])]
+    assert "Admission decided" in lines[header + 3]
