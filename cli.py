@@ -73,6 +73,17 @@ class MemberflowGroup(click.Group):
     """Maps domain errors to exit codes for every subcommand; never shows a traceback
     unless MEMBERFLOW_DEBUG is set."""
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        """A bad option of ``memberflow`` itself (``--lang fr``) is one line too."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            if parent is not None:
+                raise
+            click.echo(f"error: {error.format_message()} (see --help)", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
