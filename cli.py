@@ -1503,6 +1503,7 @@ def demo(ctx: click.Context, demo_db: str | None) -> None:
     click.echo()
     click.echo(f"Try: memberflow --db {path} --actor {report.sample_actor} case available "
                f"{report.sample_case}")
+    click.echo(f"     memberflow --db {path} screen          # the members this year's screening lists")
 
 
 def _clear_earlier_demo(path: Path) -> None:

@@ -195,6 +195,7 @@ def run_demo(service: Service, echo: Callable[[str], None]) -> DemoReport:
     _in_probation(bloc)
     _in_application(bloc)
     _refused_and_removed(bloc)
+    _screened(bloc)
     _summarize(bloc)
     return bloc.report
 
@@ -292,6 +293,24 @@ def _refused_and_removed(bloc: _Bloc) -> None:
               {"reason": "Chuyển công tác ra khỏi tỉnh, xin dừng"}, [])
     bloc.echo("1 struck off, 1 rejected by the branch vote, 1 withdrawn; 3 moves refused by rules.")
     bloc.echo(f"  (refusals above were judged on {format_date(bloc.today)} rules in force)")
+
+
+def _screened(bloc: _Bloc) -> None:
+    """The year-end review: every registered member rated for two years, then screened."""
+    from .screening import Screening, YearRecord
+
+    screening = Screening(bloc.service)
+    year = bloc.today.year
+    members = [person for people in bloc.members.values() for person in people]
+    weak, absent = members[1], members[2]
+    records = [YearRecord(person, y, 45 if person == weak else 82, None,
+                          {"absence_months": 4 if person == absent and y == year else 0})
+               for person in members for y in (year - 1, year)]
+    screening.record("bantochuc", records)
+    listed = screening.screen(year)
+    results = screening.propose("bantochuc", listed, bloc.today)
+    bloc.echo(f"Screening {year}: {len(records)} ratings recorded, {len(listed)} members listed, "
+              f"{sum(r.outcome == 'moved' for r in results)} proposals to strike off made.")
 
 
 def _summarize(bloc: _Bloc) -> None:
