@@ -226,3 +226,20 @@ def test_demo_builds_where_the_global_db_points(tmp_path: Path) -> None:
     assert target.exists()
     again = CliRunner().invoke(main, ["--db", str(target), "demo"])
     assert again.exit_code == 0, again.stderr
+
+
+def test_lang_applies_to_every_command_that_shows_labels(bloc: Path) -> None:
+    """``memberflow --lang en`` (or MEMBERFLOW_LANG) sets the default; a command's own --lang wins."""
+    case_id = open_case(bloc, add_person(bloc, "Hồ Thị Ngọc", "02/02/1998"), "bithu", "01/02/2026")
+    english, vietnamese = "Candidate", "Quần chúng ưu tú được giới thiệu"
+    commands = [["case", "show", str(case_id)], ["case", "list"], ["case", "history", str(case_id)],
+                ["definition", "show", "membership"], ["audit", "export", "--format", "jsonl"]]
+    for args in commands:
+        assert vietnamese in run(bloc, *args).output, args
+        assert english in run(bloc, "--lang", "en", *args).output, args
+        assert vietnamese in run(bloc, "--lang", "en", *args, "--lang", "vi").output, args
+        from_env = CliRunner(env={"MEMBERFLOW_LANG": "en"}).invoke(main, ["--db", str(bloc), *args])
+        assert english in from_env.output, args
+    available = run(bloc, "--lang", "en", "case", "available", str(case_id), "--format", "json",
+                    actor="bithu")
+    assert "Record the awareness course certificate" in available.output
