@@ -1226,3 +1226,45 @@ def test_installed_entry_point_reports_semantic_problems_and_runs_no_code(tmp_pa
     assert f"{broken}:{line_of(text, UNKNOWN_ROLE.at)}: {UNKNOWN_ROLE.message}" in completed.stderr
     assert "Traceback" not in completed.stderr
     assert not marker.exists()
+
+
+# -- assessment, screening and readmission sections -------------------------------------------
+@pytest.mark.parametrize(("old", "new", "fragment", "message"), [
+    ("recorded_by: [branch_secretary, organization_department]",
+     "recorded_by: [branch_secretary, to_chuc]", "recorded_by: [branch_secretary, to_chuc]",
+     "assessment recorded_by names unknown role 'to_chuc'"),
+    ("not_completed: {min_score: 0,", "not_completed: {min_score: 10,", "  ratings:\n",
+     "assessment ratings need a band starting at min_score 0, so every score has a rating"),
+    ("good: {min_score: 70,", "good: {min_score: 170,", "good: {min_score: 170,",
+     "rating 'good': min_score must be a whole number from 0 to 100"),
+    ("proposes: propose_removal", "proposes: de_nghi", "proposes: de_nghi",
+     "screening proposes unknown move 'de_nghi'"),
+    ("rating: {is: not_completed, years: 2}", "rating: {is: khong_dat, years: 2}",
+     "rating: {is: khong_dat, years: 2}", "criterion 'not_completed_two_years': unknown rating 'khong_dat'"),
+    ("months: {field: absence_months, at_least: 3}", "months: {field: absent, at_least: 3}",
+     "months: {field: absent, at_least: 3}", "criterion 'absence': months field must be one of "
+     "absence_months, unpaid_dues_months, no_progress_months"),
+    ("        ground: no_progress_12_months\n", "        ground: lazy\n", "        ground: lazy",
+     "criterion 'no_progress': ground 'lazy' is not a choice of the proposing move"),
+    ("stages: [probation]", "stages: [trial]", "stages: [trial]",
+     "criterion 'probation_not_eligible' names unknown stage 'trial'"),
+    ("ended_in: [struck_off, left_party, expelled]", "ended_in: [struck_off, gone]",
+     "ended_in: [struck_off, gone]", "readmission ended_in names unknown state 'gone'"),
+    ("documents: [TU-DY, 1-KNĐ]", "documents: [TU-DY, 99-KNĐ]", "documents: [TU-DY, 99-KNĐ]",
+     "readmission requires unknown document '99-KNĐ'"),
+    ("wait_months: 36", "wait_months: -36", "wait_months: -36",
+     "readmission: wait_months must be a whole number of months from 0 to 1200"),
+    ("      unless: family_hardship", "      unless: illness", "unless: illness",
+     "barred category 'withdrew_voluntarily': unknown exception 'illness'"),
+    ("  once_only: true", "  once_only: yes please", "once_only: yes please",
+     "readmission: once_only must be true or false"),
+], ids=["recorded_by_role", "no_zero_band", "band_over_100", "proposes_unknown", "criterion_rating",
+        "months_field", "criterion_ground", "criterion_stage", "ended_in_state", "readmission_document",
+        "wait_negative", "unless_unknown", "once_only_text"])
+def test_assessment_and_readmission_mistakes_point_at_their_line(tmp_path: Path, old: str, new: str,
+                                                                 fragment: str, message: str) -> None:
+    text = edit(old, new)
+    path = write(tmp_path, text)
+    found = problems_in(path)
+    assert [p.line for p in found] == [line_of(text, fragment)], found
+    assert found[0].message.startswith(message), found

@@ -8,7 +8,7 @@ module only reads them and applies them to the yearly records of one member.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .definition import Labels, Transition
@@ -123,18 +123,12 @@ def _months_reason(criterion: Criterion, record: Mapping[str, Any] | None) -> La
 def parse_assessment(top: LineDict, check: _Checker, roles: Mapping[str, Labels],
                      transitions: list[Transition], stages: tuple[str, ...]) -> AssessmentRules | None:
     """The optional ``assessment`` section; problems go to ``check`` with their lines."""
-    if "assessment" not in top:
-        return None
-    block = check.mapping(top["assessment"], top.line_of("assessment"), "assessment")
+    block = check.section(top, "assessment", ASSESSMENT_KEYS)
     if block is None:
         return None
-    check.unknown_keys(block, ASSESSMENT_KEYS, "assessment")
-    recorded_by = check.names(block, "recorded_by", "assessment")
-    for role, line in recorded_by:
-        if role not in roles:
-            check.add(line, f"assessment: recorded_by names unknown role {role!r}")
-    if not recorded_by:
-        check.add(block.line, "assessment has no recorded_by (roles that record ratings)")
+    recorded_by = check.references(block, "recorded_by", "assessment", roles,
+                                   "has no recorded_by (roles that record ratings)",
+                                   "recorded_by names unknown role")
     ratings = _ratings(block, check)
     screening = check.mapping(block.get("screening"), block.line_of("screening"), "assessment screening")
     proposes, criteria = "", ()
@@ -143,7 +137,7 @@ def parse_assessment(top: LineDict, check: _Checker, roles: Mapping[str, Labels]
         proposes = _proposing_move(screening, check, transitions)
         criteria = _criteria(screening, check, {r.name for r in ratings}, stages,
                              _grounds(transitions, proposes))
-    return AssessmentRules(tuple(r for r, _ in recorded_by), ratings, proposes, criteria)
+    return AssessmentRules(recorded_by, ratings, proposes, criteria)
 
 
 def _ratings(block: LineDict, check: _Checker) -> tuple[Rating, ...]:
@@ -162,8 +156,8 @@ def _ratings(block: LineDict, check: _Checker) -> tuple[Rating, ...]:
         ratings.append(Rating(str(name), check.labels(entry, "labels", f"rating {name!r}"), low))
     ordered = tuple(sorted(ratings, key=lambda r: -r.min_score))
     if spec is not None and (not ordered or ordered[-1].min_score != 0):
-        check.add(spec.line, "assessment ratings need a band starting at min_score 0, so every "
-                  "score has a rating")
+        check.add(block.line_of("ratings"), "assessment ratings need a band starting at "
+                  "min_score 0, so every score has a rating")
     return ordered
 
 
@@ -205,12 +199,9 @@ def _criterion(name: str, entry: LineDict, check: _Checker, ratings: set[str],
     if grounds and ground not in grounds:
         check.add(entry.line_of("ground"), f"{what}: ground {ground!r} is not a choice of the "
                   f"proposing move ({', '.join(sorted(grounds))})")
-    named_stages = check.names(entry, "stages", what)
-    for stage, line in named_stages:
-        if stage not in stages:
-            check.add(line, f"{what}: unknown stage {stage!r}")
-    base = Criterion(name, check.labels(entry, "labels", what), str(ground),
-                     tuple(s for s, _ in named_stages))
+    named_stages = check.references(entry, "stages", what, dict.fromkeys(stages), None,
+                                    "names unknown stage")
+    base = Criterion(name, check.labels(entry, "labels", what), str(ground), named_stages)
     if ("rating" in entry) == ("months" in entry):
         check.add(entry.line, f"{what} needs exactly one of rating or months")
         return base
@@ -220,13 +211,13 @@ def _criterion(name: str, entry: LineDict, check: _Checker, ratings: set[str],
             check.add(entry.line_of("rating"), f"{what}: unknown rating {rating!r}")
         if not _count(years, 1, 10):
             check.add(entry.line_of("rating"), f"{what}: years must be a whole number from 1 to 10")
-        return Criterion(**{**base.__dict__, "rating": str(rating), "years": _count(years, 1, 10)})
+        return replace(base, rating=str(rating), years=_count(years, 1, 10))
     field, months = _pair(entry, "months", ("field", "at_least"), check, what)
     if field not in MONTH_FIELDS:
         check.add(entry.line_of("months"), f"{what}: months field must be one of {', '.join(MONTH_FIELDS)}")
     if not _count(months, 1, 12):
         check.add(entry.line_of("months"), f"{what}: at_least must be a whole number of months from 1 to 12")
-    return Criterion(**{**base.__dict__, "field": str(field), "months": _count(months, 1, 12)})
+    return replace(base, field=str(field), months=_count(months, 1, 12))
 
 
 def _pair(entry: LineDict, key: str, names: tuple[str, str], check: _Checker,

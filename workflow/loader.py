@@ -112,6 +112,27 @@ class _Checker:
         return []
 
 
+    def references(self, spec: LineDict, key: str, what: str, known: Mapping[str, Any],
+                   when_none: str | None, when_unknown: str) -> tuple[str, ...]:
+        """Names under ``key`` (one or a list), each checked against what the file defines."""
+        names = self.names(spec, key, what)
+        if not names and when_none:
+            self.add(spec.line, f"{what} {when_none}")
+        for name, line in names:
+            if name not in known:
+                self.add(line, f"{what} {when_unknown} {name!r}")
+        return tuple(name for name, _ in names)
+
+    def section(self, top: LineDict, key: str, allowed: set[str]) -> LineDict | None:
+        """An optional top-level block (None when absent, or reported when not a mapping)."""
+        if key not in top:
+            return None
+        block = self.mapping(top[key], top.line_of(key), key)
+        if block is not None:
+            self.unknown_keys(block, allowed, key)
+        return block
+
+
 def load_definition(path: str | Path) -> Definition:
     path = Path(path)
     return parse_definition(read_text(path), str(path))
@@ -237,12 +258,12 @@ def _transition(spec: LineDict, check: _Checker, states: dict[str, State],
     trigger = check.text(spec, "trigger", "a transition") or "?"
     what = f"transition {trigger!r}"
     check.unknown_keys(spec, TRANSITION_KEYS, what)
-    sources = _references(check, spec, "source", what, states, "has no source state",
+    sources = check.references(spec, "source", what, states, "has no source state",
                           "starts from unknown state")
     dest = _destination(spec, check, states, what)
-    roles_named = _references(check, spec, "roles", what, roles,
+    roles_named = check.references(spec, "roles", what, roles,
                               "names no role allowed to fire it", "names unknown role")
-    docs = _references(check, spec, "documents", what, documents, None,
+    docs = check.references(spec, "documents", what, documents, None,
                        "requires unknown document")
     inputs = _inputs(spec, check, what)
     guards = _guards(spec, check, what, {i.name: i for i in inputs}, documents)
@@ -295,18 +316,6 @@ def _key_lines(spec: LineDict) -> dict[str, int]:
         if isinstance(block, LineDict):
             lines.update({f"{section}.{key}": block.line_of(key) for key in block})
     return lines
-
-
-def _references(check: _Checker, spec: LineDict, key: str, what: str, known: Mapping[str, Any],
-                when_none: str | None, when_unknown: str) -> tuple[str, ...]:
-    """Names under ``key`` (one or a list), each checked against what the file defines."""
-    names = check.names(spec, key, what)
-    if not names and when_none:
-        check.add(spec.line, f"{what} {when_none}")
-    for name, line in names:
-        if name not in known:
-            check.add(line, f"{what} {when_unknown} {name!r}")
-    return tuple(name for name, _ in names)
 
 
 def _destination(spec: LineDict, check: _Checker, states: dict[str, State],

@@ -124,27 +124,21 @@ def _applies(bar: Bar, earlier: Mapping[str, Any], claim: Claim) -> bool:
 def parse_readmission(top: LineDict, check: _Checker, states: Mapping[str, State],
                       documents: Mapping[str, Labels]) -> ReadmissionRules | None:
     """The optional ``readmission`` section; problems go to ``check`` with their lines."""
-    if "readmission" not in top:
-        return None
-    block = check.mapping(top["readmission"], top.line_of("readmission"), "readmission")
+    block = check.section(top, "readmission", READMISSION_KEYS)
     if block is None:
         return None
-    check.unknown_keys(block, READMISSION_KEYS, "readmission")
-    ended_in = check.names(block, "ended_in", "readmission")
-    for state, line in ended_in:
-        if state not in states:
-            check.add(line, f"readmission: ended_in names unknown state {state!r}")
-    codes = check.names(block, "documents", "readmission")
-    for code, line in codes:
-        if code not in documents:
-            check.add(line, f"readmission requires unknown document {code!r}")
+    ended_in = check.references(block, "ended_in", "readmission", states,
+                                "has no ended_in (how an earlier membership ended)",
+                                "ended_in names unknown state")
+    codes = check.references(block, "documents", "readmission", documents, None,
+                             "requires unknown document")
     exceptions = _exceptions(block, check)
     return ReadmissionRules(
         labels=check.labels(block, "labels", "readmission"),
-        ended_in=tuple(s for s, _ in ended_in),
+        ended_in=ended_in,
         wait_months=_months(block, "wait_months", check),
         once_only=_flag(block, "once_only", check),
-        documents=tuple(c for c, _ in codes),
+        documents=codes,
         record_cleared_wait_months=_months(block, "record_cleared_wait_months", check),
         exceptions=exceptions,
         bars=_bars(block, check, states, exceptions),
