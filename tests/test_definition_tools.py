@@ -541,3 +541,18 @@ def test_graphviz_renders_the_dot_text(tmp_path: Path) -> None:
     svg = subprocess.run(["dot", "-Tsvg"], input=dot(tricky(tmp_path)), capture_output=True, text=True,
                          check=True).stdout
     assert "Đảng viên &quot;dự bị&quot; #1; 100% &lt;b&gt; a\\b {x}" in svg
+
+
+def test_changed_separation_screening_and_readmission_rules_are_reported() -> None:
+    text = edit("wait_months: 36", "wait_months: 24")
+    text = edit("good: {min_score: 70,", "good: {min_score: 75,", text)
+    text = edit("separate_from: [propose_removal]\n    inputs:\n      ground", "inputs:\n      ground", text)
+    text = edit("      unless: family_hardship\n", "", text)
+    text = edit("    automatic: true\n", "", text)
+    assert [str(c) for c in diff_of(text, lang="en")] == [
+        "transition complete_probation: automatic changed from yes to no",
+        "transition strike_off: separate_from move propose_removal removed",
+        "assessment: rating good: min_score changed from 70 to 75",
+        "readmission: wait_months changed from 36 to 24",
+        "readmission: barred category withdrew_voluntarily: unless (family_hardship) removed",
+    ]

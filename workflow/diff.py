@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from .assessment import AssessmentRules
 from .definition import (
     LANGUAGES,
     Deadline,
@@ -23,6 +24,7 @@ from .definition import (
     State,
     Transition,
 )
+from .readmission import ReadmissionRules
 
 Kind = Literal["added", "removed", "changed"]
 K = TypeVar("K")
@@ -61,6 +63,8 @@ def diff(old: Definition, new: Definition, lang: str = "vi") -> list[Change]:
         *_keyed(root, "state", old.states, new.states, lambda s: _label(s.labels, lang), _state),
         *_keyed(root, "transition", before, after, _route, _transition,
                 lambda key: _transition_name(key, before, after)),
+        *_section(root, "assessment", old.assessment, new.assessment, _assessment),
+        *_section(root, "readmission", old.readmission, new.readmission, _readmission),
     ]
 
 
@@ -179,6 +183,8 @@ def _transition(scope: _Scope, old: Transition, new: Transition) -> list[Change]
         *scope.changed("deadline", _deadline(old.deadline), _deadline(new.deadline)),
         *scope.changed("deadline extension", _extension(old.deadline), _extension(new.deadline)),
         *scope.changed("extends_deadline", old.extends_deadline, new.extends_deadline),
+        *scope.changed("automatic", old.automatic, new.automatic),
+        *scope.members("separate_from move", old.separate_from, new.separate_from),
     ]
 
 
@@ -248,3 +254,52 @@ def _params(guard: GuardUse) -> str:
 def _guard_params(scope: _Scope, old: GuardUse, new: GuardUse) -> list[Change]:
     return [change for key in dict.fromkeys([*old.params, *new.params])
             for change in scope.changed(key, old.params.get(key), new.params.get(key))]
+
+
+# -- assessment and readmission sections ----------------------------------------------------------
+S = TypeVar("S")
+
+
+def _section(root: _Scope, name: str, old: S | None, new: S | None,
+             compare: Callable[[_Scope, S, S], list[Change]]) -> list[Change]:
+    if old is None or new is None:
+        return [] if old is new else [root.item("added" if old is None else "removed", name, "")]
+    return compare(root.within(name), old, new)
+
+
+def _fields(scope: _Scope, old: Any, new: Any, names: Sequence[str]) -> list[Change]:
+    """Plain values compared field by field (lists shown whole)."""
+    return [change for name in names
+            for change in scope.changed(name, _plain(getattr(old, name)), _plain(getattr(new, name)))]
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _assessment(scope: _Scope, old: AssessmentRules, new: AssessmentRules) -> list[Change]:
+    return [
+        *scope.members("recorded_by role", old.recorded_by, new.recorded_by),
+        *_keyed(scope, "rating", {r.name: r for r in old.ratings}, {r.name: r for r in new.ratings},
+                lambda r: f" (from {r.min_score})",
+                lambda sc, a, b: [*_fields(sc, a, b, ["min_score"]), *_labels(sc, a.labels, b.labels)]),
+        *scope.changed("proposes", old.proposes, new.proposes),
+        *_keyed(scope, "criterion", {c.name: c for c in old.criteria},
+                {c.name: c for c in new.criteria}, lambda c: f" ({c.ground})",
+                lambda sc, a, b: [*_fields(sc, a, b, ["ground", "stages", "rating", "years", "field",
+                                                      "months"]), *_labels(sc, a.labels, b.labels)]),
+    ]
+
+
+def _readmission(scope: _Scope, old: ReadmissionRules, new: ReadmissionRules) -> list[Change]:
+    return [
+        *_labels(scope, old.labels, new.labels),
+        *_fields(scope, old, new, ["ended_in", "wait_months", "once_only",
+                                   "record_cleared_wait_months"]),
+        *scope.members("document", old.documents, new.documents),
+        *_keyed(scope, "exception", old.exceptions, new.exceptions, lambda _: "", _labels),
+        *_keyed(scope, "barred category", {b.name: b for b in old.bars}, {b.name: b for b in new.bars},
+                lambda _: "", lambda sc, a, b: [*_fields(sc, a, b, ["earlier_state", "earlier_ground",
+                                                                    "unless"]),
+                                                *_labels(sc, a.labels, b.labels)]),
+    ]
