@@ -829,9 +829,10 @@ def _grouped_by_organization(store: Store, rows: list[dict[str, Any]], lang: str
     if not rows:
         click.echo("(none)")
         return
-    names = {o["code"]: o["name"] for o in store.directory.organizations()}
+    codes = list(dict.fromkeys(r["organization"] for r in rows))
+    names = {code: store.directory.organization(code)["name"] for code in codes}
     columns = ["case", "person", "label", "move", "due_on", "working_days_left"]
-    for code in dict.fromkeys(r["organization"] for r in rows):
+    for code in codes:
         group = [r for r in rows if r["organization"] == code]
         late = sum(r["overdue"] for r in group)
         click.echo(f"{code} — {names.get(code, code)}: {len(group)} deadline(s)"

@@ -9,6 +9,8 @@ from datetime import date, timedelta
 
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, World
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli import main
 from workflow.dates import format_date
@@ -144,3 +146,17 @@ def test_the_bundled_2026_file_agrees_with_the_holidays_package() -> None:
     bundled = load_calendar_file(Path(__file__).parent.parent / "definitions/calendars/VN-2026.yaml")
     assert [d.day for d in bundled.days] == [date(2026, 2, 14) + timedelta(n) for n in range(9)]
     assert bundled.changes(default_calendar()) == []  # Tết 14–22/02/2026: nothing to add
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.dates(date(2024, 1, 1), date(2027, 12, 31)), days=st.integers(-400, 400),
+       swaps=st.lists(st.tuples(st.dates(date(2024, 1, 1), date(2027, 12, 31)), st.booleans()),
+                      max_size=6))
+def test_counting_working_days_matches_walking_day_by_day(start: date, days: int,
+                                                           swaps: list[tuple[date, bool]]) -> None:
+    """The package's count plus the overrides in range equals checking every day."""
+    calendar = WorkingCalendar(Override(day, working, "thử", "quantri") for day, working in swaps)
+    end = start + timedelta(days=days)
+    low, high = sorted((start, end))
+    walked = sum(calendar.is_working_day(low + timedelta(n)) for n in range(1, (high - low).days + 1))
+    assert calendar.working_days_between(start, end) == (walked if end >= start else -walked)

@@ -62,9 +62,10 @@ class WorkingCalendar:
             return 0
         sign = 1 if end > start else -1
         low, high = sorted((start, end))
-        count = sum(
-            1 for n in range(1, (high - low).days + 1) if self.is_working_day(low + timedelta(n))
-        )
+        count = self._days.get_working_days_count(low + timedelta(days=1), high)
+        for day, override in self.overrides.items():  # few per year; only those in range count
+            if low < day <= high and override.working != self._days.is_working_day(day):
+                count += 1 if override.working else -1
         return sign * count
 
     def version(self, year: int) -> str:
