@@ -31,6 +31,8 @@ organizations = Table(
     Column("kind", String(32), nullable=False),
     Column("parent_id", Integer, ForeignKey("organizations.id")),
     Column("created_at", String(32), nullable=False),
+    # ``--org``: an organization's subtree is found level by level through its children.
+    Index("ix_organizations_parent", "parent_id"),
 )
 
 people = Table(
@@ -139,6 +141,9 @@ audit_events = Table(
     Column("payload", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # Reports find the moves of a kind in a period (e.g. admissions in a year) without
+    # reading every chain.
+    Index("ix_audit_events_trigger_date", "trigger", "business_date", "kind"),
     sqlite_with_rowid=False,
 )
 
@@ -172,4 +177,21 @@ overdue_flags = Table(
     Column("due_on", Date, primary_key=True),
     Column("flagged_on", Date, nullable=False),
     Column("recorded_at", String(32), nullable=False),
+)
+
+# Yearly quality ratings and the months that screening counts. Rows are only ever added: a
+# correction is a newer row for the same person and year, and the newest one counts.
+assessments = Table(
+    "assessments", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("rating", String(32), nullable=False),
+    Column("absence_months", Integer, nullable=False),
+    Column("unpaid_dues_months", Integer, nullable=False),
+    Column("no_progress_months", Integer, nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Index("ix_assessments_person_year", "person_id", "year"),
 )

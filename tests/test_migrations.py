@@ -35,11 +35,17 @@ def script_head() -> str:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
+# Tables later revisions add: an older database has none of their rows to carry over.
+AFTER_BASELINE = {"calendar_days", "overdue_flags", "assessments"}
+
+
 def rows_of(db: Database) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every memberflow table, in key order, without the 0002 columns."""
+    """Every row of every table of the baseline, in key order, without the 0002 columns."""
     out = {}
     with db.connect() as conn:
         for table in metadata.sorted_tables:
+            if table.name in AFTER_BASELINE:
+                continue
             columns = [c for c in table.columns if not (table.name == "definition_versions"
                                                         and c.name in NEW_IN_0002)]
             keys = list(table.primary_key.columns)
@@ -79,7 +85,7 @@ def test_older_database_with_data_upgrades_with_nothing_lost(db_url: str, tmp_pa
     assert state(db).revision == BASELINE
     with db.connect() as conn:
         assert {c["name"] for c in inspect(conn).get_columns("definition_versions")} & NEW_IN_0002 == set()
-        for table in metadata.sorted_tables:
+        for table in (t for t in metadata.sorted_tables if t.name not in AFTER_BASELINE):
             names = [c.name for c in table.columns if not (table.name == "definition_versions"
                                                            and c.name in NEW_IN_0002)]
             if original[table.name]:

@@ -186,3 +186,15 @@ def test_cli_assess_import_is_all_or_nothing_and_screen_opens_proposals(
     assert again.stderr.strip() == "0 proposed, 1 already pending, 0 refused of 1 listed"
     assert run(db, "audit", "verify", actor=None).returncode == 0
     assert run(db, "audit", "replay", "--all", actor=None).returncode == 0
+
+
+def test_assessments_are_append_only_in_the_database(world: World) -> None:
+    from sqlalchemy import text
+
+    from storage.errors import Conflict, Unavailable
+
+    record(world, world.members[0], world.today.year, 80)
+    for statement in ("UPDATE assessments SET score = 100", "DELETE FROM assessments"):
+        with pytest.raises((Conflict, Unavailable)), world.store.db.write() as conn:
+            conn.execute(text(statement))
+    assert [r["score"] for r in assessments(world, world.members[0])] == [80]
