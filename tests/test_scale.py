@@ -13,7 +13,6 @@ import pytest
 
 from bench import memory, scale
 
-ROOT = Path(__file__).resolve().parent.parent
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 
