@@ -13,7 +13,6 @@ import pytest
 
 from bench import memory, scale
 
-
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 
 
