@@ -99,8 +99,9 @@ def _record(row: Any) -> CaseRecord:
     )
 
 
-def _event_row(case_id: int, seq: int, sha: str, from_state: str | None, to_state: str,
-               draft: EventDraft, prev_hash: str, recorded_at: str) -> dict[str, Any]:
+def event_row(case_id: int, seq: int, sha: str, from_state: str | None, to_state: str,
+              draft: EventDraft, prev_hash: str, recorded_at: str) -> dict[str, Any]:
+    """The audit row of one step, sealed with its chain hash (shared by every write path)."""
     return seal({
         "case_id": case_id, "seq": seq, "kind": draft.kind, "definition_sha256": sha,
         "trigger": draft.trigger, "from_state": from_state, "to_state": to_state,
@@ -108,6 +109,11 @@ def _event_row(case_id: int, seq: int, sha: str, from_state: str | None, to_stat
         "business_date": draft.business_date, "payload": canonical_json(draft.payload),
         "prev_hash": prev_hash,
     })
+
+
+def stale_message(case: CaseRecord) -> str:
+    return (f"case {case.id} was changed by someone else since it was read "
+            f"(version {case.version}); show it again and retry")
 
 
 class Cases:
@@ -134,7 +140,7 @@ class Cases:
                 head_hash="", facts=canonical_json(facts), opened_on=draft.business_date,
                 due_on=due[0] if due else None, due_move=due[1] if due else None,
                 updated_at=now)).inserted_primary_key[0]
-            event = _event_row(case_id, 1, definition_sha256, None, initial_state, draft,
+            event = event_row(case_id, 1, definition_sha256, None, initial_state, draft,
                                GENESIS, now)
             conn.execute(audit_events.insert().values(event))
             conn.execute(update(cases).where(cases.c.id == case_id)
@@ -172,7 +178,7 @@ class Cases:
         another definition version in the same step (a migration event)."""
         now, seq = utc_now(), case.seq + 1
         sha = repin[1] if repin else case.definition_sha256
-        event = _event_row(case.id, seq, sha, case.state, to_state, draft, case.head_hash, now)
+        event = event_row(case.id, seq, sha, case.state, to_state, draft, case.head_hash, now)
         values = {
             "b_id": case.id, "b_version": case.version, "b_state": to_state,
             "b_new_version": case.version + 1, "b_seq": seq, "b_head": event["hash"],
@@ -182,8 +188,7 @@ class Cases:
             values["b_definition_id"] = repin[0]
         changed = conn.execute(_MIGRATE if repin else _ADVANCE, values).rowcount
         if changed != 1:
-            raise Conflict(f"case {case.id} was changed by someone else since it was read "
-                           f"(version {case.version}); show it again and retry")
+            raise Conflict(stale_message(case))
         conn.execute(_INSERT_EVENT, event)
         if attached:
             conn.execute(_INSERT_DOCUMENT, [

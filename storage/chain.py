@@ -19,9 +19,14 @@ FIELDS = ("case_id", "seq", "kind", "definition_sha256", "trigger", "from_state"
           "actor", "role", "recorded_at", "business_date", "payload", "prev_hash")
 
 
+# Built once: ``json.dumps`` with options builds a new encoder per call, and every move
+# encodes its payload and facts.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(data: Any) -> str:
     """One text for one value: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(data)
 
 
 def utc_now() -> str:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import PoolProxiedConnection
 
-from .errors import Conflict, Unavailable
+from .errors import Conflict, StorageError, Unavailable
 
 DEFAULT_URL = "sqlite:///memberflow.db"
 BUSY_TIMEOUT_MS = 5000
@@ -55,6 +58,12 @@ class Database:
             raise Unavailable(f"cannot use database URL {self.url!r}: {exc}") from None
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.backend = url.get_backend_name()
+        self._driver_errors: type[Exception] = self.engine.dialect.loaded_dbapi.Error
+        # The move hot path's connection, kept checked out between moves (see ``driver_write``).
+        self._kept: PoolProxiedConnection | None = None
+        self._kept_pid = 0
+        self._kept_lock = threading.Lock()
 
     @staticmethod
     def _check_sqlite_file(database: str | None, must_exist: bool) -> None:
@@ -104,17 +113,101 @@ class Database:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
 
+    @contextmanager
+    def driver_write(self) -> Iterator[Any]:
+        """A write transaction on the bare driver connection; yields a DBAPI cursor.
+
+        This is the move hot path: SQLAlchemy's per-statement work and a pool checkout per
+        transaction cost several times what the database itself does for a move, so the
+        connection stays checked out between moves and the caller runs its own fixed SQL.
+        The transaction is the same as ``write``'s: BEGIN IMMEDIATE on SQLite, commit on
+        success, rollback on any error, driver errors mapped to the same storage errors. A
+        second thread arriving while the kept connection is busy gets a pooled one.
+        """
+        kept = self._kept_lock.acquire(blocking=False)
+        try:
+            fairy = self._kept_connection() if kept else self.engine.raw_connection()
+            conn, reusable = fairy.driver_connection, False
+            try:
+                cursor = conn.cursor()
+                if self.is_sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                    conn.commit()
+                except BaseException as exc:
+                    # A refused move leaves a sound connection; a driver error may not.
+                    reusable = _rolled_back(conn) and not isinstance(exc, self._driver_errors)
+                    raise
+                reusable = True
+            except self._driver_errors as exc:
+                raise self._storage_error(exc) from None
+            finally:
+                self._after_driver_use(fairy, kept, reusable)
+        finally:
+            if kept:
+                self._kept_lock.release()
+
+    def _kept_connection(self) -> PoolProxiedConnection:
+        """The connection kept for moves; a forked child never touches its parent's."""
+        if self._kept is None or self._kept_pid != os.getpid():
+            self._kept = self.engine.raw_connection()
+            self._kept_pid = os.getpid()
+        return self._kept
+
+    def _after_driver_use(self, fairy: PoolProxiedConnection, kept: bool, reusable: bool) -> None:
+        """Keep or return a sound connection; one a driver error went through may be broken
+        (lost server, failed rollback), so it is closed for good and the next move starts
+        afresh."""
+        if reusable:
+            if not kept:
+                fairy.close()
+            return
+        with suppress(Exception):
+            fairy.invalidate()
+        if kept:
+            self._kept = None
+
+    def _storage_error(self, exc: Exception) -> StorageError:
+        """A driver error as ``connect`` reports the same error wrapped by SQLAlchemy."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        text = _text_line(exc)
+        if isinstance(exc, dbapi.IntegrityError):
+            return Conflict(f"the database refused the write ({text}); nothing was saved")
+        if isinstance(exc, dbapi.OperationalError):
+            return Unavailable(_describe_text(text))
+        return Unavailable(f"database error: {text}")
+
     def dispose(self) -> None:
+        if self._kept is not None and self._kept_pid == os.getpid():
+            with suppress(Exception):
+                self._kept.close()
+        self._kept = None
         self.engine.dispose()
 
 
-def _first_line(exc: DBAPIError) -> str:
-    text = str(exc.orig if exc.orig is not None else exc).strip()
+def _rolled_back(conn: Any) -> bool:
+    try:
+        conn.rollback()
+    except Exception:
+        return False
+    return True
+
+
+def _text_line(exc: BaseException) -> str:
+    text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _first_line(exc: DBAPIError) -> str:
+    return _text_line(exc.orig if exc.orig is not None else exc)
+
+
 def _describe(exc: DBAPIError) -> str:
-    text = _first_line(exc)
+    return _describe_text(_first_line(exc))
+
+
+def _describe_text(text: str) -> str:
     if "locked" in text or "busy" in text:
         return f"database is busy (another writer held it for over {BUSY_TIMEOUT_MS} ms); retry"
     if "readonly" in text or "read-only" in text:

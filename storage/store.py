@@ -9,11 +9,14 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
+from .assessments import Assessments
 from .calendar import CalendarDays
 from .cases import CaseRecord, Cases, EventDraft
 from .database import Database
 from .definitions import DefinitionVersions
 from .directory import Directory
+from .errors import Missing
+from .hotpath import Batch, MoveSQL, Step, decide_step, reread, supports
 from .schema import cases as case_rows
 from .schema import installation
 
@@ -55,6 +58,12 @@ class Store:
         self.definitions = DefinitionVersions(self.db)
         self.cases = Cases(self.db)
         self.calendar = CalendarDays(self.db)
+        self.assessments = Assessments(self.db)
+        paramstyle = self.db.engine.dialect.paramstyle
+        # Moves run on the driver connection where we write the SQL (SQLite, PostgreSQL);
+        # any other database keeps the SQLAlchemy Core path.
+        self._sql = MoveSQL(self.db.backend, paramstyle) \
+            if supports(self.db.backend, paramstyle) else None
 
     @property
     def url(self) -> str:
@@ -77,8 +86,14 @@ class Store:
 
     def move(self, case_id: int, username: str, decide: Decide) -> tuple[MoveSnapshot, int]:
         """Read, let the caller decide, and write — one transaction, all or nothing."""
-        with self.db.write() as conn:
-            return self._move_in(conn, case_id, username, decide)
+        if self._sql is None:
+            with self.db.write() as conn:
+                return self._move_in(conn, case_id, username, decide)
+        with self.db.driver_write() as cursor:
+            snapshot = MoveSnapshot(*self._sql.snapshot(cursor, case_id, username))
+            step = decide_step(snapshot.case, decide(snapshot))
+            self._sql.write_one(cursor, snapshot.case, step)
+        return snapshot, step.after.seq
 
     def move_many(self, moves: Sequence[tuple[int, Decide]],
                   username: str) -> list[tuple[MoveSnapshot, int]]:
@@ -92,10 +107,17 @@ class Store:
         """
         if not moves:
             return []
-        with self.db.write() as conn:
-            if not self.db.is_sqlite:
-                self._lock_in_order(conn, sorted({case_id for case_id, _ in moves}))
-            return [self._move_in(conn, case_id, username, decide) for case_id, decide in moves]
+        if self._sql is None:
+            with self.db.write() as conn:
+                if not self.db.is_sqlite:
+                    self._lock_in_order(conn, sorted({case_id for case_id, _ in moves}))
+                return [self._move_in(conn, case_id, username, decide) for case_id, decide in moves]
+        with self.db.driver_write() as cursor:
+            read = self._sql.batch(cursor, (case_id for case_id, _ in moves), username)
+            first = dict(read.cases)
+            done, steps = _decide_batch(moves, read)
+            self._sql.write_many(cursor, steps, first)
+        return done
 
     @staticmethod
     def _lock_in_order(conn: Connection, ids: list[int]) -> None:
@@ -122,3 +144,26 @@ class Store:
         with self.db.connect() as conn:
             conn.execute(installation.delete().where(installation.c.key == key))
             conn.execute(installation.insert().values(key=key, value=value))
+
+
+def _decide_batch(moves: Sequence[tuple[int, Decide]],
+                  read: Batch) -> tuple[list[tuple[MoveSnapshot, int]], list[Step]]:
+    """Decide every move of a batch in order, each on the case as the earlier ones left it;
+    the first refusal (or unknown case) stops the batch before anything is written."""
+    left: dict[int, int] = {}  # moves still to come per case: only those need their facts re-read
+    for case_id, _ in moves:
+        left[case_id] = left.get(case_id, 0) + 1
+    done: list[tuple[MoveSnapshot, int]] = []
+    steps: list[Step] = []
+    for case_id, decide in moves:
+        case = read.cases.get(case_id)
+        if case is None:
+            raise Missing(f"case {case_id} not found")
+        snapshot = MoveSnapshot(case, read.people[case_id], read.roles[case.organization_id])
+        step = decide_step(case, decide(snapshot))
+        left[case_id] -= 1
+        if left[case_id]:
+            read.cases[case_id] = reread(step)
+        steps.append(step)
+        done.append((snapshot, step.after.seq))
+    return done, steps
