@@ -143,6 +143,11 @@ class Cases:
             event = event_row(case_id, 1, definition_sha256, None, initial_state, draft,
                                GENESIS, now)
             conn.execute(audit_events.insert().values(event))
+            attached = draft.payload.get("documents") or {}
+            if attached:  # filed with the opening (a readmission's consent)
+                conn.execute(_INSERT_DOCUMENT, [
+                    {"case_id": case_id, "seq": 1, "code": code, "reference": ref,
+                     "recorded_at": now} for code, ref in attached.items()])
             conn.execute(update(cases).where(cases.c.id == case_id)
                          .values(head_hash=event["hash"]))
         return case_id

@@ -72,6 +72,8 @@ def test_readmission_opens_a_linked_case_that_replays(world: World) -> None:
         "case_id": earlier, "ended_in": "struck_off", "ended_on": world.ago(months=40).isoformat(),
         "ground": "political_standard_failed", "readmissions": []}
     assert payload["documents"] == CONSENT
+    assert [(d["seq"], d["code"], d["reference"]) for d in world.store.cases.documents(case_id)] == \
+        [(1, code, reference) for code, reference in CONSENT.items()]
     replayed = world.service.replayer().replay(case_id, world.store.cases.history(case_id))
     assert replayed.ok and replayed.facts == record.facts
     assert verify(world.store.db, case_id).ok
