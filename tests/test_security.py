@@ -633,3 +633,18 @@ def test_the_reserved_tick_name_cannot_be_taken_to_act_as_the_system(tmp_path: P
         assert store.cases.history(case_id) == before
     finally:
         store.close()
+
+
+def test_a_move_by_someone_without_the_role_is_refused_for_that_before_its_inputs_are_read(
+        world: World) -> None:
+    """Found by the property test: a malformed person input from an outsider was reported as
+    bad input (exit 2) instead of the missing role (exit 5)."""
+    case_id = case_in(world, "trained")
+    before = world.store.cases.history(case_id)
+    with pytest.raises(NotPermitted, match="you hold no role allowed to fire prepare_dossier"):
+        world.service.advance("outsider", case_id, "prepare_dossier", world.today,
+                              {"introducers": ""}, {})
+    with pytest.raises(BadInput, match="introducers entry '' must be PERSON_ID:MONTHS"):
+        world.service.advance("secretary", case_id, "prepare_dossier", world.today,
+                              {"introducers": ""}, {})
+    assert world.store.cases.history(case_id) == before

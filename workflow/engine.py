@@ -182,9 +182,7 @@ class Engine:
     def plan(self, definition: Definition, case: CaseView, request: MoveRequest,
              today: date | None = None, with_due: bool = True) -> Move:
         """Decide a move or raise: BadInput, NotPermitted or MoveRefused (with every reason)."""
-        transition = self._transition(definition, case.state, request.trigger)
-        role = self._role(transition, request)
-        _check_separation(transition, case, request.actor)
+        transition, role = self.authorize(definition, case, request)
         inputs = parse_inputs(transition, request.inputs)
         self._check_date(case, request.business_date, today or business_today())
         _check_documents(definition, request.documents)
@@ -205,6 +203,15 @@ class Engine:
             if with_due else None
         return Move(request.trigger, case.state, token.state, role, request.business_date,
                     inputs, request.evidence, dict(request.documents), facts, due)
+
+    def authorize(self, definition: Definition, case: CaseView,
+                  request: MoveRequest) -> tuple[Transition, str]:
+        """The move and the role it is made in, or the refusal saying who may not make it
+        (BadInput for an unknown move, MoveRefused when not possible now, NotPermitted)."""
+        transition = self._transition(definition, case.state, request.trigger)
+        role = self._role(transition, request)
+        _check_separation(transition, case, request.actor)
+        return transition, role
 
     def context(self, case: CaseView, request: MoveRequest,
                 inputs: Mapping[str, Any]) -> GuardContext:

@@ -319,15 +319,18 @@ class Service:
             request = MoveRequest(
                 trigger=asked.trigger, roles_held=frozenset({SYSTEM_ROLE}) if system else snapshot.roles,
                 business_date=asked.business_date, inputs=dict(asked.inputs),
-                documents=dict(asked.documents),
-                evidence=self._evidence(snapshot.person, case, definition, asked.trigger,
-                                        asked.inputs),
-                role=asked.role, actor=actor,
+                documents=dict(asked.documents), role=asked.role, actor=actor,
             )
+            view = CaseView(case.state, case.facts)
             if definition.transition(asked.trigger, case.state) is None and \
                     definition.any_transition(asked.trigger) is not None:
                 self._refuse_if_just_moved(case.id, asked.trigger)
-            move = self.engine.plan(definition, CaseView(case.state, case.facts), request, today)
+            # Who may act is settled before the inputs are read for evidence: someone without
+            # the role learns that, not what was wrong with what they typed.
+            self.engine.authorize(definition, view, request)
+            request.evidence = self._evidence(snapshot.person, case, definition, asked.trigger,
+                                              asked.inputs)
+            move = self.engine.plan(definition, view, request, today)
             planned.append(move)
             draft = EventDraft("move", asked.trigger, actor, move.role, asked.business_date, {
                 "inputs": move.inputs, "evidence": move.evidence, "documents": move.documents})
