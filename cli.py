@@ -944,7 +944,8 @@ def _emit_listed(listed: Sequence[Any], lang: str, fmt: str) -> None:
              "criteria": "; ".join(f.criterion.labels.get(lang) for f in m.findings),
              "grounds": ", ".join(dict.fromkeys(f.criterion.ground for f in m.findings)),
              "reasons": "; ".join(f.reason.get(lang) for f in m.findings),
-             "pending_proposal": m.proposed_on} for m in listed]
+             "pending_proposal": _shown_date(m.proposed_on) if fmt == "table" else m.proposed_on}
+            for m in listed]
     columns = ["case", "person", "organization", "state", "criteria", "reasons", "pending_proposal"]
     if fmt == "csv":
         _write_csv(rows, [*columns, "person_id", "grounds"])
@@ -952,6 +953,14 @@ def _emit_listed(listed: Sequence[Any], lang: str, fmt: str) -> None:
         emit(rows, fmt, columns)
         if fmt == "table":
             click.echo(f"{len(rows)} member(s) listed", err=True)
+
+
+def _shown_date(iso: str | None) -> str | None:
+    from datetime import date
+
+    from workflow.dates import format_date
+
+    return format_date(date.fromisoformat(iso)) if iso else None
 
 
 def _write_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
