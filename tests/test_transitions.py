@@ -274,7 +274,8 @@ def test_move_passes_and_is_audited(world: World, trigger: str, source: str, des
         bookkeeping.add(extension_fact(transition.extends_deadline))
     changed = {k for k, v in after.facts.items() if before.facts.get(k, object()) != v}
     assert set(transition.records) <= changed <= set(transition.records) | bookkeeping
-    assert set(before.facts) <= set(after.facts)
+    assert set(before.facts) - set(transition.clears) <= set(after.facts)  # only what it clears goes
+    assert not set(transition.clears) & set(after.facts)
     assert (met_fact(trigger) in after.facts) == (transition.deadline is not None)
     for name in given:
         assert (name in after.facts) == (name in transition.records), name
@@ -1430,11 +1431,27 @@ def test_removal_proposer_may_not_decide_it(world: World) -> None:
         refused = refuse(world, case_id, trigger, on, error=NotPermitted, actor="bothsides",
                          role="standing_committee_above")
         assert "separation of duties: bothsides made propose_removal" in str(refused)
+    assert reasons(world, case_id, "propose_removal", on, actor="secretary") == [
+        f"removal_proposed_on {D(on)} is already recorded on this case"]
     step(world, case_id, "dismiss_removal_proposal", on, actor="standing")
-    assert world.store.cases.load(case_id).facts["removal_dismissed_on"] == on.isoformat()
-    reasons_now = reasons(world, case_id, "dismiss_removal_proposal", on, actor="standing")
-    assert reasons_now == [f"nothing to close: removal_proposed_on was already closed by "
-                           f"removal_dismissed_on {D(on)}"]
+    facts = world.store.cases.load(case_id).facts
+    assert facts["removal_dismissed_on"] == on.isoformat()
+    assert "removal_proposed_on" not in facts and made_by_fact("propose_removal") not in facts
+    assert reasons(world, case_id, "dismiss_removal_proposal", on, actor="standing") == [
+        "no removal_proposed_on is recorded on this case"]
+    # A new proposal the same day is open again, and the earlier proposer may now decide it.
+    step(world, case_id, "propose_removal", on, actor="secretary")
+    step(world, case_id, "dismiss_removal_proposal", on, actor="bothsides",
+         role="standing_committee_above")
+    assert world.service.replayer().replay(case_id, world.store.cases.history(case_id)).ok
+
+
+def test_a_dismissal_is_not_dated_before_the_proposal(world: World) -> None:
+    case_id = case_in(world, "official_member")
+    on = move_date(world, "official_member")
+    step(world, case_id, "propose_removal", on + timedelta(days=5))
+    assert reasons(world, case_id, "dismiss_removal_proposal", on, actor="standing") == [
+        f"business_date {D(on)} is before removal_proposed_on {D(on + timedelta(days=5))}"]
 
 
 def test_separate_from_must_name_another_move_of_the_definition() -> None:

@@ -83,6 +83,8 @@ class Transition:
     automatic: bool = False  # made by ``memberflow tick`` when its guards hold
     # Separation of duties: whoever made one of these moves on the case may not make this one.
     separate_from: tuple[str, ...] = ()
+    # Facts the move removes: closing what another move opened (a proposal's date, who made it).
+    clears: tuple[str, ...] = ()
     line: int = 0
     key_lines: dict[str, int] = field(default_factory=dict, compare=False)
 

@@ -199,6 +199,8 @@ class Engine:
         facts = self._next_facts(transition, case, request, inputs, token.state)
         if request.actor is not None and transition.trigger in definition.proposing_triggers:
             facts[made_by_fact(transition.trigger)] = request.actor
+        for name in transition.clears:
+            facts.pop(name, None)
         due = next(iter(open_deadlines(definition, token.state, facts, self.calendar)), None) \
             if with_due else None
         return Move(request.trigger, case.state, token.state, role, request.business_date,

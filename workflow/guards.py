@@ -339,23 +339,20 @@ def _dates_in_order(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def is_pending(facts: Mapping[str, Any], opened: str, closed: str) -> bool:
-    """A step one move opens and another closes (a proposal and its dismissal) is pending
-    while its opening date is recorded and later than any closing date."""
-    start, end = facts.get(opened), facts.get(closed)
-    return start is not None and (end is None or str(start) > str(end))
+@_guard(
+    "recorded",
+    "the date is recorded on the case: a step one move opened and no move has cleared",
+    fact=Param("date_ref"),
+)
+def _recorded(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    return [] if ctx.facts.get(p["fact"]) is not None else [f"no {p['fact']} is recorded on this case"]
 
 
 @_guard(
-    "pending",
-    "a step opened by one move (its recorded date) has not been closed by another since",
-    opened=Param("date_ref"),
-    closed=Param("date_ref", may_be_unrecorded=True),
+    "not_recorded",
+    "the date is not recorded on the case (e.g. no proposal is open already)",
+    fact=Param("date_ref", may_be_unrecorded=True),
 )
-def _pending(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
-    if is_pending(ctx.facts, p["opened"], p["closed"]):
-        return []
-    if ctx.facts.get(p["opened"]) is None:
-        return [f"nothing to close: no {p['opened']} is recorded on this case"]
-    return [f"nothing to close: {p['opened']} was already closed by {p['closed']} "
-            f"{format_date(date.fromisoformat(str(ctx.facts[p['closed']])))}"]
+def _not_recorded(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    day = ctx.date_value(p["fact"])
+    return [] if day is None else [f"{p['fact']} {format_date(day)} is already recorded on this case"]

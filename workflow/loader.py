@@ -40,7 +40,7 @@ TOP_KEYS = {"name", "title", "regulation", "initial", "opened_by", "roles", "doc
 STATE_KEYS = {"labels", "stage", "terminal"}
 TRANSITION_KEYS = {"trigger", "labels", "source", "dest", "stays", "roles", "guards",
                    "documents", "inputs", "records", "deadline", "extends_deadline", "automatic",
-                   "separate_from"}
+                   "separate_from", "clears"}
 INPUT_KEYS = {"type", "labels", "required", "choices"}
 DEADLINE_KEYS = {"within", "from", "extension"}
 # Bounds that keep date arithmetic inside the calendar (a deadline of 10 million working days
@@ -281,6 +281,7 @@ def _transition(spec: LineDict, check: _Checker, states: dict[str, State],
         extends_deadline=_extends(spec, check, what),
         automatic=_automatic(spec, check, what, inputs, docs),
         separate_from=tuple(name for name, _ in check.names(spec, "separate_from", what)),
+        clears=tuple(name for name, _ in check.names(spec, "clears", what)),
         line=spec.line,
         key_lines=_key_lines(spec),
     )
@@ -571,6 +572,12 @@ def _check_fact_references(check: _Checker, transitions: list[Transition]) -> No
             if derivation.source not in known:
                 check.add(t.line_of(f"records.{fact}"), f"transition {t.trigger!r} records {fact!r} "
                           f"from {derivation.source!r}, which no move records")
+        for name in t.clears:
+            proposer = name.startswith("made_by.") and any(
+                name == f"made_by.{x}" for other in transitions for x in other.separate_from)
+            if name not in facts and not proposer:
+                check.add(t.line_of("clears"), f"transition {t.trigger!r} clears {name!r}, which no "
+                          "move records")
         if t.deadline and t.deadline.start not in facts:
             check.add(t.line_of("deadline.from"), f"transition {t.trigger!r} deadline counts from "
                       f"{t.deadline.start!r}, which no move records")

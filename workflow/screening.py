@@ -21,7 +21,6 @@ from .dates import format_date
 from .dates import today as business_today
 from .definition import Definition
 from .errors import BadInput, MemberflowError, NotPermitted
-from .guards import is_pending
 
 if TYPE_CHECKING:
     from .service import Service
@@ -166,16 +165,13 @@ class Screening:
 
 
 def _pending_proposal(definition: Definition, facts: Mapping[str, Any]) -> str | None:
-    """The date of a proposal still pending: the date the proposing move records, not yet
-    closed by the move whose ``pending`` guard names that date."""
+    """The date of a proposal still open: the date the proposing move records, which the
+    move closing it clears."""
     rules = definition.assessment
     proposing = definition.any_transition(rules.proposes) if rules else None
     opened = next(iter(proposing.records), None) if proposing else None
-    if opened is None:
-        return None
-    closed = next((str(g.params.get("closed")) for t in definition.transitions for g in t.guards
-                   if g.name == "pending" and g.params.get("opened") == opened), "")
-    return str(facts[opened]) if is_pending(facts, opened, closed) else None
+    found = facts.get(opened) if opened else None
+    return str(found) if found is not None else None
 
 
 def _row(record: YearRecord, rules: AssessmentRules) -> dict[str, Any]:
