@@ -126,7 +126,10 @@ class Database:
         """
         kept = self._kept_lock.acquire(blocking=False)
         try:
-            fairy = self._kept_connection() if kept else self.engine.raw_connection()
+            try:
+                fairy = self._kept_connection() if kept else self.engine.raw_connection()
+            except DBAPIError as exc:  # server down, too many connections: exit 6, not a crash
+                raise Unavailable(_describe(exc)) from None
             conn, reusable = fairy.driver_connection, False
             try:
                 cursor = conn.cursor()
@@ -179,10 +182,11 @@ class Database:
         return Unavailable(f"database error: {text}")
 
     def dispose(self) -> None:
-        if self._kept is not None and self._kept_pid == os.getpid():
-            with suppress(Exception):
-                self._kept.close()
-        self._kept = None
+        with self._kept_lock:
+            if self._kept is not None and self._kept_pid == os.getpid():
+                with suppress(Exception):
+                    self._kept.close()
+            self._kept = None
         self.engine.dispose()
 
 

@@ -160,3 +160,25 @@ def test_counting_working_days_matches_walking_day_by_day(start: date, days: int
     low, high = sorted((start, end))
     walked = sum(calendar.is_working_day(low + timedelta(n)) for n in range(1, (high - low).days + 1))
     assert calendar.working_days_between(start, end) == (walked if end >= start else -walked)
+
+
+def test_init_never_undoes_a_day_an_administrator_set(world: World) -> None:
+    """The bundled seed is applied by every init; a day an administrator set stays as set."""
+    admin(world)
+    assert cli(world, "calendar", "set-day", "20/02/2026", "--working", "--reason", "Làm bù").exit_code == 0
+    before = world.store.calendar.entries()
+    again = CliRunner().invoke(main, ["--db", world.store.url, "init"])
+    assert again.exit_code == 0, again.stderr
+    assert "VN-2026.yaml: 0 of 9 day(s) added" in again.stdout
+    assert world.store.calendar.entries() == before
+
+
+def test_a_date_with_a_time_is_not_a_day(world: World, tmp_path) -> None:
+    admin(world)
+    path = tmp_path / "VN-2027.yaml"
+    path.write_text(YEAR_FILE.replace("2027-03-05", "2027-03-05 10:00:00"), encoding="utf-8")
+    result = cli(world, "calendar", "load", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[1:] == [
+        f"  {path}:5: a day is a date (yyyy-mm-dd), not a date and time"]
+    assert world.store.calendar.entries() == []

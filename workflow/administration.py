@@ -92,6 +92,8 @@ class Administration:
             self.require_admin(actor)
         loaded = load_calendar_file(path)
         changes = loaded.changes(current)
+        if actor is None:  # the bundled seed never undoes a day an administrator has set
+            changes = [d for d in changes if d.day not in current.overrides]
         self.store.calendar.add_many(
             [(d.day, d.working, f"{d.reason} ({loaded.decision})") for d in changes],
             actor or f"seed {path.name}")

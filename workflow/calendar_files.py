@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,9 @@ def _day(item: Any, line: int, file: str, year: int, problems: list[Problem]) ->
 
 
 def _date(value: Any, file: str, line: int, problems: list[Problem]) -> date | None:
+    if isinstance(value, datetime):
+        problems.append(Problem(file, line, "a day is a date (yyyy-mm-dd), not a date and time"))
+        return None
     if isinstance(value, date):
         return value
     try:

@@ -108,7 +108,8 @@ def rule_failures(transition: Transition, context: GuardContext) -> list[str]:
     return failures
 
 
-def _check_documents(definition: Definition, documents: Mapping[str, str]) -> None:
+def check_documents(definition: Definition, documents: Mapping[str, str]) -> None:
+    """Every document code given must be one the definition knows."""
     if documents.keys() <= definition.documents.keys():
         return
     unknown = sorted(code for code in documents if code not in definition.documents)
@@ -185,7 +186,7 @@ class Engine:
         transition, role = self.authorize(definition, case, request)
         inputs = parse_inputs(transition, request.inputs)
         self._check_date(case, request.business_date, today or business_today())
-        _check_documents(definition, request.documents)
+        check_documents(definition, request.documents)
         _check_extension(transition, case)
         context = self.context(case, request, inputs)
         attempt = _Attempt(transition, context)

@@ -131,10 +131,12 @@ class Screening:
         assert definition.assessment is not None
         first = member.findings[0]
         reason = "; ".join(f"{f.criterion.labels.vi}: {f.reason.vi}" for f in member.findings)
+        from storage.errors import StorageError
+
         try:
             recorded = self.service.advance(actor, member.case_id, definition.assessment.proposes, on,
                                             {"ground": first.criterion.ground, "reason": reason})
-        except MemberflowError as refused:
+        except (MemberflowError, StorageError) as refused:  # one case's trouble stops no other
             return RowResult(index, member.case_id, "refused", str(refused))
         return RowResult(index, member.case_id, "moved", f"{recorded.move.trigger} "
                          f"({first.criterion.ground}, event {recorded.seq})")

@@ -24,6 +24,7 @@ from .engine import (
     Engine,
     Move,
     MoveRequest,
+    check_documents,
     rule_failures,
     separation_failures,
 )
@@ -211,17 +212,28 @@ class Service:
         if role is None:
             raise NotPermitted(f"{actor} holds no role that may open a {definition.name} case at "
                                f"{org_code} (allowed: {', '.join(definition.opened_by)})")
+        earlier: dict[str, Any] | None = None
+
         def refuse_if_open(existing: list[CaseRecord]) -> None:
+            """Checked again on the person's cases as the locked transaction sees them, so a
+            strike-off committed meanwhile cannot let a former member in by an ordinary case."""
             for other in existing:
                 if not self.definition(other.definition_id).states[other.state].terminal:
                     raise MoveRefused(f"person {person_id} already has open case {other.id} "
                                       f"({other.state})")
+            ended = self._ended_memberships(existing)
+            if readmission is None:
+                self._refuse_if_was_member(person_id, ended)
+            elif earlier is not None and (not ended or ended[-1].id != earlier["case_id"]):
+                raise AlreadyMoved(f"person {person_id}'s cases changed while the readmission was "
+                                   "being checked; nothing written — run it again")
 
         facts = self.engine.opening_facts(definition, business_date)
         payload: dict[str, Any] = {"inputs": {}, "evidence": {"applicant": applicant_snapshot(person)},
                                    "documents": {}, "organization": org_code}
         if readmission is None:
-            self._refuse_if_was_member(person_id)
+            self._refuse_if_was_member(person_id,
+                                       self._ended_memberships(self.store.cases.of_person(person_id)))
         else:
             earlier = self._check_readmission(definition, person_id, business_date, readmission)
             facts.update(readmission_facts(earlier, readmission.documents or {}))
@@ -243,10 +255,7 @@ class Service:
         unknown = rules.unknown_names(claim)
         if unknown:
             raise BadInput(unknown)
-        if claim.documents and not claim.documents.keys() <= definition.documents.keys():
-            code = next(c for c in claim.documents if c not in definition.documents)
-            raise BadInput(f"unknown document code {code!r}; {definition.name} knows "
-                           f"{', '.join(definition.documents)}")
+        check_documents(definition, claim.documents or {})
         earlier = self._earlier_membership(person_id)
         failures = rules.failures(earlier, claim, on, definition.states)
         if failures:
@@ -257,9 +266,9 @@ class Service:
         return [c for c in cases if (s := self.definition(c.definition_id).states[c.state]).terminal
                 and s.stage == "removal"]
 
-    def _refuse_if_was_member(self, person_id: int) -> None:
+    @staticmethod
+    def _refuse_if_was_member(person_id: int, ended: Sequence[CaseRecord]) -> None:
         """Someone whose membership ended comes back only by readmission, under its rules."""
-        ended = self._ended_memberships(self.store.cases.of_person(person_id))
         if ended:
             raise MoveRefused(f"person {person_id} was a member (case {ended[-1].id} ended in "
                               f"{ended[-1].state}); a new membership is a readmission: use "
