@@ -123,7 +123,8 @@ class Cases:
     def open(self, person_id: int, organization_id: int, definition_id: int,
              definition_sha256: str, initial_state: str, facts: Mapping[str, Any],
              due: tuple[date, str] | None, draft: EventDraft,
-             check_existing: Callable[[list[CaseRecord]], None]) -> int:
+             check_existing: Callable[[list[CaseRecord]], None],
+             attached: Mapping[str, str] | None = None) -> int:
         """Create the case and its first audit event (the chain's genesis) together.
 
         ``check_existing`` sees the person's other cases inside the same write transaction,
@@ -143,7 +144,6 @@ class Cases:
             event = event_row(case_id, 1, definition_sha256, None, initial_state, draft,
                                GENESIS, now)
             conn.execute(audit_events.insert().values(event))
-            attached = draft.payload.get("documents") or {}
             if attached:  # filed with the opening (a readmission's consent)
                 conn.execute(_INSERT_DOCUMENT, [
                     {"case_id": case_id, "seq": 1, "code": code, "reference": ref,

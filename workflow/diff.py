@@ -294,8 +294,8 @@ def _assessment(scope: _Scope, old: AssessmentRules, new: AssessmentRules) -> li
 def _readmission(scope: _Scope, old: ReadmissionRules, new: ReadmissionRules) -> list[Change]:
     return [
         *_labels(scope, old.labels, new.labels),
-        *_fields(scope, old, new, ["ended_in", "wait_months", "once_only",
-                                   "record_cleared_wait_months"]),
+        *_fields(scope, old, new, ["ended_in", "ended_on", "ground_input", "wait_months",
+                                   "once_only", "record_cleared_wait_months"]),
         *scope.members("document", old.documents, new.documents),
         *_keyed(scope, "exception", old.exceptions, new.exceptions, lambda _: "", _labels),
         *_keyed(scope, "barred category", {b.name: b for b in old.bars}, {b.name: b for b in new.bars},

@@ -20,8 +20,8 @@ from .yaml_source import LineDict
 if TYPE_CHECKING:
     from .loader import _Checker
 
-READMISSION_KEYS = {"labels", "ended_in", "wait_months", "once_only", "documents",
-                    "record_cleared_wait_months", "exceptions", "barred"}
+READMISSION_KEYS = {"labels", "ended_in", "ended_on", "ground_input", "wait_months", "once_only",
+                    "documents", "record_cleared_wait_months", "exceptions", "barred"}
 BAR_KEYS = {"labels", "earlier_state", "earlier_ground", "unless"}
 READMISSION_FACT = "readmission_of"
 MAX_MONTHS = 1200
@@ -74,6 +74,8 @@ class ReadmissionRules:
     record_cleared_wait_months: int
     exceptions: Mapping[str, Labels]
     bars: tuple[Bar, ...]
+    ended_on: str = "state_entered_on"  # the fact dating the end of the earlier membership
+    ground_input: str | None = None  # the ending move's input naming why (its removal ground)
 
     def unknown_names(self, claim: Claim) -> str | None:
         """A declared category or exception the definition does not know (bad input)."""
@@ -142,6 +144,8 @@ def parse_readmission(top: LineDict, check: _Checker, states: Mapping[str, State
         record_cleared_wait_months=_months(block, "record_cleared_wait_months", check),
         exceptions=exceptions,
         bars=_bars(block, check, states, exceptions),
+        ended_on=check.text(block, "ended_on", "readmission", required=False) or "state_entered_on",
+        ground_input=check.text(block, "ground_input", "readmission", required=False),
     )
 
 

@@ -32,7 +32,7 @@ from .errors import AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
 from .guards import REGISTRY
 from .inputs import parse_value
 from .loader import STATE_ENTERED, load_definition, parse_definition
-from .readmission import READMISSION_FACT, Claim
+from .readmission import READMISSION_FACT, Claim, ReadmissionRules
 from .readmission import opening_facts as readmission_facts
 from .replay import Replayer, ReplayResult
 from .workdays import calendar_from
@@ -244,7 +244,7 @@ class Service:
         draft = EventDraft("open", "open", actor, role, business_date, payload)
         return self.store.cases.open(person_id, organization["id"], version["id"],
                                      definition.sha256, definition.initial, facts, due, draft,
-                                     refuse_if_open)
+                                     refuse_if_open, readmission.documents if readmission else None)
 
     def _check_readmission(self, definition: Definition, person_id: int, on: date,
                            claim: Claim) -> dict[str, Any]:
@@ -256,7 +256,7 @@ class Service:
         if unknown:
             raise BadInput(unknown)
         check_documents(definition, claim.documents or {})
-        earlier = self._earlier_membership(person_id)
+        earlier = self._earlier_membership(person_id, rules)
         failures = rules.failures(earlier, claim, on, definition.states)
         if failures:
             raise MoveRefused(f"readmission of person {person_id} is refused", failures)
@@ -274,8 +274,9 @@ class Service:
                               f"{ended[-1].state}); a new membership is a readmission: use "
                               "'memberflow case readmit'")
 
-    def _earlier_membership(self, person_id: int) -> dict[str, Any]:
-        """How the person's latest membership ended, and their earlier readmissions."""
+    def _earlier_membership(self, person_id: int, rules: ReadmissionRules) -> dict[str, Any]:
+        """How the person's latest membership ended (the date and ground the rules name), and
+        their earlier readmissions."""
         cases = self.store.cases.of_person(person_id)
         ended = self._ended_memberships(cases)
         if not ended:
@@ -284,8 +285,8 @@ class Service:
         last = ended[-1]
         payload = json.loads(self.store.cases.history(last.id)[-1]["payload"])
         return {"case_id": last.id, "ended_in": last.state,
-                "ended_on": last.facts.get("removal_date") or last.facts[STATE_ENTERED],
-                "ground": payload.get("inputs", {}).get("ground"),
+                "ended_on": last.facts.get(rules.ended_on) or last.facts[STATE_ENTERED],
+                "ground": payload.get("inputs", {}).get(rules.ground_input or ""),
                 "readmissions": [c.id for c in cases if READMISSION_FACT in c.facts]}
 
     def advance(self, actor: str, case_id: int, trigger: str, business_date: date,
