@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, select, update
 
-from .chain import GENESIS, canonical_json, seal, utc_now
+from .chain import FIELDS, GENESIS, canonical_json, seal, utc_now
 from .database import Database
 from .errors import Conflict, Missing
 from .schema import (
@@ -99,16 +99,19 @@ def _record(row: Any) -> CaseRecord:
     )
 
 
+def event_fields(case_id: int, seq: int, sha: str, from_state: str | None, to_state: str,
+                 draft: EventDraft, prev_hash: str, recorded_at: str) -> tuple[Any, ...]:
+    """The fields of one step's audit row in ``chain.FIELDS`` order, as every write path
+    stores and hashes them (the driver-level hot path takes them as a tuple)."""
+    return (case_id, seq, draft.kind, sha, draft.trigger, from_state, to_state, draft.actor,
+            draft.role, recorded_at, draft.business_date, canonical_json(draft.payload), prev_hash)
+
+
 def event_row(case_id: int, seq: int, sha: str, from_state: str | None, to_state: str,
               draft: EventDraft, prev_hash: str, recorded_at: str) -> dict[str, Any]:
-    """The audit row of one step, sealed with its chain hash (shared by every write path)."""
-    return seal({
-        "case_id": case_id, "seq": seq, "kind": draft.kind, "definition_sha256": sha,
-        "trigger": draft.trigger, "from_state": from_state, "to_state": to_state,
-        "actor": draft.actor, "role": draft.role, "recorded_at": recorded_at,
-        "business_date": draft.business_date, "payload": canonical_json(draft.payload),
-        "prev_hash": prev_hash,
-    })
+    """The audit row of one step as a mapping, sealed with its chain hash."""
+    return seal(dict(zip(FIELDS, event_fields(case_id, seq, sha, from_state, to_state, draft,
+                                               prev_hash, recorded_at), strict=True)))
 
 
 def stale_message(case: CaseRecord) -> str:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Boolean, Date
 
-from .cases import CaseRecord, stale_message
+from .cases import CaseRecord, event_fields, stale_message
 from .chain import canonical_json, row_digest, utc_now
 from .errors import Conflict, Missing
 from .schema import people
@@ -235,9 +235,7 @@ def decide_step(case: CaseRecord, write: MoveWrite, now: str | None = None) -> S
     seq = case.seq + 1
     definition_id, sha = write.repin if write.repin else (case.definition_id, case.definition_sha256)
     draft = write.draft
-    fields = (case.id, seq, draft.kind, sha, draft.trigger, case.state, write.to_state,
-              draft.actor, draft.role, now, draft.business_date, canonical_json(draft.payload),
-              case.head_hash)
+    fields = event_fields(case.id, seq, sha, case.state, write.to_state, draft, case.head_hash, now)
     digest = row_digest(fields)
     due_on, due_move = write.due if write.due else (None, None)
     after = CaseRecord(
