@@ -571,10 +571,9 @@ def case_advance(settings: Settings, case_id: int, trigger: str, inputs: tuple[s
         key_values(inputs, "--input"), attached, role)
     move = recorded.move
     due = move.due
-    definition = service.definition(service.store.cases.load(case_id).definition_id)
     emit({"case": case_id, "seq": recorded.seq, "trigger": move.trigger,
-          "from": move.from_state, "to": move.to_state,
-          "label": _state_label(service, definition.sha256, move.to_state, lang), "role": move.role,
+          "from": move.from_state, "to": move.to_state, "label": move.to_labels.get(lang),
+          "role": move.role,
           "business_date": format_date(move.business_date),
           "next_deadline": f"{due.trigger} by {format_date(due.due_on)}" if due else None}, fmt)
 

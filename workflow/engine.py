@@ -18,7 +18,7 @@ from transitions import Machine, MachineError
 from .dates import add_months, format_date
 from .dates import today as business_today
 from .deadlines import OpenDeadline, extension_fact, met_fact, open_deadlines
-from .definition import Definition, Transition
+from .definition import Definition, Labels, Transition
 from .errors import BadInput, MoveRefused, NotPermitted
 from .guards import REGISTRY, GuardContext
 from .inputs import parse_inputs
@@ -69,6 +69,7 @@ class Move:
     documents: dict[str, str]
     facts: dict[str, Any]
     due: OpenDeadline | None
+    to_labels: Labels  # the labels of the state the move leads to, for whoever shows it
 
 
 @dataclass(slots=True)
@@ -205,7 +206,8 @@ class Engine:
         due = next(iter(open_deadlines(definition, token.state, facts, self.calendar)), None) \
             if with_due else None
         return Move(request.trigger, case.state, token.state, role, request.business_date,
-                    inputs, request.evidence, dict(request.documents), facts, due)
+                    inputs, request.evidence, dict(request.documents), facts, due,
+                    definition.states[token.state].labels)
 
     def authorize(self, definition: Definition, case: CaseView,
                   request: MoveRequest) -> tuple[Transition, str]:
