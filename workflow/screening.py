@@ -9,18 +9,20 @@ in its own transaction, so one refusal does not stop the rest.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from storage.errors import StorageError, Unavailable
 
 from .assessment import MONTH_FIELDS, AssessmentRules, Finding
 from .bulk import RowResult, read_rows
 from .dates import format_date
 from .dates import today as business_today
 from .definition import Definition
-from .errors import BadInput, MemberflowError, NotPermitted
+from .errors import BadInput, MemberflowError, NotPermitted, StoppedPartWay
 
 if TYPE_CHECKING:
     from .service import Service
@@ -113,15 +115,26 @@ class Screening:
                                      _pending_proposal(definition, facts)))
         return listed
 
-    def propose(self, actor: str, listed: Sequence[Listed], business_date: date,
-                progress: Callable[[int], None] | None = None) -> list[RowResult]:
-        """Make the proposing move on each listed case not already proposed; one result each."""
-        results = []
+    def propose(self, actor: str, listed: Sequence[Listed], business_date: date) -> Iterator[RowResult]:
+        """Make the proposing move on each listed case not already proposed, one transaction
+        each; each result is yielded once its move has committed.
+
+        One case's trouble (refused, changed meanwhile) is that row's result; a database that
+        cannot be written at all (busy past its timeout, full) stops the run with
+        ``StoppedPartWay``, saying how many proposals were made before it. Running it again
+        skips the proposals made (they are pending), so none is made twice.
+        """
+        moved = 0
         for index, member in enumerate(listed, 1):
-            results.append(self._propose(actor, index, member, business_date))
-            if progress:
-                progress(1)
-        return results
+            try:
+                result = self._propose(actor, index, member, business_date)
+            except Exception as cause:
+                raise StoppedPartWay(
+                    f"stopped at row {index} (case {member.case_id}): {cause}; {moved} proposal(s) "
+                    "made and committed before it; run it again to continue (pending proposals "
+                    "are skipped)", cause) from cause
+            moved += result.outcome == "moved"
+            yield result
 
     def _propose(self, actor: str, index: int, member: Listed, on: date) -> RowResult:
         if member.proposed_on:
@@ -131,11 +144,11 @@ class Screening:
         assert definition.assessment is not None
         first = member.findings[0]
         reason = "; ".join(f"{f.criterion.labels.vi}: {f.reason.vi}" for f in member.findings)
-        from storage.errors import StorageError
-
         try:
             recorded = self.service.advance(actor, member.case_id, definition.assessment.proposes, on,
                                             {"ground": first.criterion.ground, "reason": reason})
+        except Unavailable:
+            raise
         except (MemberflowError, StorageError) as refused:  # one case's trouble stops no other
             return RowResult(index, member.case_id, "refused", str(refused))
         return RowResult(index, member.case_id, "moved", f"{recorded.move.trigger} "
