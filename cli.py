@@ -508,9 +508,15 @@ def person_import(settings: Settings, file: Path) -> None:
     religion, education, youth_union, trade_union (yes/no)."""
     from workflow.bulk import import_people
 
-    ids = import_people(administration(settings), settings.require_actor(), file)
+    imported = import_people(administration(settings), settings.require_actor(), file)
+    ids = imported.ids
     span = f" (#{ids[0]}–#{ids[-1]})" if ids else ""
-    click.echo(f"imported {len(ids)} {'person' if len(ids) == 1 else 'people'}{span}")
+    people = "person" if len(ids) == 1 else "people"
+    if imported.rerun:
+        click.echo(f"already done: all {len(ids)} {people} of {file} are registered{span}; "
+                   "nothing imported")
+    else:
+        click.echo(f"imported {len(ids)} {people}{span}")
 
 
 @person.command("show")
@@ -933,14 +939,16 @@ def assess_record(settings: Settings, person_id: int, year: int, score: int, rat
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @pass_settings
 def assess_import(settings: Settings, file: Path) -> None:
-    """Record a year's assessments from a CSV file, all or none.
+    """Record a year's assessments from a CSV file, all or none (rows equal to the newest
+    record of their member and year are already recorded: a rerun adds nothing twice).
 
     Columns: person, year, score (required); rating, absence_months, unpaid_dues_months,
     no_progress_months (optional)."""
     from workflow.screening import Screening
 
-    count = Screening(settings.service()).record_file(settings.require_actor(), file)
-    click.echo(f"{count} assessment(s) recorded from {file}")
+    count, unchanged = Screening(settings.service()).record_file(settings.require_actor(), file)
+    again = f"; {unchanged} already recorded as given (not added again)" if unchanged else ""
+    click.echo(f"{count} assessment(s) recorded from {file}{again}")
 
 
 @assess.command("show")

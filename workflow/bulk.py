@@ -259,9 +259,21 @@ def person_row(values: dict[str, str]) -> dict[str, Any]:
         trade_union=parse_bool(cell["trade_union"], "column trade_union"))
 
 
-def import_people(administration: Administration, actor: str, path: Path) -> list[int]:
+@dataclass(frozen=True)
+class Imported:
+    """What ``person import`` did: the people it registered, or (``rerun``) none because
+    every row was registered already — the file was imported before."""
+
+    ids: list[int]
+    rerun: bool = False
+
+
+def import_people(administration: Administration, actor: str, path: Path) -> Imported:
     """Every row checked first; one bad row (or a person already registered) and nobody is
-    imported, so a file is never half-imported and can simply be fixed and run again."""
+    imported, so a file is never half-imported and can simply be fixed and run again. A file
+    whose every row is registered already was imported before (a rerun after a crash): that
+    is reported, not refused, and nothing is registered twice — the check is repeated inside
+    the writing transaction, so two runs of one file at once register it once."""
     header, rows = read_rows(path, "full_name")
     unknown = sorted(set(header) - set(PERSON_COLUMNS))
     if unknown:
@@ -278,10 +290,20 @@ def import_people(administration: Administration, actor: str, path: Path) -> lis
             problems.append(f"{path}:{line}: the same person as row {seen[key]}")
         seen.setdefault(key, line)
         people.append(person)
+    _refuse(problems)
     registered = administration.store.directory.registered({name for name, _ in seen})
-    problems += [f"{path}:{seen[key]}: {key[0]} born {key[1]:%d/%m/%Y} is already registered as "
-                 f"#{registered[key]}" for key in seen if key in registered]
+    if seen and all(key in registered for key in seen):
+        administration.require_officer(actor)
+        return Imported(sorted(registered[key] for key in seen), rerun=True)
+
+    def none_registered(now: dict[tuple[str, Any], int]) -> None:
+        _refuse([f"{path}:{seen[key]}: {key[0]} born {key[1]:%d/%m/%Y} is already registered "
+                 f"as #{now[key]}" for key in seen if key in now])
+
+    return Imported(administration.import_people(actor, people, none_registered))
+
+
+def _refuse(problems: Sequence[str]) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise BadInput(f"{problems[0]}{more}; nothing imported")
-    return administration.import_people(actor, people)

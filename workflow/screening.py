@@ -74,8 +74,10 @@ class Screening:
                                f"{record.person_id} (allowed: {', '.join(rules.recorded_by)})")
         return _row(record, rules)
 
-    def record_file(self, actor: str, path: Path) -> int:
-        """A yearly CSV (one row per member): every row checked, then all or none stored."""
+    def record_file(self, actor: str, path: Path) -> tuple[int, int]:
+        """A yearly CSV (one row per member): every row checked, then all or none stored.
+        Returns (recorded, already recorded): a row equal to the newest assessment of its
+        member and year is already recorded, so a file imported again adds nothing twice."""
         header, lines = read_rows(path, "person")
         unknown = sorted(set(header) - set(ASSESSMENT_COLUMNS))
         if unknown:
@@ -93,7 +95,7 @@ class Screening:
                 rows.append(self._checked(actor, record))
             except MemberflowError as bad:
                 raise type(bad)(f"{path}:{line}: {bad}") from None
-        return self.store.assessments.record(rows, actor)
+        return self.store.assessments.record_new(rows, actor)
 
     def screen(self, year: int, org_code: str | None = None) -> list[Listed]:
         """Members (probation or official) meeting a criterion of their definition in ``year``."""
