@@ -13,21 +13,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from conftest import World
-from sqlalchemy import create_engine, text
+from interruptions import storage_fails_during
 
 from storage.audit import verify
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
-EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE = 0, 1, 6
+EXIT_OK, EXIT_UNAVAILABLE = 0, 6
 FAILED_VOTE = "record_failed_branch_vote"
 CHILD_ENV = {k: v for k, v in os.environ.items()
              if k not in ("MEMBERFLOW_DEBUG", "MEMBERFLOW_DB", "MEMBERFLOW_ACTOR")}
@@ -147,74 +144,6 @@ def test_killed_advance_many_of_moves_that_stay_in_state_records_none_twice(
     assert [r["outcome"] for r in rows] == ["already done"] * done + ["moved"] * (len(cases) - done)
     assert votes_recorded(world, cases) == [1] * len(cases)
     assert verify(world.store.db).ok
-
-
-LOCK_AFTER = r"""
-import sqlite3, sys
-path, trigger, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-conn = sqlite3.connect(path, isolation_level=None, timeout=0)
-while conn.execute('SELECT count(*) FROM audit_events WHERE "trigger" = ?', (trigger,)).fetchone()[0] < count:
-    pass
-while True:  # spin: SQLite's busy handler sleeps, and would let the writer take every turn
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        break
-    except sqlite3.OperationalError:
-        pass
-print("locked", flush=True)
-sys.stdin.readline()
-conn.execute("ROLLBACK")
-"""
-
-
-@contextmanager
-def storage_fails_during(db: str, trigger: str, after: int, case_id: int) -> Iterator[str]:
-    """A real second connection makes the bulk run's writes fail part-way; yields the URL the
-    run must use.
-
-    SQLite: a process waits until ``after`` events of ``trigger`` are committed, then takes
-    the write lock and holds it past the busy timeout (the run stops at the next row it
-    writes: that row, or one or two later). PostgreSQL: this process holds the row lock of
-    case ``case_id``, and cancels the run's statement once it waits for it (what a lock or
-    statement timeout does), so the run stops exactly at that case.
-    """
-    if not db.startswith("postgresql"):
-        holder = subprocess.Popen([sys.executable, "-c", LOCK_AFTER, db, trigger, str(after)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            yield db
-        finally:
-            assert holder.stdin is not None
-            out, _ = holder.communicate("release\n", timeout=60)
-            assert out == "locked\n", "the lock was never taken: the run ended first"
-        return
-    tag = f"mf_stop_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(db)
-    done = threading.Event()
-
-    def cancel_once_waiting() -> None:
-        while not done.is_set():
-            with engine.connect() as conn:
-                pid = conn.execute(text(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = :tag "
-                    "AND wait_event_type = 'Lock'"), {"tag": tag}).scalar()
-                if pid is not None:
-                    conn.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": pid})
-                    return
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=cancel_once_waiting)
-    try:
-        with engine.begin() as holder:
-            holder.execute(text("SELECT id FROM cases WHERE id = :id FOR UPDATE"), {"id": case_id})
-            watcher.start()
-            try:
-                yield f"{db}&application_name={tag}"
-            finally:
-                done.set()
-                watcher.join(timeout=60)
-    finally:
-        engine.dispose()
 
 
 def test_storage_failure_mid_file_stops_reports_every_committed_row_and_a_rerun_finishes(
