@@ -188,6 +188,24 @@ def test_cli_assess_import_is_all_or_nothing_and_screen_opens_proposals(
     assert run(db, "audit", "replay", "--all", actor=None).returncode == 0
 
 
+def test_assess_import_run_again_records_nothing_twice(world: World, tmp_path: Path) -> None:
+    """A rerun (after a crash that lost the report, say) adds no row equal to the newest one
+    of its member and year; a row that changed since is recorded, as a correction."""
+    year = world.today.year
+    one, two = world.members
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text(f"person,year,score,absence_months\n{one},{year},75,1\n{two},{year},80,0\n",
+                       encoding="utf-8")
+    screening = Screening(world.service)
+    assert screening.record_file("secretary", ratings) == (2, 0)
+    assert screening.record_file("secretary", ratings) == (0, 2)
+    assert [len(assessments(world, p)) for p in (one, two)] == [1, 1]
+    ratings.write_text(f"person,year,score,absence_months\n{one},{year},75,1\n{two},{year},80,3\n",
+                       encoding="utf-8")
+    assert screening.record_file("secretary", ratings) == (1, 1)
+    assert [[r["absence_months"] for r in assessments(world, p)] for p in (one, two)] == [[1], [0, 3]]
+
+
 def test_assessments_are_append_only_in_the_database(world: World) -> None:
     from sqlalchemy import text
 

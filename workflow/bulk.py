@@ -268,12 +268,20 @@ class Imported:
     rerun: bool = False
 
 
+class _Registered(Exception):
+    """Every row of the file is registered already: it was imported before."""
+
+    def __init__(self, ids: list[int]) -> None:
+        super().__init__(ids)
+        self.ids = ids
+
+
 def import_people(administration: Administration, actor: str, path: Path) -> Imported:
     """Every row checked first; one bad row (or a person already registered) and nobody is
     imported, so a file is never half-imported and can simply be fixed and run again. A file
     whose every row is registered already was imported before (a rerun after a crash): that
-    is reported, not refused, and nothing is registered twice — the check is repeated inside
-    the writing transaction, so two runs of one file at once register it once."""
+    is reported, not refused, and nothing is registered twice. Who is registered is read
+    inside the writing transaction, so two runs of one file at once register it once."""
     header, rows = read_rows(path, "full_name")
     unknown = sorted(set(header) - set(PERSON_COLUMNS))
     if unknown:
@@ -291,16 +299,17 @@ def import_people(administration: Administration, actor: str, path: Path) -> Imp
         seen.setdefault(key, line)
         people.append(person)
     _refuse(problems)
-    registered = administration.store.directory.registered({name for name, _ in seen})
-    if seen and all(key in registered for key in seen):
-        administration.require_officer(actor)
-        return Imported(sorted(registered[key] for key in seen), rerun=True)
 
-    def none_registered(now: dict[tuple[str, Any], int]) -> None:
+    def none_registered(registered: dict[tuple[str, Any], int]) -> None:
+        if seen and all(key in registered for key in seen):
+            raise _Registered(sorted(registered[key] for key in seen))
         _refuse([f"{path}:{seen[key]}: {key[0]} born {key[1]:%d/%m/%Y} is already registered "
-                 f"as #{now[key]}" for key in seen if key in now])
+                 f"as #{registered[key]}" for key in seen if key in registered])
 
-    return Imported(administration.import_people(actor, people, none_registered))
+    try:
+        return Imported(administration.import_people(actor, people, none_registered))
+    except _Registered as before:
+        return Imported(before.ids, rerun=True)
 
 
 def _refuse(problems: Sequence[str]) -> None:
