@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from storage.errors import Conflict, Duplicate, Missing, Unavailable
+from storage.errors import AlreadyApplied, Conflict, Duplicate, Missing, Unavailable
 from workflow.errors import (
     AlreadyMoved,
     AuditFailed,
@@ -49,6 +49,7 @@ EXIT_CODES: list[tuple[type[Exception], int]] = [
     (Duplicate, EXIT_BAD_INPUT),
     (Conflict, EXIT_CONFLICT),
     (AlreadyMoved, EXIT_CONFLICT),
+    (AlreadyApplied, EXIT_CONFLICT),
     (NotFound, EXIT_NOT_FOUND),
     (Missing, EXIT_NOT_FOUND),
     (NotPermitted, EXIT_NOT_PERMITTED),
@@ -653,14 +654,14 @@ def case_advance_many(settings: Settings, trigger: str, file: Path, date_text: s
     'already done' and applies only the others."""
     from dataclasses import asdict
 
-    from workflow.bulk import advance_rows, read_rows, summary
+    from workflow.bulk import advance_rows, summary
     from workflow.dates import parse_date
 
     actor = settings.require_actor()
     service = settings.service()
     given = parse_date(date_text, "--date") if date_text else None
-    results = advance_rows(service, actor, trigger, file, given, all_or_nothing)
-    with _bar(len(read_rows(file)[1]), "advancing", streamed=True) as bar, \
+    total, results = advance_rows(service, actor, trigger, file, given, all_or_nothing)
+    with _bar(total, "advancing", streamed=True) as bar, \
             RowStream(fmt, ["row", "case_id", "outcome", "detail"], ROW_WIDTHS) as out:
         for result in results:
             out.write(asdict(result), result.outcome)

@@ -159,32 +159,34 @@ def _digest(material: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
 
 
-def advance_rows(service: Service, actor: str, trigger: str, path: Path,
-                 given_date: date | None, all_or_nothing: bool = False) -> Iterator[RowResult]:
-    """Each row's result, yielded once its transaction has committed (or once the whole
-    file's has, with ``all_or_nothing``). A storage failure that is not the row's own (a
-    busy or full database) stops the run: ``StoppedPartWay`` says where, and how many rows
-    were committed before it."""
+def advance_rows(service: Service, actor: str, trigger: str, path: Path, given_date: date | None,
+                 all_or_nothing: bool = False) -> tuple[int, Iterator[RowResult]]:
+    """The number of rows, and each row's result yielded once its transaction has committed
+    (with ``all_or_nothing``, the whole file's transaction has committed before this
+    returns). The file is read and checked first, so a file refused as a whole (or a
+    refused batch) is refused before anything is shown.
+    A storage failure that is not the row's own (a busy or full database) stops the run:
+    ``StoppedPartWay`` says where, and how many rows were committed before it."""
     planned = plan_rows(path, trigger, given_date)
     if all_or_nothing:
-        yield from _in_one_transaction(service, actor, planned)
-        return
+        bad = next(((line, r) for line, r in planned if isinstance(r, BadInput)), None)
+        if bad is not None:
+            raise BadInput(f"row {bad[0]}: {bad[1]}")
+        return len(planned), iter(_in_one_transaction(service, actor, planned))
+    return len(planned), _row_by_row(service, actor, planned)
+
+
+def _row_by_row(service: Service, actor: str, planned: Sequence[Planned]) -> Iterator[RowResult]:
     moved = 0
     for line, request in planned:
         try:
             result = _one_row(service, actor, line, request)
         except Exception as cause:
             case = f" (case {request.case_id})" if not isinstance(request, BadInput) else ""
-            raise StoppedPartWay(f"stopped at row {line}{case}: {_cause_text(cause)}; {moved} "
+            raise StoppedPartWay(f"stopped at row {line}{case}: {StoppedPartWay.reason(cause)}; {moved} "
                                  f"row(s) moved and committed before it; {RERUN}", cause) from cause
         moved += result.outcome == "moved"
         yield result
-
-
-def _cause_text(cause: Exception) -> str:
-    if isinstance(cause, MemberflowError | StorageError):
-        return str(cause)
-    return f"internal error: {type(cause).__name__}: {cause}"
 
 
 def _one_row(service: Service, actor: str, line: int, request: AdvanceRequest | BadInput) -> RowResult:
@@ -214,12 +216,9 @@ def already_done(done: AlreadyApplied, actor: str) -> str:
 
 
 def _in_one_transaction(service: Service, actor: str, planned: Sequence[Planned]) -> list[RowResult]:
-    """Every row planned and written in one transaction; the first problem names its row."""
-    requests = []
-    for line, request in planned:
-        if isinstance(request, BadInput):
-            raise BadInput(f"row {line}: {request}")
-        requests.append(request)
+    """Every row written in one transaction (no row is bad: checked before); the first
+    refusal names its case."""
+    requests = [request for _, request in planned if not isinstance(request, BadInput)]
     results = []
     for (line, request), done in zip(planned, service.advance_many(actor, requests), strict=True):
         if isinstance(done, AlreadyApplied):

@@ -68,3 +68,12 @@ class StoppedPartWay(MemberflowError):
     def __init__(self, message: str, cause: Exception) -> None:
         super().__init__(message)
         self.cause = cause
+
+    @staticmethod
+    def reason(cause: Exception) -> str:
+        """What stopped the work, in one line (a bug shows as one, not as a domain sentence)."""
+        from storage.errors import StorageError
+
+        if isinstance(cause, MemberflowError | StorageError):
+            return str(cause)
+        return f"internal error: {type(cause).__name__}: {cause}"

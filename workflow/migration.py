@@ -160,7 +160,8 @@ class Migrator:
                                       for record, _ in cases], actor)
             except Exception as cause:
                 raise StoppedPartWay(
-                    f"stopped at the chunk of cases {cases[0][0].id}–{cases[-1][0].id}: {cause}; "
+                    f"stopped at the chunk of cases {cases[0][0].id}–{cases[-1][0].id}: "
+                    f"{StoppedPartWay.reason(cause)}; "
                     f"{moved} case(s) migrated and committed before it; run the migration again "
                     "to continue (cases already migrated are not moved again)", cause) from cause
             moved += len(cases)

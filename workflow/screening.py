@@ -132,9 +132,9 @@ class Screening:
                 result = self._propose(actor, index, member, business_date)
             except Exception as cause:
                 raise StoppedPartWay(
-                    f"stopped at row {index} (case {member.case_id}): {cause}; {moved} proposal(s) "
-                    "made and committed before it; run it again to continue (pending proposals "
-                    "are skipped)", cause) from cause
+                    f"stopped at row {index} (case {member.case_id}): {StoppedPartWay.reason(cause)}"
+                    f"; {moved} proposal(s) made and committed before it; run it again to continue "
+                    "(pending proposals are skipped)", cause) from cause
             moved += result.outcome == "moved"
             yield result
 
