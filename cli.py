@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from storage.errors import Conflict, Duplicate, Missing, Unavailable
+from storage.errors import AlreadyApplied, Conflict, Duplicate, Missing, Unavailable
 from workflow.errors import (
     AlreadyMoved,
     AuditFailed,
@@ -26,6 +26,7 @@ from workflow.errors import (
     MoveRefused,
     NotFound,
     NotPermitted,
+    StoppedPartWay,
 )
 
 if TYPE_CHECKING:
@@ -48,12 +49,23 @@ EXIT_CODES: list[tuple[type[Exception], int]] = [
     (Duplicate, EXIT_BAD_INPUT),
     (Conflict, EXIT_CONFLICT),
     (AlreadyMoved, EXIT_CONFLICT),
+    (AlreadyApplied, EXIT_CONFLICT),
     (NotFound, EXIT_NOT_FOUND),
     (Missing, EXIT_NOT_FOUND),
     (NotPermitted, EXIT_NOT_PERMITTED),
     (Unavailable, EXIT_UNAVAILABLE),
     (AuditFailed, EXIT_AUDIT_FAILED),
 ]
+
+
+HANDLED: tuple[type[Exception], ...] = (*(kind for kind, _ in EXIT_CODES), StoppedPartWay)
+
+
+def exit_code(error: Exception) -> int:
+    """The exit code of an error; bulk work stopped part-way exits as what stopped it."""
+    if isinstance(error, StoppedPartWay):
+        return exit_code(error.cause)
+    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), EXIT_INTERNAL)
 
 
 def _report(error: Exception) -> None:
@@ -87,10 +99,9 @@ class MemberflowGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except tuple(kind for kind, _ in EXIT_CODES) as error:
+        except HANDLED as error:
             _report(error)
-            code = next(code for kind, code in EXIT_CODES if isinstance(error, kind))
-            ctx.exit(code)
+            ctx.exit(exit_code(error))
         except click.UsageError as error:  # one line, like every other error
             click.echo(f"error: {error.format_message()} (see --help)", err=True)
             ctx.exit(EXIT_BAD_INPUT)
@@ -172,6 +183,48 @@ def emit(rows: Sequence[Mapping[str, Any]] | Mapping[str, Any], fmt: str,
             click.echo(f"{key.ljust(width)}  {_cell(value)}")
     else:
         click.echo(render_table(rows, columns))
+
+
+class RowStream:
+    """Bulk results printed and flushed one by one, each as soon as its transaction has
+    committed, so a run that stops (or is killed) has already shown every row it committed.
+
+    A table is a header, then one line per row in fixed-width columns (the last runs on).
+    JSON is still one array, closed also when the run stops, with one object per line (the
+    comma leads the line), so every line written is complete even if the process is killed.
+    """
+
+    def __init__(self, fmt: str, columns: Sequence[str], widths: Sequence[int]) -> None:
+        self.fmt, self.columns, self.widths = fmt, list(columns), list(widths)
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> RowStream:
+        if self.fmt == "json":
+            self._out("[")
+        else:
+            self._out(self._line(self.columns))
+            self._out(self._line(["-" * w for w in self.widths]))
+        return self
+
+    def write(self, row: Mapping[str, Any], outcome: str) -> None:
+        if self.fmt == "json":
+            lead = ", " if self.counts else "  "
+            self._out(lead + json.dumps(row, ensure_ascii=False, default=_json_default))
+        else:
+            self._out(self._line([_cell(row.get(c)) for c in self.columns]))
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+    def __exit__(self, *_: object) -> None:
+        if self.fmt == "json":
+            self._out("]")
+
+    def _line(self, cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, self.widths, strict=True)).rstrip()
+
+    @staticmethod
+    def _out(text: str) -> None:
+        click.echo(text)
+        sys.stdout.flush()
 
 
 def _cell(value: Any) -> str:
@@ -456,9 +509,15 @@ def person_import(settings: Settings, file: Path) -> None:
     religion, education, youth_union, trade_union (yes/no)."""
     from workflow.bulk import import_people
 
-    ids = import_people(administration(settings), settings.require_actor(), file)
+    imported = import_people(administration(settings), settings.require_actor(), file)
+    ids = imported.ids
     span = f" (#{ids[0]}–#{ids[-1]})" if ids else ""
-    click.echo(f"imported {len(ids)} {'person' if len(ids) == 1 else 'people'}{span}")
+    people = "person" if len(ids) == 1 else "people"
+    if imported.rerun:
+        click.echo(f"already done: all {len(ids)} {people} of {file} are registered{span}; "
+                   "nothing imported")
+    else:
+        click.echo(f"imported {len(ids)} {people}{span}")
 
 
 @person.command("show")
@@ -587,24 +646,33 @@ def case_advance(settings: Settings, case_id: int, trigger: str, inputs: tuple[s
 @pass_settings
 def case_advance_many(settings: Settings, trigger: str, file: Path, date_text: str | None,
                       all_or_nothing: bool, fmt: str) -> None:
-    """Make move TRIGGER on every case in a CSV file and report each row.
+    """Make move TRIGGER on every case in a CSV file and report each row as it commits.
 
-    Columns: case (required), date (dd/mm/yyyy, optional), role (optional), one column per
-    input of the move, and doc:CODE columns whose cells are document references."""
+    Columns: case (required), date (dd/mm/yyyy, optional), role (optional), request_id
+    (optional), one column per input of the move, and doc:CODE columns whose cells are
+    document references. Running a file again reports the rows already applied as
+    'already done' and applies only the others."""
     from dataclasses import asdict
 
-    from workflow.bulk import advance_rows, failures, read_rows, summary
+    from workflow.bulk import advance_rows, summary
+    from workflow.dates import parse_date
 
     actor = settings.require_actor()
     service = settings.service()
-    total = len(read_rows(file)[1]) if sys.stderr.isatty() else 0
-    with _bar(total, "advancing") as bar:
-        results = advance_rows(service, actor, trigger, file, business_date(date_text),
-                               all_or_nothing, bar.update if bar else None)
-    emit([asdict(r) for r in results], fmt, ["row", "case_id", "outcome", "detail"])
-    click.echo(summary(results), err=True)
-    if any(True for _ in failures(results)):
-        raise MoveRefused(f"not every row moved: {summary(results)}")
+    given = parse_date(date_text, "--date") if date_text else None
+    total, results = advance_rows(service, actor, trigger, file, given, all_or_nothing)
+    with _bar(total, "advancing", streamed=True) as bar, \
+            RowStream(fmt, ["row", "case_id", "outcome", "detail"], ROW_WIDTHS) as out:
+        for result in results:
+            out.write(asdict(result), result.outcome)
+            if bar:
+                bar.update(1)
+    click.echo(summary(out.counts), err=True)
+    if out.counts.get("refused") or out.counts.get("bad row"):
+        raise MoveRefused(f"not every row moved: {summary(out.counts)}")
+
+
+ROW_WIDTHS = (5, 7, 12, 6)  # row, case_id, outcome ("already done"), detail
 
 
 def _deadline_texts(service: Service, deadlines: Iterable[Any]) -> list[str]:
@@ -872,14 +940,16 @@ def assess_record(settings: Settings, person_id: int, year: int, score: int, rat
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @pass_settings
 def assess_import(settings: Settings, file: Path) -> None:
-    """Record a year's assessments from a CSV file, all or none.
+    """Record a year's assessments from a CSV file, all or none (rows equal to the newest
+    record of their member and year are already recorded: a rerun adds nothing twice).
 
     Columns: person, year, score (required); rating, absence_months, unpaid_dues_months,
     no_progress_months (optional)."""
     from workflow.screening import Screening
 
-    count = Screening(settings.service()).record_file(settings.require_actor(), file)
-    click.echo(f"{count} assessment(s) recorded from {file}")
+    count, unchanged = Screening(settings.service()).record_file(settings.require_actor(), file)
+    again = f"; {unchanged} already recorded as given (not added again)" if unchanged else ""
+    click.echo(f"{count} assessment(s) recorded from {file}{again}")
 
 
 @assess.command("show")
@@ -925,15 +995,19 @@ def screen(settings: Settings, year: int | None, org_code: str | None, propose: 
         _emit_listed(listed, lang, fmt)
         return
     actor = settings.require_actor()
-    with _bar(len(listed), "proposing") as bar:
-        results = screening.propose(actor, listed, on, bar.update if bar else None)
-    emit([asdict(r) for r in results], "json" if fmt == "json" else "table",
-         ["row", "case_id", "outcome", "detail"])
-    counts = {o: sum(r.outcome == o for r in results) for o in ("moved", "skipped", "refused")}
-    summary = (f"{counts['moved']} proposed, {counts['skipped']} already pending, "
-               f"{counts['refused']} refused of {len(results)} listed")
+    results = screening.propose(actor, listed, on)
+    with _bar(len(listed), "proposing", streamed=True) as bar, \
+            RowStream("json" if fmt == "json" else "table", ["row", "case_id", "outcome", "detail"],
+                      ROW_WIDTHS) as out:
+        for result in results:
+            out.write(asdict(result), result.outcome)
+            if bar:
+                bar.update(1)
+    counts = out.counts
+    summary = (f"{counts.get('moved', 0)} proposed, {counts.get('skipped', 0)} already pending, "
+               f"{counts.get('refused', 0)} refused of {len(listed)} listed")
     click.echo(summary, err=True)
-    if counts["refused"]:
+    if counts.get("refused"):
         raise MoveRefused(f"not every proposal was made: {summary}")
 
 
@@ -1180,11 +1254,12 @@ def _echo_impact(report: Any) -> None:
         click.echo(f"states that vanish without a --map: {', '.join(report.vanishing)}")
 
 
-def _bar(total: int, label: str) -> Any:
-    """A progress bar on a terminal; silent otherwise."""
+def _bar(total: int, label: str, streamed: bool = False) -> Any:
+    """A progress bar on a terminal; silent otherwise, and when results streamed to the
+    same terminal are the progress."""
     from contextlib import nullcontext
 
-    if not sys.stderr.isatty():
+    if not sys.stderr.isatty() or (streamed and sys.stdout.isatty()):
         return nullcontext(None)
     return click.progressbar(length=total, label=label, file=sys.stderr)
 

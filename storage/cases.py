@@ -4,8 +4,8 @@ case, INSERT of the chained audit event, INSERT of its documents — all or noth
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, exists, func, select, update
 
 from .chain import FIELDS, GENESIS, canonical_json, seal, utc_now
 from .database import Database
-from .errors import Conflict, Missing
+from .errors import AlreadyApplied, Conflict, Missing
 from .schema import (
     audit_events,
     cases,
@@ -53,6 +53,17 @@ class EventDraft:
     role: str
     business_date: date
     payload: Mapping[str, Any]
+    # The request this move answers (a bulk file's row): stored in the payload, under the
+    # chain, and in the event's request_key column, unique per case.
+    request_key: str | None = None
+
+    def payload_text(self) -> str:
+        payload = {**self.payload, REQUEST_KEY: self.request_key} if self.request_key \
+            else self.payload
+        return canonical_json(payload)
+
+
+REQUEST_KEY = "request_key"
 
 
 _CASE_QUERY = (
@@ -69,6 +80,10 @@ _LOAD = _CASE_QUERY.where(cases.c.id == bindparam("case_id"))
 # serializes writers; it renders no FOR UPDATE).
 _LOAD_FOR_MOVE = _LOAD.with_for_update(of=cases)
 _LOCK_PERSON = select(people.c.id).where(people.c.id == bindparam("person_id")).with_for_update()
+_KEYED_EVENT = (select(audit_events.c.seq, audit_events.c.trigger, audit_events.c.actor,
+                       audit_events.c.recorded_at)
+                .where(audit_events.c.case_id == bindparam("case_id"),
+                       audit_events.c.request_key == bindparam("request_key")))
 _LAST_EVENT = (select(audit_events.c.seq, audit_events.c.trigger, audit_events.c.actor,
                       audit_events.c.recorded_at)
                .where(audit_events.c.case_id == bindparam("case_id"))
@@ -104,14 +119,28 @@ def event_fields(case_id: int, seq: int, sha: str, from_state: str | None, to_st
     """The fields of one step's audit row in ``chain.FIELDS`` order, as every write path
     stores and hashes them (the driver-level hot path takes them as a tuple)."""
     return (case_id, seq, draft.kind, sha, draft.trigger, from_state, to_state, draft.actor,
-            draft.role, recorded_at, draft.business_date, canonical_json(draft.payload), prev_hash)
+            draft.role, recorded_at, draft.business_date, draft.payload_text(), prev_hash)
 
 
 def event_row(case_id: int, seq: int, sha: str, from_state: str | None, to_state: str,
               draft: EventDraft, prev_hash: str, recorded_at: str) -> dict[str, Any]:
-    """The audit row of one step as a mapping, sealed with its chain hash."""
-    return seal(dict(zip(FIELDS, event_fields(case_id, seq, sha, from_state, to_state, draft,
-                                               prev_hash, recorded_at), strict=True)))
+    """The audit row of one step as a mapping, sealed with its chain hash, with its request
+    key (the chain covers the key through the payload)."""
+    row = seal(dict(zip(FIELDS, event_fields(case_id, seq, sha, from_state, to_state, draft,
+                                              prev_hash, recorded_at), strict=True)))
+    row[REQUEST_KEY] = draft.request_key
+    return row
+
+
+def keyed(draft: EventDraft, request_key: str | None) -> EventDraft:
+    """The draft answering request ``request_key`` (unchanged when there is none)."""
+    return replace(draft, request_key=request_key) if request_key else draft
+
+
+def already_applied(case_id: int, row: Sequence[Any]) -> AlreadyApplied:
+    """The error saying the keyed move was applied before, from its event's (seq, trigger,
+    actor, recorded_at)."""
+    return AlreadyApplied(case_id, *row)
 
 
 def stale_message(case: CaseRecord) -> str:
@@ -171,6 +200,18 @@ class Cases:
             row = conn.execute(_LAST_EVENT, {"case_id": case_id}).first()
         return dict(row._mapping) if row else None
 
+    def applied(self, case_id: int, request_key: str | None,
+                conn: Connection | None = None) -> AlreadyApplied | None:
+        """The event that already applied ``request_key`` to the case, as the error saying
+        so; None when the case's record does not hold the key."""
+        if request_key is None:
+            return None
+        if conn is None:
+            with self.db.connect() as own:
+                return self.applied(case_id, request_key, own)
+        row = conn.execute(_KEYED_EVENT, {"case_id": case_id, "request_key": request_key}).first()
+        return already_applied(case_id, tuple(row)) if row is not None else None
+
     def record_move(self, case: CaseRecord, to_state: str, facts: Mapping[str, Any],
                     due: tuple[date, str] | None, draft: EventDraft,
                     attached: Mapping[str, str]) -> int:
@@ -183,7 +224,8 @@ class Cases:
                        draft: EventDraft, attached: Mapping[str, str],
                        repin: tuple[int, str] | None = None) -> int:
         """Write one audited step; ``repin`` = (definition id, sha256) moves the case to
-        another definition version in the same step (a migration event)."""
+        another definition version in the same step (a migration event). A keyed draft
+        whose key the case already holds is refused by the unique index (``RequestKeyTaken``)."""
         now, seq = utc_now(), case.seq + 1
         sha = repin[1] if repin else case.definition_sha256
         event = event_row(case.id, seq, sha, case.state, to_state, draft, case.head_hash, now)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from .errors import Conflict, StorageError, Unavailable
+from .errors import Conflict, RequestKeyTaken, StorageError, Unavailable
 
 DEFAULT_URL = "sqlite:///memberflow.db"
 BUSY_TIMEOUT_MS = 5000
@@ -99,8 +99,7 @@ class Database:
         except OperationalError as exc:
             raise Unavailable(_describe(exc)) from None
         except IntegrityError as exc:
-            raise Conflict(f"the database refused the write ({_first_line(exc)}); nothing was "
-                           "saved") from None
+            raise _refused_write(_first_line(exc)) from None
         except DBAPIError as exc:
             raise Unavailable(f"database error: {_first_line(exc)}") from None
 
@@ -176,7 +175,7 @@ class Database:
         dbapi = self.engine.dialect.loaded_dbapi
         text = _text_line(exc)
         if isinstance(exc, dbapi.IntegrityError):
-            return Conflict(f"the database refused the write ({text}); nothing was saved")
+            return _refused_write(text)
         if isinstance(exc, dbapi.OperationalError):
             return Unavailable(_describe_text(text))
         return Unavailable(f"database error: {text}")
@@ -188,6 +187,13 @@ class Database:
                     self._kept.close()
             self._kept = None
         self.engine.dispose()
+
+
+def _refused_write(text: str) -> Conflict:
+    """A constraint refused the write; the request-key index (both databases name its
+    column or index in the message's first line) means the request was applied before."""
+    kind = RequestKeyTaken if "request_key" in text else Conflict
+    return kind(f"the database refused the write ({text}); nothing was saved")
 
 
 def _rolled_back(conn: Any) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, literal, or_, select
+from sqlalchemy import Connection, bindparam, func, literal, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
 from .chain import utc_now
@@ -169,22 +170,36 @@ class Directory:
             return conn.execute(people.insert().values(created_at=utc_now(), **fields)
                                 ).inserted_primary_key[0]
 
-    def add_people(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Register many people in one transaction: all of them or none."""
+    def add_people(self, rows: list[dict[str, Any]],
+                   check: Callable[[dict[tuple[str, Any], int]], None] | None = None) -> list[int]:
+        """Register many people in one transaction: all of them or none.
+
+        ``check`` sees who of them is registered already (``registered``) inside the same
+        write transaction, and may refuse: two imports of one file at once cannot both
+        register it. On PostgreSQL the people table is locked against other writers for the
+        transaction (reads go on); SQLite's write lock already serializes.
+        """
         now = utc_now()
         with self.db.write() as conn:
+            if check is not None:
+                if not self.db.is_sqlite:
+                    conn.execute(text("LOCK TABLE people IN SHARE ROW EXCLUSIVE MODE"))
+                check(self.registered({row["full_name"] for row in rows}, conn))
             return [conn.execute(people.insert().values(created_at=now, **fields)
                                  ).inserted_primary_key[0] for fields in rows]
 
-    def registered(self, names: set[str]) -> dict[tuple[str, Any], int]:
+    def registered(self, names: set[str],
+                   conn: Connection | None = None) -> dict[tuple[str, Any], int]:
         """(full name, birth date) → id of people already registered under those names."""
+        if conn is None:
+            with self.db.connect() as own:
+                return self.registered(names, own)
         found: dict[tuple[str, Any], int] = {}
         ordered = sorted(names)
-        with self.db.connect() as conn:
-            for start in range(0, len(ordered), 500):
-                query = select(people.c.id, people.c.full_name, people.c.birth_date).where(
-                    people.c.full_name.in_(ordered[start:start + 500]))
-                found.update({(r.full_name, r.birth_date): r.id for r in conn.execute(query)})
+        for start in range(0, len(ordered), 500):
+            query = select(people.c.id, people.c.full_name, people.c.birth_date).where(
+                people.c.full_name.in_(ordered[start:start + 500]))
+            found.update({(r.full_name, r.birth_date): r.id for r in conn.execute(query)})
         return found
 
     def person(self, person_id: int, conn: Connection | None = None) -> dict[str, Any]:

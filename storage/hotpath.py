@@ -14,6 +14,10 @@ psycopg's automatic prepare), and a move is exactly:
   change, so SQLite leaves the indexes on unchanged columns (state, due date) alone;
 * one INSERT of the chained audit row and one of its documents.
 
+A keyed move (a row of a bulk file, which must never be applied twice) also looks its key up
+among the case's events once the case is read (and locked), and writes the key with its
+audit row; a batch looks all its keys up in a few statements.
+
 A batch reads all its cases (locked in id order on PostgreSQL) and their applicants in a
 few statements, the roles once per organization, decides every move in memory on the state
 the earlier moves of the batch left, then writes one UPDATE per case (from the version it
@@ -31,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Boolean, Date
 
-from .cases import CaseRecord, event_fields, stale_message
+from .cases import CaseRecord, already_applied, event_fields, keyed, stale_message
 from .chain import canonical_json, row_digest, utc_now
-from .errors import Conflict, Missing
+from .errors import AlreadyApplied, Conflict, Missing
 from .schema import people
 
 if TYPE_CHECKING:
@@ -61,7 +65,11 @@ _ROLES_AT = ("(WITH RECURSIVE up(id, parent_id) AS ("
              "OR g.organization_id IN (SELECT id FROM up)))")
 _INSERT_EVENT = ('INSERT INTO audit_events (case_id, seq, kind, definition_sha256, "trigger", '
                  "from_state, to_state, actor, role, recorded_at, business_date, payload, "
-                 "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                 "prev_hash, hash, request_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_KEYED_EVENT = ('SELECT seq, "trigger", actor, recorded_at FROM audit_events '
+                "WHERE case_id = ? AND request_key = ?")
+_KEYED_EVENTS = ('SELECT case_id, request_key, seq, "trigger", actor, recorded_at FROM audit_events '
+                 "WHERE case_id IN ({cases}) AND request_key IN ({keys})")
 _INSERT_DOCUMENT = ("INSERT INTO documents (case_id, seq, code, reference, recorded_at) "
                     "VALUES (?, ?, ?, ?, ?)")
 _SEPARATOR = "\x1f"
@@ -74,8 +82,8 @@ def supports(backend: str, paramstyle: str) -> bool:
 
 @dataclass
 class Step:
-    """One decided move: its audit row (``chain.FIELDS`` then the hash), its documents and
-    the case as it leaves it."""
+    """One decided move: its audit row (``chain.FIELDS``, the hash, the request key), its
+    documents and the case as it leaves it."""
 
     event: tuple[Any, ...]
     documents: list[tuple[Any, ...]]
@@ -99,6 +107,8 @@ class Batch:
     cases: dict[int, CaseRecord] = field(default_factory=dict)
     people: dict[int, dict[str, Any]] = field(default_factory=dict)
     roles: dict[int, frozenset[str]] = field(default_factory=dict)
+    # (case id, request key) → the event that already applied it
+    applied: dict[tuple[int, str], AlreadyApplied] = field(default_factory=dict)
 
 
 class MoveSQL:
@@ -118,6 +128,7 @@ class MoveSQL:
                      f"ORDER BY c.id{self._lock}"
         self._roles = self._sql("SELECT " + _ROLES_AT.format(org="?", agg=self._agg))
         self._event = self._sql(_INSERT_EVENT)
+        self._keyed = self._sql(_KEYED_EVENT)
         self._document = self._sql(_INSERT_DOCUMENT)
         self._updates: dict[tuple[bool, bool, bool], str] = {}
 
@@ -156,6 +167,32 @@ class MoveSQL:
             read.roles[organization_id] = frozenset(roles.split(_SEPARATOR)) if roles \
                 else frozenset()
         return read
+
+    def applied(self, cursor: Any, case_id: int, request_key: str | None) -> AlreadyApplied | None:
+        """The event that already applied ``request_key`` to the case (read after the case
+        is locked, so a run racing this one has committed or waits), or None."""
+        if request_key is None:
+            return None
+        cursor.execute(self._keyed, (case_id, request_key))
+        row = cursor.fetchone()
+        return already_applied(case_id, row) if row is not None else None
+
+    def applied_many(self, cursor: Any,
+                     pairs: Sequence[tuple[int, str]]) -> dict[tuple[int, str], AlreadyApplied]:
+        """``applied`` for every (case id, request key) of a batch, a few statements in all."""
+        found: dict[tuple[int, str], AlreadyApplied] = {}
+        wanted = set(pairs)
+        ordered = sorted(wanted)
+        for start in range(0, len(ordered), CHUNK):
+            chunk = ordered[start:start + CHUNK]
+            cases, keys = sorted({c for c, _ in chunk}), sorted({k for _, k in chunk})
+            cursor.execute(self._sql(_KEYED_EVENTS.format(
+                cases=", ".join("?" * len(cases)), keys=", ".join("?" * len(keys)))),
+                [*cases, *keys])
+            for case_id, key, *event in cursor.fetchall():
+                if (case_id, key) in wanted:
+                    found[(case_id, key)] = already_applied(case_id, event)
+        return found
 
     # -- writes ------------------------------------------------------------------------
     def write_one(self, cursor: Any, case: CaseRecord, step: Step) -> None:
@@ -229,12 +266,14 @@ class MoveSQL:
         return value if self._native_dates or value is None else value.isoformat()
 
 
-def decide_step(case: CaseRecord, write: MoveWrite, now: str | None = None) -> Step:
-    """The audit row and the case after one decided move (nothing written yet)."""
+def decide_step(case: CaseRecord, write: MoveWrite, request_key: str | None = None,
+                now: str | None = None) -> Step:
+    """The audit row and the case after one decided move (nothing written yet); a keyed
+    move's event carries its request key."""
     now = now or utc_now()
     seq = case.seq + 1
     definition_id, sha = write.repin if write.repin else (case.definition_id, case.definition_sha256)
-    draft = write.draft
+    draft = keyed(write.draft, request_key)
     fields = event_fields(case.id, seq, sha, case.state, write.to_state, draft, case.head_hash, now)
     digest = row_digest(fields)
     due_on, due_move = write.due if write.due else (None, None)
@@ -245,7 +284,8 @@ def decide_step(case: CaseRecord, write: MoveWrite, now: str | None = None) -> S
         head_hash=digest, facts=write.facts, opened_on=case.opened_on, due_on=due_on,
         due_move=due_move)
     documents = [(case.id, seq, code, reference, now) for code, reference in write.attached.items()]
-    return Step((*fields, digest), documents, after, canonical_json(write.facts), now)
+    return Step((*fields, digest, draft.request_key), documents, after,
+                canonical_json(write.facts), now)
 
 
 def reread(step: Step) -> CaseRecord:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -141,9 +142,15 @@ audit_events = Table(
     Column("payload", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # A bulk move's idempotency key (also in the payload, under the chain); NULL otherwise.
+    Column("request_key", String(80)),
     # Reports find the moves of a kind in a period (e.g. admissions in a year) without
     # reading every chain.
     Index("ix_audit_events_trigger_date", "trigger", "business_date", "kind"),
+    # A rerun of a bulk file recognises rows already applied; two runs cannot apply one twice.
+    Index("ux_audit_events_request_key", "case_id", "request_key", unique=True,
+          sqlite_where=text("request_key IS NOT NULL"),
+          postgresql_where=text("request_key IS NOT NULL")),
     sqlite_with_rowid=False,
 )
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, select
 
 from .assessments import Assessments
 from .calendar import CalendarDays
-from .cases import CaseRecord, Cases, EventDraft
+from .cases import CaseRecord, Cases, EventDraft, already_applied, keyed
 from .database import Database
 from .definitions import DefinitionVersions
 from .directory import Directory
-from .errors import Missing
+from .errors import AlreadyApplied, Conflict, Missing, RequestKeyTaken
 from .hotpath import Batch, MoveSQL, Step, decide_step, reread, supports
 from .schema import cases as case_rows
 from .schema import installation
@@ -45,6 +45,20 @@ class MoveWrite:
 
 # The caller's decision for one move, made on what the move's transaction read.
 Decide = Callable[[MoveSnapshot], MoveWrite]
+
+
+class MoveOrder(NamedTuple):
+    """One move of a batch: the case, the caller's decision and, for a request that must
+    never be applied twice (a bulk file's row), its key."""
+
+    case_id: int
+    decide: Decide
+    request_key: str | None = None
+
+
+# What a batch did for each order: the move written (snapshot, event seq), or the event that
+# had already applied its key.
+Done = tuple[MoveSnapshot, int] | AlreadyApplied
 
 _LOCK_CHUNK = 1000
 _LOCK_CASES = (select(case_rows.c.id).where(case_rows.c.id.in_(bindparam("ids", expanding=True)))
@@ -84,21 +98,34 @@ class Store:
         return MoveSnapshot(case, self.directory.person(case.person_id, conn),
                             self.directory.roles_at(username, case.organization_id, conn))
 
-    def move(self, case_id: int, username: str, decide: Decide) -> tuple[MoveSnapshot, int]:
-        """Read, let the caller decide, and write — one transaction, all or nothing."""
-        if self._sql is None:
-            with self.db.write() as conn:
-                return self._move_in(conn, case_id, username, decide)
-        with self.db.driver_write() as cursor:
-            snapshot = MoveSnapshot(*self._sql.snapshot(cursor, case_id, username))
-            step = decide_step(snapshot.case, decide(snapshot))
-            self._sql.write_one(cursor, snapshot.case, step)
-        return snapshot, step.after.seq
+    def move(self, case_id: int, username: str, decide: Decide,
+             request_key: str | None = None) -> tuple[MoveSnapshot, int]:
+        """Read, let the caller decide, and write — one transaction, all or nothing.
 
-    def move_many(self, moves: Sequence[tuple[int, Decide]],
-                  username: str) -> list[tuple[MoveSnapshot, int]]:
-        """``move`` for each (case id, decide) pair in order, all in ONE transaction: one
-        commit for the lot, and nothing written if any decide or write fails.
+        A keyed move whose key the case's record already holds raises ``AlreadyApplied``
+        (naming that event) before ``decide`` is called, and writes nothing: the lookup runs
+        after the case is locked, and the unique index on (case, key) backs it up.
+        """
+        try:
+            if self._sql is None:
+                with self.db.write() as conn:
+                    return self._move_in(conn, MoveOrder(case_id, decide, request_key), username)
+            with self.db.driver_write() as cursor:
+                snapshot = MoveSnapshot(*self._sql.snapshot(cursor, case_id, username))
+                found = self._sql.applied(cursor, case_id, request_key)
+                if found is not None:
+                    raise found
+                step = decide_step(snapshot.case, decide(snapshot), request_key)
+                self._sql.write_one(cursor, snapshot.case, step)
+            return snapshot, step.after.seq
+        except RequestKeyTaken:
+            raise self._applied_after_all(case_id, request_key) from None
+
+    def move_many(self, moves: Sequence[MoveOrder], username: str) -> list[Done]:
+        """``move`` for each order in turn, all in ONE transaction: one commit for the lot,
+        and nothing written if any decide or write fails. An order whose key the case's
+        record already holds (or an earlier order of the batch wrote) is not decided: its
+        result is that event, as ``AlreadyApplied``.
 
         Each move re-reads its case inside the transaction, so a case named twice is decided
         the second time on the state its first move left. On PostgreSQL the batch first locks
@@ -110,14 +137,25 @@ class Store:
         if self._sql is None:
             with self.db.write() as conn:
                 if not self.db.is_sqlite:
-                    self._lock_in_order(conn, sorted({case_id for case_id, _ in moves}))
-                return [self._move_in(conn, case_id, username, decide) for case_id, decide in moves]
+                    self._lock_in_order(conn, sorted({order.case_id for order in moves}))
+                return [self._done_in(conn, order, username) for order in moves]
         with self.db.driver_write() as cursor:
-            read = self._sql.batch(cursor, (case_id for case_id, _ in moves), username)
+            read = self._sql.batch(cursor, (order.case_id for order in moves), username)
+            read.applied = self._sql.applied_many(
+                cursor, [(o.case_id, o.request_key) for o in moves if o.request_key])
             first = dict(read.cases)
             done, steps = _decide_batch(moves, read)
             self._sql.write_many(cursor, steps, first)
         return done
+
+    def _applied_after_all(self, case_id: int, request_key: str | None) -> Exception:
+        """The unique index refused a keyed event the lookup did not find (a run racing this
+        one without the lock): the event that holds the key, once committed."""
+        found = self.cases.applied(case_id, request_key)
+        if found is None:
+            return Conflict(f"case {case_id}: request {request_key} was being applied by another "
+                            "run at the same time; nothing written — run the file again")
+        return found
 
     @staticmethod
     def _lock_in_order(conn: Connection, ids: list[int]) -> None:
@@ -126,13 +164,23 @@ class Store:
         for start in range(0, len(ids), _LOCK_CHUNK):
             conn.execute(_LOCK_CASES, {"ids": ids[start:start + _LOCK_CHUNK]})
 
-    def _move_in(self, conn: Connection, case_id: int, username: str,
-                 decide: Decide) -> tuple[MoveSnapshot, int]:
+    def _done_in(self, conn: Connection, order: MoveOrder, username: str) -> Done:
+        try:
+            return self._move_in(conn, order, username)
+        except AlreadyApplied as found:
+            return found
+
+    def _move_in(self, conn: Connection, order: MoveOrder,
+                 username: str) -> tuple[MoveSnapshot, int]:
         """One read-decide-write on a transaction the caller holds."""
-        snapshot = self.snapshot_for_move(case_id, username, conn)
-        write = decide(snapshot)
+        snapshot = self.snapshot_for_move(order.case_id, username, conn)
+        found = self.cases.applied(order.case_id, order.request_key, conn)
+        if found is not None:
+            raise found
+        write = order.decide(snapshot)
         seq = self.cases.record_move_in(conn, snapshot.case, write.to_state, write.facts,
-                                        write.due, write.draft, write.attached, write.repin)
+                                        write.due, keyed(write.draft, order.request_key),
+                                        write.attached, write.repin)
         return snapshot, seq
 
     def setting(self, key: str) -> str | None:
@@ -146,24 +194,31 @@ class Store:
             conn.execute(installation.insert().values(key=key, value=value))
 
 
-def _decide_batch(moves: Sequence[tuple[int, Decide]],
-                  read: Batch) -> tuple[list[tuple[MoveSnapshot, int]], list[Step]]:
+def _decide_batch(moves: Sequence[MoveOrder], read: Batch) -> tuple[list[Done], list[Step]]:
     """Decide every move of a batch in order, each on the case as the earlier ones left it;
-    the first refusal (or unknown case) stops the batch before anything is written."""
+    the first refusal (or unknown case) stops the batch before anything is written. An order
+    whose key is already applied (before, or by an earlier order) is not decided."""
     left: dict[int, int] = {}  # moves still to come per case: only those need their facts re-read
-    for case_id, _ in moves:
-        left[case_id] = left.get(case_id, 0) + 1
-    done: list[tuple[MoveSnapshot, int]] = []
+    for order in moves:
+        left[order.case_id] = left.get(order.case_id, 0) + 1
+    done: list[Done] = []
     steps: list[Step] = []
-    for case_id, decide in moves:
+    for case_id, decide, request_key in moves:
         case = read.cases.get(case_id)
         if case is None:
             raise Missing(f"case {case_id} not found")
-        snapshot = MoveSnapshot(case, read.people[case_id], read.roles[case.organization_id])
-        step = decide_step(case, decide(snapshot))
         left[case_id] -= 1
+        found = read.applied.get((case_id, request_key)) if request_key else None
+        if found is not None:
+            done.append(found)
+            continue
+        snapshot = MoveSnapshot(case, read.people[case_id], read.roles[case.organization_id])
+        step = decide_step(case, decide(snapshot), request_key)
         if left[case_id]:
             read.cases[case_id] = reread(step)
+        if request_key:
+            read.applied[(case_id, request_key)] = already_applied(
+                case_id, (step.after.seq, step.event[4], step.event[7], step.recorded_at))
         steps.append(step)
         done.append((snapshot, step.after.seq))
     return done, steps

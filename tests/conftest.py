@@ -172,6 +172,20 @@ class World:
         ceremony = self.walk(case_id, ADMISSION_PATH, start)
         return case_id, ceremony
 
+    def verified_cases(self, count: int) -> list[int]:
+        """``count`` new cases whose background is verified (where a failed branch vote is
+        recorded and the case stays), walked there in three batches."""
+        from workflow.service import AdvanceRequest
+
+        cases = [self.open_case() for _ in range(count)]
+        for months, trigger in ((19, "record_training"), (18, "prepare_dossier"),
+                                (17, "verify_background")):
+            on = self.ago(months=months)
+            self.service.advance_many(ACTING[trigger], [
+                AdvanceRequest(case_id, trigger, on, self.inputs_for(trigger, on),
+                               self.documents_for(case_id, trigger)) for case_id in cases])
+        return cases
+
     def official_case(self) -> int:
         case_id, ceremony = self.admitted_case(20)
         self.walk(case_id, RECOGNITION_PATH, add_months(ceremony, 12), gap_days=5)

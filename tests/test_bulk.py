@@ -150,9 +150,9 @@ def test_advance_many_reports_every_row_and_commits_the_good_ones(world: World, 
     assert [(r["row"], r["case_id"], r["outcome"]) for r in rows] == [
         (2, good[0], "moved"), (3, moved_already, "refused"), (4, None, "bad row"), (5, good[1], "moved")]
     assert rows[0]["detail"] == "candidate → trained (event 2)"
-    assert "not possible from state trained" in rows[1]["detail"] or "just moved" in rows[1]["detail"]
+    assert rows[1]["detail"].startswith(f"case {moved_already}: you already made record_training at ")
     assert rows[2]["detail"] == "column case: 'abc' is not a case number"
-    assert "2 moved, 1 refused, 1 bad row of 4 rows" in result.stderr
+    assert "2 moved, 0 already done, 1 refused, 1 bad row of 4 rows" in result.stderr
     for case_id, ref in ((good[0], "GCN-01/Đảng ủy"), (good[1], "GCN-04")):
         assert world.store.cases.load(case_id).state == "trained"
         assert [d["reference"] for d in world.store.cases.documents(case_id)] == [ref]
@@ -196,6 +196,213 @@ def test_advance_many_refuses_a_bad_file_before_doing_anything(world: World, tmp
     assert world.store.cases.count_events() == before
 
 
+# -- nothing applied twice: request keys ---------------------------------------------------------
+FAILED_VOTE = "record_failed_branch_vote"
+
+
+def vote_rows(world: World, rows: list[tuple[int, int]], extra: str = "") -> str:
+    """A failed-vote file: (case, votes for) of 10, with the document each vote needs."""
+    header = "case,votes_for,votes_eligible,doc:6-KNĐ" + (f",{extra}" if extra else "")
+    return header + "\n" + "".join(f"{case},{votes},10,BB-{case}-{n}\n" for n, (case, votes) in
+                                   enumerate(rows))
+
+
+def failed_votes(world: World, case_id: int) -> list[dict[str, Any]]:
+    return [e for e in world.store.cases.history(case_id) if e["trigger"] == FAILED_VOTE]
+
+
+def outcomes(result: Any) -> list[tuple[int, int | None, str]]:
+    return [(r["row"], r["case_id"], r["outcome"]) for r in json.loads(result.stdout)]
+
+
+@pytest.fixture(params=["driver", "core"])
+def write_path(request: pytest.FixtureRequest, world: World) -> str:
+    """Both move paths of ``Store``: the driver-level hot path, and the SQLAlchemy Core path
+    any other database takes (chosen here by dropping the store's driver SQL)."""
+    if request.param == "core":
+        world.store._sql = None
+    return request.param
+
+
+def test_running_a_file_again_reports_rows_already_done_and_records_no_vote_twice(
+        world: World, tmp_path: Any, write_path: str) -> None:
+    """A failed vote leaves the case where it is, so nothing in the case tells a rerun that it
+    was recorded: the row's request key does. Two identical rows are two votes, recognised as
+    such on the rerun; the rerun writes nothing and exits 0."""
+    from click.testing import CliRunner
+
+    from cli import main
+    from workflow.dates import format_timestamp
+
+    first, second, third = world.verified_cases(3)
+    on = world.ago(months=16)
+    csv_file = write_csv(tmp_path, vote_rows(world, [(first, 5), (second, 6), (first, 5), (third, 4)])
+                         .replace(f"BB-{first}-2", f"BB-{first}-0"))  # rows 2 and 4: identical
+    args = [FAILED_VOTE, csv_file, "--date", f"{on:%d/%m/%Y}", "--format", "json"]
+    done = run_many(world, *args)
+    assert done.exit_code == 0, done.output
+    assert outcomes(done) == [(2, first, "moved"), (3, second, "moved"), (4, first, "moved"),
+                              (5, third, "moved")]
+    events = world.store.cases.count_events()
+
+    again = CliRunner().invoke(main, ["--db", world.store.url, "--actor", "secretary", "case",
+                                      "advance-many", *args])
+    assert again.exit_code == 0, again.output
+    assert outcomes(again) == [(2, first, "already done"), (3, second, "already done"),
+                               (4, first, "already done"), (5, third, "already done")]
+    recorded = failed_votes(world, first) + failed_votes(world, second) + failed_votes(world, third)
+    details = [r["detail"] for r in json.loads(again.stdout)]
+    assert sorted(details) == sorted(
+        f"already done by you at {format_timestamp(e['recorded_at'])} (event {e['seq']}); nothing written"
+        for e in recorded)
+    assert again.stderr == "0 moved, 4 already done, 0 refused, 0 bad row of 4 rows\n"
+    assert world.store.cases.count_events() == events
+    assert [len(failed_votes(world, c)) for c in (first, second, third)] == [2, 1, 1]
+
+    other = CliRunner().invoke(main, ["--db", world.store.url, "--actor", "committee", "case",
+                                      "advance-many", *args])
+    assert other.exit_code == 0  # another officer running the file learns who did it
+    assert json.loads(other.stdout)[0]["detail"].startswith("already done by secretary at ")
+    assert world.store.cases.count_events() == events
+    assert verify(world.store.db, workers=1).ok
+
+
+def test_fixing_a_refused_row_and_running_the_file_again_applies_only_that_row(
+        world: World, tmp_path: Any, write_path: str) -> None:
+    """The key is the row's own, not the file's: editing one row leaves the others' keys."""
+    cases = world.verified_cases(3)
+    on = f"{world.ago(months=16):%d/%m/%Y}"
+    csv_file = write_csv(tmp_path, vote_rows(world, [(cases[0], 5), (cases[1], 9), (cases[2], 4)]))
+    first = run_many(world, FAILED_VOTE, csv_file, "--date", on, "--format", "json")
+    assert first.exit_code == 1
+    assert [o for _, _, o in outcomes(first)] == ["moved", "refused", "moved"]
+
+    csv_file = write_csv(tmp_path, vote_rows(world, [(cases[0], 5), (cases[1], 3), (cases[2], 4)]))
+    second = run_many(world, FAILED_VOTE, csv_file, "--date", on, "--format", "json")
+    assert second.exit_code == 0, second.output
+    assert [o for _, _, o in outcomes(second)] == ["already done", "moved", "already done"]
+    assert [len(failed_votes(world, c)) for c in cases] == [1, 1, 1]
+
+
+def test_the_same_rows_are_recognised_whatever_the_column_order_blank_cells_and_spacing(
+        world: World, tmp_path: Any) -> None:
+    """A derived key reads what the row asks for, not how the file is laid out; a rerun the
+    next day without --date is the same request (no date was given either time)."""
+    (case_id,) = world.verified_cases(1)
+    first = run_many(world, FAILED_VOTE, write_csv(
+        tmp_path, f"case,votes_for,votes_eligible,doc:6-KNĐ\n{case_id},5,10,BB-1\n"))
+    assert first.exit_code == 0, first.output
+    again = run_many(world, FAILED_VOTE, write_csv(
+        tmp_path, f"doc:6-KNĐ,note,votes_eligible,case,votes_for\n BB-1 ,, 10,{case_id}, 5\n"),
+        "--format", "json")
+    assert again.exit_code == 0, again.output
+    assert outcomes(again) == [(2, case_id, "already done")]
+    assert len(failed_votes(world, case_id)) == 1
+
+
+def test_a_request_id_column_names_each_request(world: World, tmp_path: Any, write_path: str) -> None:
+    """An explicit request_id is the key: two otherwise identical rows with different ids are
+    two votes, a row whose id was applied is already done even if its cells changed, and an id
+    given twice for one case refuses the file before anything is written."""
+    (case_id,) = world.verified_cases(1)
+    on = f"{world.ago(months=16):%d/%m/%Y}"
+    rows = f"case,request_id,votes_for,votes_eligible,doc:6-KNĐ\n{case_id},BB-7,5,10,BB\n"
+    twice = write_csv(tmp_path, rows + rows.splitlines()[1] + "\n")
+    refused = run_many(world, FAILED_VOTE, twice, "--date", on)
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == (f"error: {twice}:3: request_id 'BB-7' of case {case_id} is "
+                                      "also on row 2")
+    assert failed_votes(world, case_id) == []
+
+    two = write_csv(tmp_path, rows + f"{case_id},BB-8,5,10,BB\n")
+    done = run_many(world, FAILED_VOTE, two, "--date", on, "--format", "json")
+    assert [o for _, _, o in outcomes(done)] == ["moved", "moved"]
+    changed = write_csv(tmp_path, f"case,request_id,votes_for,votes_eligible,doc:6-KNĐ\n"
+                                  f"{case_id},BB-8,4,10,BB-x\n")
+    again = run_many(world, FAILED_VOTE, changed, "--date", on, "--format", "json")
+    assert again.exit_code == 0
+    assert outcomes(again) == [(2, case_id, "already done")]
+    assert len(failed_votes(world, case_id)) == 2
+    assert [json.loads(e["payload"])["inputs"]["votes_for"] for e in failed_votes(world, case_id)] == [5, 5]
+
+
+def test_request_keys_are_kept_with_their_events_under_the_chain_and_unique_per_case(
+        world: World, tmp_path: Any, write_path: str) -> None:
+    """The key is in the event's payload (covered by the hash chain) and in its own column,
+    which the database keeps unique per case; a move made one at a time has none."""
+    from storage.cases import EventDraft
+    from storage.errors import RequestKeyTaken
+
+    first, second = world.verified_cases(2)
+    done = run_many(world, FAILED_VOTE, write_csv(tmp_path, vote_rows(world, [(first, 5)])),
+                    "--date", f"{world.ago(months=16):%d/%m/%Y}")
+    assert done.exit_code == 0, done.output
+    event = world.store.cases.history(first)[-1]
+    key = event["request_key"]
+    assert re.fullmatch(r"[0-9a-f]{64}", key) and json.loads(event["payload"])["request_key"] == key
+    assert all(e["request_key"] is None for e in world.store.cases.history(first)[:-1])
+
+    def record(case_id: int) -> None:
+        with world.store.db.write() as conn:
+            case = world.store.cases.load(case_id, conn, for_move=True)
+            payload = {k: v for k, v in json.loads(event["payload"]).items() if k != "request_key"}
+            draft = EventDraft("move", FAILED_VOTE, "secretary", "branch_secretary",
+                               event["business_date"], payload, request_key=key)
+            world.store.cases.record_move_in(conn, case, case.state, case.facts, None, draft, {})
+
+    before = world.store.cases.history(first)
+    with pytest.raises(RequestKeyTaken):
+        record(first)
+    assert world.store.cases.history(first) == before
+    record(second)  # unique per case: another case may hold the same key
+    assert world.store.cases.history(second)[-1]["request_key"] == key
+    assert verify(world.store.db, workers=1).ok
+    assert world.service.replay_all(workers=1).divergent == []
+
+
+def test_all_or_nothing_recognises_rows_already_done(world: World, tmp_path: Any,
+                                                    write_path: str) -> None:
+    """One transaction for the file, and still nothing twice: a file applied (atomically or
+    not) and run again with --all-or-nothing writes only the rows not yet done."""
+    cases = world.verified_cases(3)
+    on = f"{world.ago(months=16):%d/%m/%Y}"
+    part = write_csv(tmp_path, vote_rows(world, [(cases[0], 5), (cases[1], 4)]))
+    assert run_many(world, FAILED_VOTE, part, "--date", on).exit_code == 0
+    whole = write_csv(tmp_path, vote_rows(world, [(cases[0], 5), (cases[1], 4), (cases[2], 3)]))
+    done = run_many(world, FAILED_VOTE, whole, "--date", on, "--all-or-nothing", "--format", "json")
+    assert done.exit_code == 0, done.output
+    assert [o for _, _, o in outcomes(done)] == ["already done", "already done", "moved"]
+    again = run_many(world, FAILED_VOTE, whole, "--date", on, "--all-or-nothing", "--format", "json")
+    assert [o for _, _, o in outcomes(again)] == ["already done"] * 3
+    assert [len(failed_votes(world, c)) for c in cases] == [1, 1, 1]
+    assert verify(world.store.db, workers=1).ok
+
+
+def test_a_row_naming_an_unknown_case_is_that_rows_result(world: World, tmp_path: Any) -> None:
+    """A case that does not exist is the row's trouble: it is reported and the rest go on
+    (it used to end the whole run, after committing the rows before it, unreported)."""
+    cases = world.verified_cases(2)
+    csv_file = write_csv(tmp_path, vote_rows(world, [(cases[0], 5), (999_999, 5), (cases[1], 5)]))
+    result = run_many(world, FAILED_VOTE, csv_file, "--date", f"{world.ago(months=16):%d/%m/%Y}",
+                      "--format", "json")
+    assert result.exit_code == 1
+    rows = json.loads(result.stdout)
+    assert [r["outcome"] for r in rows] == ["moved", "refused", "moved"]
+    assert rows[1]["detail"] == "case 999999 not found"
+
+
+def test_table_output_is_a_header_then_one_line_per_row(world: World, tmp_path: Any) -> None:
+    (case_id,) = world.verified_cases(1)
+    csv_file = write_csv(tmp_path, vote_rows(world, [(case_id, 5)]) + "x,1,10,BB\n")
+    result = run_many(world, FAILED_VOTE, csv_file, "--date", f"{world.ago(months=16):%d/%m/%Y}")
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["row", "case_id", "outcome", "detail"]
+    assert set(lines[1]) <= {"-", " "}
+    assert lines[2].split()[:3] == ["2", str(case_id), "moved"]
+    assert lines[3].split()[:3] == ["3", "-", "bad"]
+    assert len(lines) == 4
+
+
 # -- person import from a CSV file ----------------------------------------------------------------
 def run_import(world: World, path: Any, actor: str = "secretary") -> Any:
     from click.testing import CliRunner
@@ -214,6 +421,7 @@ PEOPLE_CSV = ("\ufefffull_name,birth_date,gender,ethnicity,education,youth_union
 def test_person_import_registers_everyone_with_vietnamese_text_intact(world: World, tmp_path: Any) -> None:
     path = tmp_path / "people.csv"
     path.write_text(PEOPLE_CSV, encoding="utf-8")
+    before = len(world.store.directory.people())
     result = run_import(world, path)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("imported 2 people (#")
@@ -225,10 +433,18 @@ def test_person_import_registers_everyone_with_vietnamese_text_intact(world: Wor
     assert (nam["gender"], nam["ethnicity"], nam["religion"], nam["education"], nam["youth_union"]) == \
         ("male", "Kinh", "Không", "upper_secondary", False)
 
-    again = run_import(world, path)  # a rerun imports no one twice
-    assert again.exit_code == 2
-    assert "people.csv:2: Lê Thị Mỹ Duyên born 05/09/1999 is already registered as #" in again.stderr
-    assert "(and 1 more problems); nothing imported" in again.stderr
+    again = run_import(world, path)  # a rerun imports no one twice, and says it was done
+    assert again.exit_code == 0, again.output
+    assert again.stdout == (f"already done: all 2 people of {path} are registered "
+                            f"(#{first}–#{second}); nothing imported\n")
+    assert len(world.store.directory.people()) == before + 2
+
+    path.write_text(PEOPLE_CSV + "Trần Văn Ba,01/01/2000,nam,,,\n", encoding="utf-8")
+    mixed = run_import(world, path)  # someone registered next to someone new: refused as before
+    assert mixed.exit_code == 2
+    assert "people.csv:2: Lê Thị Mỹ Duyên born 05/09/1999 is already registered as #" in mixed.stderr
+    assert "(and 1 more problems); nothing imported" in mixed.stderr
+    assert len(world.store.directory.people()) == before + 2
 
 
 def test_person_import_with_a_bad_row_imports_no_one(world: World, tmp_path: Any) -> None:

@@ -542,3 +542,101 @@ def test_two_officers_opening_a_case_for_one_person_at_once_open_one(
     assert loser.code == EXIT_REFUSED, (loser.code, loser.stderr)
     assert loser.stderr == f"refused: person {person} already has open case {case_id} (candidate)\n"
     verify(db_url)
+
+
+# -- 5. one bulk file run twice at once --------------------------------------------------
+@contextmanager
+def holding(db: str, statement: str, **params: Any) -> Iterator[str]:
+    """The gate for bulk work: on PostgreSQL ``statement`` (a lock) in an open transaction,
+    on SQLite the write lock."""
+    if is_postgresql(db):
+        engine = create_engine(db)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(statement), params)
+                yield new_tag()
+        finally:
+            engine.dispose()
+        return
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield new_tag()
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def test_one_advance_many_file_run_twice_at_once_applies_each_row_once(
+        world: World, db_url: str, tmp_path: Path) -> None:
+    """Two officers run the same file of failed votes (moves that leave the case where it
+    is) at the same moment, meeting at the first case's lock: each row is applied once, by
+    one of them; the other reports it already done."""
+    cases = world.verified_cases(30)
+    csv_file = tmp_path / "votes.csv"
+    csv_file.write_text("case,votes_for,votes_eligible,doc:6-KNĐ\n" + "".join(
+        f"{c},5,10,BB-{c}\n" for c in cases), encoding="utf-8")
+    args = ["case", "advance-many", "record_failed_branch_vote", str(csv_file), "--date",
+            format_date(world.ago(months=16)), "--format", "json"]
+    world.store.close()
+    actors = ["secretary", "secretary"]
+    with holding(db_url, "SELECT id FROM cases WHERE id = :id FOR UPDATE", id=cases[0]) as tag:
+        procs = [launch(tagged(db_url, tag), actor, *args) for actor in actors]
+        wait_until_queued(db_url, tag, procs)
+    results = finish(procs, actors)
+
+    assert [r.code for r in results] == [EXIT_OK, EXIT_OK], [r.stderr for r in results]
+    rows = [json.loads(r.stdout) for r in results]
+    for first, second in zip(*rows, strict=True):
+        assert first["case_id"] == second["case_id"]
+        assert sorted([first["outcome"], second["outcome"]]) == ["already done", "moved"]
+    votes = [sum(e["trigger"] == "record_failed_branch_vote" for e in world.store.cases.history(c))
+             for c in cases]
+    assert votes == [1] * len(cases)
+    verify_and_replay(db_url, cases[:3])
+
+
+def test_one_people_file_imported_twice_at_once_registers_everyone_once(
+        world: World, db_url: str, tmp_path: Path) -> None:
+    """Both imports have checked the file (no one registered yet) and wait to write: one
+    registers everyone, the other, checking again inside its transaction, finds them
+    registered and reports the file done; no one is registered twice."""
+    people_csv = tmp_path / "people.csv"
+    people_csv.write_text("full_name,birth_date,gender\n" + "".join(
+        f"Nguyễn Văn Đồng {n},01/01/1990,nam\n" for n in range(20)), encoding="utf-8")
+    before = len(world.store.directory.people(limit=100_000))
+    world.store.close()
+    actors = ["secretary", "secretary"]
+    with holding(db_url, "LOCK TABLE people IN SHARE ROW EXCLUSIVE MODE") as tag:
+        procs = [launch(tagged(db_url, tag), actor, "person", "import", str(people_csv))
+                 for actor in actors]
+        wait_until_queued(db_url, tag, procs)
+    results = finish(procs, actors)
+
+    assert [r.code for r in results] == [EXIT_OK, EXIT_OK], [r.stderr for r in results]
+    assert sorted(r.stdout.split(":")[0].split()[0] for r in results) == ["already", "imported"]
+    assert len(world.store.directory.people(limit=100_000)) == before + 20
+
+
+def test_one_assessment_file_imported_twice_at_once_records_it_once(
+        world: World, db_url: str, tmp_path: Path) -> None:
+    """Both imports wait to write; the second, comparing inside its transaction, finds every
+    row already recorded as given and adds nothing."""
+    year = world.today.year
+    members = world.members
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("person,year,score,absence_months\n" + "".join(
+        f"{person},{year},75,1\n" for person in members), encoding="utf-8")
+    world.store.close()
+    actors = ["secretary", "secretary"]
+    with holding(db_url, "SELECT id FROM people WHERE id = :id FOR UPDATE", id=members[0]) as tag:
+        procs = [launch(tagged(db_url, tag), actor, "assess", "import", str(ratings))
+                 for actor in actors]
+        wait_until_queued(db_url, tag, procs)
+    results = finish(procs, actors)
+
+    assert [r.code for r in results] == [EXIT_OK, EXIT_OK], [r.stderr for r in results]
+    assert sorted(r.stdout for r in results) == [
+        f"0 assessment(s) recorded from {ratings}; {len(members)} already recorded as given "
+        "(not added again)\n", f"{len(members)} assessment(s) recorded from {ratings}\n"]
+    assert [len(world.store.assessments.history(p)) for p in members] == [1] * len(members)

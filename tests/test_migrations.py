@@ -27,6 +27,8 @@ from workflow.service import Service
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 NEW_IN_0002 = {"status", "author", "comment", "approved_by", "approved_at"}
+# Columns later revisions add to baseline tables: (table, column).
+LATER_COLUMNS = {("definition_versions", c) for c in NEW_IN_0002} | {("audit_events", "request_key")}
 
 
 def script_head() -> str:
@@ -40,14 +42,14 @@ AFTER_BASELINE = {"calendar_days", "overdue_flags", "assessments"}
 
 
 def rows_of(db: Database) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table of the baseline, in key order, without the 0002 columns."""
+    """Every row of every table of the baseline, in key order, without the columns later
+    revisions added."""
     out = {}
     with db.connect() as conn:
         for table in metadata.sorted_tables:
             if table.name in AFTER_BASELINE:
                 continue
-            columns = [c for c in table.columns if not (table.name == "definition_versions"
-                                                        and c.name in NEW_IN_0002)]
+            columns = [c for c in table.columns if (table.name, c.name) not in LATER_COLUMNS]
             keys = list(table.primary_key.columns)
             out[table.name] = [tuple(r) for r in conn.execute(
                 table.select().with_only_columns(*columns).order_by(*keys))]
@@ -86,8 +88,7 @@ def test_older_database_with_data_upgrades_with_nothing_lost(db_url: str, tmp_pa
     with db.connect() as conn:
         assert {c["name"] for c in inspect(conn).get_columns("definition_versions")} & NEW_IN_0002 == set()
         for table in (t for t in metadata.sorted_tables if t.name not in AFTER_BASELINE):
-            names = [c.name for c in table.columns if not (table.name == "definition_versions"
-                                                           and c.name in NEW_IN_0002)]
+            names = [c.name for c in table.columns if (table.name, c.name) not in LATER_COLUMNS]
             if original[table.name]:
                 conn.execute(table.insert(), [dict(zip(names, row, strict=True))
                                               for row in original[table.name]])

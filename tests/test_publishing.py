@@ -275,6 +275,45 @@ def test_killed_migration_resumes_without_migrating_anything_twice(admins: World
     assert admins.service.replay_all(workers=1).divergent == []
 
 
+def test_migration_stopped_by_a_storage_failure_says_how_many_cases_it_migrated(
+        admins: World, db_url: str, tmp_path: Path) -> None:
+    """Chunks commit one by one; a second connection holding what a chunk needs past its
+    timeout stops the run (exit 6), which says which chunk and how many cases were migrated
+    before it. Run again, it migrates only the rest: every case has one migration event."""
+    from interruptions import storage_fails_during
+
+    for _ in range(120):
+        admins.open_case()
+    ids = [r["id"] for r in admins.store.cases.listing(limit=10_000)]
+    Publishing(admins.store).publish("quantri", revised(tmp_path, rename=False), "2026")
+    command = ["definition", "migrate", "membership", "--to", "2", "--chunk", "5"]
+    admins.store.close()
+    with storage_fails_during(db_url, "migrate_definition", 20, ids[25]) as url:
+        stopped = subprocess.run([str(ENTRY_POINT), "--db", url, "--actor", "quantri", *command],
+                                 capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 6, stopped.stderr
+
+    def migrations() -> list[int]:
+        return [[e["kind"] for e in admins.store.cases.history(i)].count(MIGRATION_KIND) for i in ids]
+
+    migrated = sum(migrations())
+    assert 20 <= migrated < len(ids) and migrated % 5 == 0
+    if db_url.startswith("postgresql"):
+        assert migrated == 25  # the chunk holding the locked case stopped the run
+    assert migrations() == [1] * migrated + [0] * (len(ids) - migrated)
+    stop = stopped.stderr.splitlines()[-1]
+    assert stop.startswith(f"error: stopped at the chunk of cases {ids[migrated]}–{ids[migrated + 4]}: ")
+    assert stop.endswith(f"; {migrated} case(s) migrated and committed before it; run the migration "
+                         "again to continue (cases already migrated are not moved again)")
+
+    finish = subprocess.run([str(ENTRY_POINT), "--db", db_url, "--actor", "quantri", *command],
+                            capture_output=True, text=True, timeout=120)
+    assert finish.returncode == 0, finish.stderr
+    assert f"migrated {len(ids) - migrated} case(s)" in finish.stdout
+    assert migrations() == [1] * len(ids)
+    assert verify(admins.store.db).ok
+
+
 # -- the administrator's CLI tools on files ------------------------------------------------------
 def test_lint_diff_and_graph_from_the_command_line(admins: World, tmp_path: Path) -> None:
     bad = tmp_path / "ages.yaml"

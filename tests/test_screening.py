@@ -188,6 +188,24 @@ def test_cli_assess_import_is_all_or_nothing_and_screen_opens_proposals(
     assert run(db, "audit", "replay", "--all", actor=None).returncode == 0
 
 
+def test_assess_import_run_again_records_nothing_twice(world: World, tmp_path: Path) -> None:
+    """A rerun (after a crash that lost the report, say) adds no row equal to the newest one
+    of its member and year; a row that changed since is recorded, as a correction."""
+    year = world.today.year
+    one, two = world.members
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text(f"person,year,score,absence_months\n{one},{year},75,1\n{two},{year},80,0\n",
+                       encoding="utf-8")
+    screening = Screening(world.service)
+    assert screening.record_file("secretary", ratings) == (2, 0)
+    assert screening.record_file("secretary", ratings) == (0, 2)
+    assert [len(assessments(world, p)) for p in (one, two)] == [1, 1]
+    ratings.write_text(f"person,year,score,absence_months\n{one},{year},75,1\n{two},{year},80,3\n",
+                       encoding="utf-8")
+    assert screening.record_file("secretary", ratings) == (1, 1)
+    assert [[r["absence_months"] for r in assessments(world, p)] for p in (one, two)] == [[1], [0, 3]]
+
+
 def test_assessments_are_append_only_in_the_database(world: World) -> None:
     from sqlalchemy import text
 
@@ -198,3 +216,50 @@ def test_assessments_are_append_only_in_the_database(world: World) -> None:
         with pytest.raises((Conflict, Unavailable)), world.store.db.write() as conn:
             conn.execute(text(statement))
     assert [r["score"] for r in assessments(world, world.members[0])] == [80]
+
+
+def test_screen_open_stopped_by_a_storage_failure_reports_what_it_proposed_and_resumes(
+        world: World, db_url: str) -> None:
+    """A second connection holds what a proposal needs past its timeout part-way: the run
+    stops (exit 6; it does not wait the timeout out again on every later member) having
+    printed each proposal it committed, and says where and how many; run again, it skips
+    those (pending) and proposes the rest, none twice."""
+    from interruptions import storage_fails_during
+
+    year = world.today.year
+    members = [world.register_member(f"Đảng viên vắng {n}") for n in range(60)]
+    Screening(world.service).record("secretary", [
+        YearRecord(person, year, 75, None, {"absence_months": 4}) for person in members])
+    listed = Screening(world.service).screen(year)
+    cases = [m.case_id for m in listed]
+    assert len(cases) == len(members)
+    command = [str(Path(sys.executable).parent / "memberflow"), "--actor", "department", "screen",
+               "--year", str(year), "--open", "--format", "json"]
+    world.store.close()
+    with storage_fails_during(db_url, "propose_removal", 5, cases[5]) as url:
+        stopped = subprocess.run([command[0], "--db", url, *command[1:]], capture_output=True,
+                                 text=True, timeout=120)
+    assert stopped.returncode == 6, stopped.stderr
+
+    def proposals() -> list[int]:
+        return [sum(e["trigger"] == "propose_removal" for e in world.store.cases.history(c))
+                for c in cases]
+
+    made = sum(proposals())
+    assert 5 <= made < len(cases)
+    if db_url.startswith("postgresql"):
+        assert made == 5
+    assert proposals() == [1] * made + [0] * (len(cases) - made)
+    assert [(r["case_id"], r["outcome"]) for r in json.loads(stopped.stdout)] == \
+        [(c, "moved") for c in cases[:made]]
+    stop = stopped.stderr.splitlines()[-1]
+    assert stop.startswith(f"error: stopped at row {made + 1} (case {cases[made]}): ")
+    assert stop.endswith(f"; {made} proposal(s) made and committed before it; run it again to "
+                         "continue (pending proposals are skipped)")
+
+    again = subprocess.run([command[0], "--db", db_url, *command[1:]], capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.strip() == (f"{len(cases) - made} proposed, {made} already pending, 0 refused "
+                                    f"of {len(cases)} listed")
+    assert proposals() == [1] * len(cases)

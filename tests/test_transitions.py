@@ -1381,6 +1381,23 @@ def test_repeating_a_move_just_made_says_another_officer_made_it(world: World) -
     assert world.store.cases.history(case_id) == before
 
 
+def test_repeating_ones_own_move_just_made_says_you_made_it(world: World) -> None:
+    """A command run again after a crash: the officer is told they made the move, when, and
+    as which event, not that another officer (named as themselves) beat them to it."""
+    from workflow.dates import format_timestamp
+
+    case_id = world.open_case()
+    on = world.ago(months=19)
+    world.step(case_id, "record_training", on)
+    before = world.store.cases.history(case_id)
+    with pytest.raises(AlreadyMoved) as raised:
+        world.step(case_id, "record_training", on)
+    assert str(raised.value) == (f"case {case_id}: you already made record_training at "
+                                 f"{format_timestamp(before[-1]['recorded_at'])} (event 2); "
+                                 "nothing written")
+    assert world.store.cases.history(case_id) == before
+
+
 # ---- separation of duties ------------------------------------------------------------------
 
 def two_hats(world: World) -> str:

@@ -6,6 +6,7 @@ subtree they were granted at); any officer may register a person; auditors chang
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,10 +73,12 @@ class Administration:
         self.require_officer(actor)
         return self.store.directory.add_person(**person_fields(full_name, birth_date, **fields))
 
-    def import_people(self, actor: str, rows: list[dict[str, Any]]) -> list[int]:
-        """Register people already checked with ``person_fields``, in one transaction."""
+    def import_people(self, actor: str, rows: list[dict[str, Any]],
+                      check: Callable[[dict[tuple[str, Any], int]], None] | None = None) -> list[int]:
+        """Register people already checked with ``person_fields``, in one transaction;
+        ``check`` sees who of them is already registered, inside it (and may refuse)."""
         self.require_officer(actor)
-        return self.store.directory.add_people(rows)
+        return self.store.directory.add_people(rows, check)
 
     def set_calendar_day(self, actor: str, day: date, working: bool, reason: str) -> None:
         """An administrator's override of one day (a swapped working Saturday, an extra day off)."""

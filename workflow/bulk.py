@@ -1,23 +1,43 @@
-"""Bulk work from CSV files: one row per case, every row reported (moved, refused, bad row).
+"""Bulk work from CSV files: one row per case, every row reported (moved, already done,
+refused, bad row) as soon as its transaction commits.
 
 A file that cannot be read as a whole (encoding, header, ragged rows) is refused with row
 and column before anything is done; a row whose own values are wrong is reported as a bad
 row. ``all_or_nothing`` runs every move in one transaction instead of one per row.
+
+Nothing is applied twice. Every row carries a request key, recorded with its move's audit
+event and unique per case, so running a file again (after a crash, a kill, a busy database,
+or to redo the rows fixed since) reports the rows already applied as ``already done`` and
+applies only the others. The key is the row's ``request_id`` cell when the file has that
+column (scoped by the move: the same id may name a move of another kind on the same case);
+otherwise it is derived from the row itself, never from the whole file — fixing one refused
+row must not make every committed row new again. A derived key is the digest of what the row
+asks for: the move, the case, the row's date (else the ``--date`` given, else none: a rerun
+the next morning without ``--date`` is still the same request), the role, the inputs and
+the documents (cells trimmed, empty ones ignored, column order irrelevant), plus how many
+identical rows come before it in the file, so two identical rows are two moves. A genuinely
+new move identical to one already made (a second failed vote with the same counts) needs a
+``date`` or ``request_id`` cell that tells it apart.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from storage.chain import canonical_json
+from storage.errors import AlreadyApplied, StorageError, Unavailable
+
 from .administration import person_fields
-from .dates import parse_date
-from .errors import BadInput, MemberflowError
+from .dates import format_timestamp, parse_date
+from .dates import today as business_today
+from .errors import BadInput, MemberflowError, StoppedPartWay
 from .guards import EDUCATION_LEVELS
 from .inputs import clean_text, parse_bool
 
@@ -26,14 +46,17 @@ if TYPE_CHECKING:
     from .service import AdvanceRequest, Service
 
 CASE_COLUMN, DATE_COLUMN, ROLE_COLUMN, DOCUMENT_PREFIX = "case", "date", "role", "doc:"
+REQUEST_COLUMN = "request_id"
 MAX_BYTES = 50 * 1024 * 1024
+OUTCOMES = ("moved", "already done", "refused", "bad row")
+RERUN = "run the file again to continue (rows already done are recognised)"
 
 
 @dataclass(frozen=True)
 class RowResult:
     row: int  # line number in the file (the header is line 1)
     case_id: int | None
-    outcome: str  # moved | refused | bad row
+    outcome: str  # moved | already done | refused | bad row (screening: moved | skipped | refused)
     detail: str
 
 
@@ -77,7 +100,7 @@ def move_request(trigger: str, values: dict[str, str], default_date: date) -> Ad
     on = parse_date(raw_date, f"column {DATE_COLUMN}") if raw_date else default_date
     inputs, documents = {}, {}
     for column, value in values.items():
-        if column in (CASE_COLUMN, DATE_COLUMN, ROLE_COLUMN) or not value.strip():
+        if column in (CASE_COLUMN, DATE_COLUMN, ROLE_COLUMN, REQUEST_COLUMN) or not value.strip():
             continue
         if column.startswith(DOCUMENT_PREFIX):
             code = column[len(DOCUMENT_PREFIX):]
@@ -88,58 +111,128 @@ def move_request(trigger: str, values: dict[str, str], default_date: date) -> Ad
     return AdvanceRequest(int(raw_case), trigger, on, inputs, documents, role)
 
 
-def advance_rows(service: Service, actor: str, trigger: str, path: Path, default_date: date,
-                 all_or_nothing: bool = False,
-                 progress: Callable[[int], None] | None = None) -> list[RowResult]:
+Planned = tuple[int, "AdvanceRequest | BadInput"]  # (line, the row's move or why it is bad)
+
+
+def plan_rows(path: Path, trigger: str, given_date: date | None) -> list[Planned]:
+    """Every row of the file as a keyed move (or the bad input it is). A ``request_id`` that
+    names two rows of one case makes the whole file bad input: nothing is done."""
     _, rows = read_rows(path)
-    if all_or_nothing:
-        return _in_one_transaction(service, actor, trigger, rows, default_date)
-    results = []
+    default_date = given_date or business_today()
+    planned: list[Planned] = []
+    seen: dict[str, int] = {}  # key material → rows with it so far
+    explicit: dict[tuple[int, str], int] = {}  # (case, request_id) → its line
     for line, values in rows:
-        results.append(_one_row(service, actor, trigger, line, values, default_date))
-        if progress:
-            progress(1)
-    return results
+        try:
+            request = move_request(trigger, values, default_date)
+            raw_id = values.get(REQUEST_COLUMN, "")
+            request_id = clean_text(raw_id, f"column {REQUEST_COLUMN}", 200) if raw_id.strip() else ""
+        except BadInput as bad:
+            planned.append((line, bad))
+            continue
+        if request_id:
+            earlier = explicit.setdefault((request.case_id, request_id), line)
+            if earlier != line:
+                raise BadInput(f"{path}:{line}: {REQUEST_COLUMN} {request_id!r} of case "
+                               f"{request.case_id} is also on row {earlier}")
+            material: dict[str, Any] = {"move": trigger, REQUEST_COLUMN: request_id}
+        else:
+            material = _row_material(trigger, values, request, given_date)
+            text = canonical_json(material)
+            seen[text] = seen.get(text, 0) + 1
+            material["occurrence"] = seen[text]
+        planned.append((line, replace(request, request_key=_digest(material))))
+    return planned
 
 
-def _one_row(service: Service, actor: str, trigger: str, line: int, values: dict[str, str],
-             default_date: date) -> RowResult:
+def _row_material(trigger: str, values: Mapping[str, str], request: AdvanceRequest,
+                  given_date: date | None) -> dict[str, Any]:
+    """What a row without a request_id asks for, as the text its key is the digest of."""
+    row_date = values.get(DATE_COLUMN, "").strip()
+    on = request.business_date if row_date else given_date
+    return {"move": trigger, "case": request.case_id, "date": on.isoformat() if on else None,
+            "role": request.role, "inputs": dict(request.inputs),
+            "documents": dict(request.documents)}
+
+
+def _digest(material: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(material).encode("utf-8")).hexdigest()
+
+
+def advance_rows(service: Service, actor: str, trigger: str, path: Path, given_date: date | None,
+                 all_or_nothing: bool = False) -> tuple[int, Iterator[RowResult]]:
+    """The number of rows, and each row's result yielded once its transaction has committed
+    (with ``all_or_nothing``, the whole file's transaction has committed before this
+    returns). The file is read and checked first, so a file refused as a whole (or a
+    refused batch) is refused before anything is shown.
+    A storage failure that is not the row's own (a busy or full database) stops the run:
+    ``StoppedPartWay`` says where, and how many rows were committed before it."""
+    planned = plan_rows(path, trigger, given_date)
+    if all_or_nothing:
+        bad = next(((line, r) for line, r in planned if isinstance(r, BadInput)), None)
+        if bad is not None:
+            raise BadInput(f"row {bad[0]}: {bad[1]}")
+        return len(planned), iter(_in_one_transaction(service, actor, planned))
+    return len(planned), _row_by_row(service, actor, planned)
+
+
+def _row_by_row(service: Service, actor: str, planned: Sequence[Planned]) -> Iterator[RowResult]:
+    moved = 0
+    for line, request in planned:
+        try:
+            result = _one_row(service, actor, line, request)
+        except Exception as cause:
+            case = f" (case {request.case_id})" if not isinstance(request, BadInput) else ""
+            raise StoppedPartWay(f"stopped at row {line}{case}: {StoppedPartWay.reason(cause)}; {moved} "
+                                 f"row(s) moved and committed before it; {RERUN}", cause) from cause
+        moved += result.outcome == "moved"
+        yield result
+
+
+def _one_row(service: Service, actor: str, line: int, request: AdvanceRequest | BadInput) -> RowResult:
+    """One row in its own transaction. Whatever is the row's own trouble is its result; a
+    database that cannot be written at all (``Unavailable``) is not, and stops the run."""
+    if isinstance(request, BadInput):
+        return RowResult(line, None, "bad row", str(request))
     try:
-        request = move_request(trigger, values, default_date)
-    except MemberflowError as bad:
-        return RowResult(line, None, "bad row", str(bad))
-    try:
-        recorded = service.advance(actor, request.case_id, trigger, request.business_date,
-                                   request.inputs, request.documents, request.role)
-    except MemberflowError as refused:
+        recorded = service.advance(actor, request.case_id, request.trigger, request.business_date,
+                                   request.inputs, request.documents, request.role,
+                                   request_key=request.request_key)
+    except AlreadyApplied as done:
+        return RowResult(line, request.case_id, "already done", already_done(done, actor))
+    except Unavailable:
+        raise
+    except (MemberflowError, StorageError) as refused:
         return RowResult(line, request.case_id, "refused", str(refused))
     return RowResult(line, request.case_id, "moved", f"{recorded.move.from_state} → "
                      f"{recorded.move.to_state} (event {recorded.seq})")
 
 
-def _in_one_transaction(service: Service, actor: str, trigger: str,
-                        rows: list[tuple[int, dict[str, str]]], default_date: date) -> list[RowResult]:
-    """Every row planned and written in one transaction; the first problem names its row."""
-    requests = []
-    for line, values in rows:
-        try:
-            requests.append(move_request(trigger, values, default_date))
-        except BadInput as bad:
-            raise BadInput(f"row {line}: {bad}") from None
-    lines = iter(line for line, _ in rows)
-    recorded = service.advance_many(actor, requests)
-    return [RowResult(next(lines), r.case_id, "moved",
-                      f"{r.move.from_state} → {r.move.to_state} (event {r.seq})") for r in recorded]
+def already_done(done: AlreadyApplied, actor: str) -> str:
+    """``already done by you at 02/12/2026 14:03 (event 7); nothing written``."""
+    who = "you" if done.actor == actor else done.actor
+    return (f"already done by {who} at {format_timestamp(done.recorded_at)} (event {done.seq}); "
+            "nothing written")
 
 
-def summary(results: list[RowResult]) -> str:
-    counts = {outcome: sum(1 for r in results if r.outcome == outcome)
-              for outcome in ("moved", "refused", "bad row")}
-    return ", ".join(f"{n} {outcome}" for outcome, n in counts.items()) + f" of {len(results)} rows"
+def _in_one_transaction(service: Service, actor: str, planned: Sequence[Planned]) -> list[RowResult]:
+    """Every row written in one transaction (no row is bad: checked before); the first
+    refusal names its case."""
+    requests = [request for _, request in planned if not isinstance(request, BadInput)]
+    results = []
+    for (line, request), done in zip(planned, service.advance_many(actor, requests), strict=True):
+        if isinstance(done, AlreadyApplied):
+            results.append(RowResult(line, request.case_id, "already done", already_done(done, actor)))
+        else:
+            results.append(RowResult(line, done.case_id, "moved", f"{done.move.from_state} → "
+                                     f"{done.move.to_state} (event {done.seq})"))
+    return results
 
 
-def failures(results: list[RowResult]) -> Iterator[RowResult]:
-    return (r for r in results if r.outcome != "moved")
+def summary(counts: Mapping[str, int]) -> str:
+    """``3 moved, 1 already done, 0 refused, 0 bad row of 4 rows``."""
+    return ", ".join(f"{counts.get(outcome, 0)} {outcome}" for outcome in OUTCOMES) + \
+        f" of {sum(counts.values())} rows"
 
 
 PERSON_COLUMNS = ("full_name", "birth_date", "gender", "ethnicity", "religion", "education",
@@ -165,9 +258,29 @@ def person_row(values: dict[str, str]) -> dict[str, Any]:
         trade_union=parse_bool(cell["trade_union"], "column trade_union"))
 
 
-def import_people(administration: Administration, actor: str, path: Path) -> list[int]:
+@dataclass(frozen=True)
+class Imported:
+    """What ``person import`` did: the people it registered, or (``rerun``) none because
+    every row was registered already — the file was imported before."""
+
+    ids: list[int]
+    rerun: bool = False
+
+
+class _Registered(Exception):
+    """Every row of the file is registered already: it was imported before."""
+
+    def __init__(self, ids: list[int]) -> None:
+        super().__init__(ids)
+        self.ids = ids
+
+
+def import_people(administration: Administration, actor: str, path: Path) -> Imported:
     """Every row checked first; one bad row (or a person already registered) and nobody is
-    imported, so a file is never half-imported and can simply be fixed and run again."""
+    imported, so a file is never half-imported and can simply be fixed and run again. A file
+    whose every row is registered already was imported before (a rerun after a crash): that
+    is reported, not refused, and nothing is registered twice. Who is registered is read
+    inside the writing transaction, so two runs of one file at once register it once."""
     header, rows = read_rows(path, "full_name")
     unknown = sorted(set(header) - set(PERSON_COLUMNS))
     if unknown:
@@ -184,10 +297,21 @@ def import_people(administration: Administration, actor: str, path: Path) -> lis
             problems.append(f"{path}:{line}: the same person as row {seen[key]}")
         seen.setdefault(key, line)
         people.append(person)
-    registered = administration.store.directory.registered({name for name, _ in seen})
-    problems += [f"{path}:{seen[key]}: {key[0]} born {key[1]:%d/%m/%Y} is already registered as "
-                 f"#{registered[key]}" for key in seen if key in registered]
+    _refuse(problems)
+
+    def none_registered(registered: dict[tuple[str, Any], int]) -> None:
+        if seen and all(key in registered for key in seen):
+            raise _Registered(sorted(registered[key] for key in seen))
+        _refuse([f"{path}:{seen[key]}: {key[0]} born {key[1]:%d/%m/%Y} is already registered "
+                 f"as #{registered[key]}" for key in seen if key in registered])
+
+    try:
+        return Imported(administration.import_people(actor, people, none_registered))
+    except _Registered as before:
+        return Imported(before.ids, rerun=True)
+
+
+def _refuse(problems: Sequence[str]) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise BadInput(f"{problems[0]}{more}; nothing imported")
-    return administration.import_people(actor, people)

@@ -59,3 +59,21 @@ class DefinitionInvalid(MemberflowError):
         first = problems[0] if problems else "no details"
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(f"invalid definition: {first}{more}")
+
+
+class StoppedPartWay(MemberflowError):
+    """Bulk work stopped by an error after part of it was committed. The message says where
+    it stopped, why, how much was committed and how to go on; the exit code is the cause's."""
+
+    def __init__(self, message: str, cause: Exception) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+    @staticmethod
+    def reason(cause: Exception) -> str:
+        """What stopped the work, in one line (a bug shows as one, not as a domain sentence)."""
+        from storage.errors import StorageError
+
+        if isinstance(cause, MemberflowError | StorageError):
+            return str(cause)
+        return f"internal error: {type(cause).__name__}: {cause}"

@@ -16,7 +16,7 @@ from .administration import ADMINISTRATOR, Administration
 from .dates import today
 from .deadlines import OpenDeadline, open_deadlines
 from .definition import Definition
-from .errors import BadInput, MoveRefused
+from .errors import BadInput, MoveRefused, StoppedPartWay
 from .workdays import WorkingCalendar
 
 if TYPE_CHECKING:
@@ -140,13 +140,30 @@ class Migrator:
 
     def apply(self, actor: str, row: dict[str, Any], report: MigrationPlan, chunk: int = 500,
               progress: Callable[[int], None] | None = None) -> int:
-        """Migrate every running case; refuses while any would be stranded."""
+        """Migrate every running case; refuses while any would be stranded.
+
+        Each chunk commits on its own; an error in one (a busy database, a case changed
+        meanwhile) stops the run with ``StoppedPartWay``, which says how many cases were
+        migrated before it. Running the migration again moves only the cases still on other
+        versions, so nothing is migrated twice.
+        """
+        from storage.store import MoveOrder
+
         if report.stranded:
             raise MoveRefused(_stranded_text(report))
         moved = 0
         for cases in self._chunks(report.target.name, row["id"], chunk):
-            self.store.move_many([(record.id, self._decide(actor, row, report))
-                                  for record, _ in cases], actor)
+            if not cases:
+                continue
+            try:
+                self.store.move_many([MoveOrder(record.id, self._decide(actor, row, report))
+                                      for record, _ in cases], actor)
+            except Exception as cause:
+                raise StoppedPartWay(
+                    f"stopped at the chunk of cases {cases[0][0].id}–{cases[-1][0].id}: "
+                    f"{StoppedPartWay.reason(cause)}; "
+                    f"{moved} case(s) migrated and committed before it; run the migration again "
+                    "to continue (cases already migrated are not moved again)", cause) from cause
             moved += len(cases)
             if progress:
                 progress(len(cases))

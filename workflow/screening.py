@@ -9,18 +9,20 @@ in its own transaction, so one refusal does not stop the rest.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from storage.errors import StorageError, Unavailable
 
 from .assessment import MONTH_FIELDS, AssessmentRules, Finding
 from .bulk import RowResult, read_rows
 from .dates import format_date
 from .dates import today as business_today
 from .definition import Definition
-from .errors import BadInput, MemberflowError, NotPermitted
+from .errors import BadInput, MemberflowError, NotPermitted, StoppedPartWay
 
 if TYPE_CHECKING:
     from .service import Service
@@ -72,8 +74,10 @@ class Screening:
                                f"{record.person_id} (allowed: {', '.join(rules.recorded_by)})")
         return _row(record, rules)
 
-    def record_file(self, actor: str, path: Path) -> int:
-        """A yearly CSV (one row per member): every row checked, then all or none stored."""
+    def record_file(self, actor: str, path: Path) -> tuple[int, int]:
+        """A yearly CSV (one row per member): every row checked, then all or none stored.
+        Returns (recorded, already recorded): a row equal to the newest assessment of its
+        member and year is already recorded, so a file imported again adds nothing twice."""
         header, lines = read_rows(path, "person")
         unknown = sorted(set(header) - set(ASSESSMENT_COLUMNS))
         if unknown:
@@ -91,7 +95,7 @@ class Screening:
                 rows.append(self._checked(actor, record))
             except MemberflowError as bad:
                 raise type(bad)(f"{path}:{line}: {bad}") from None
-        return self.store.assessments.record(rows, actor)
+        return self.store.assessments.record_new(rows, actor)
 
     def screen(self, year: int, org_code: str | None = None) -> list[Listed]:
         """Members (probation or official) meeting a criterion of their definition in ``year``."""
@@ -113,15 +117,26 @@ class Screening:
                                      _pending_proposal(definition, facts)))
         return listed
 
-    def propose(self, actor: str, listed: Sequence[Listed], business_date: date,
-                progress: Callable[[int], None] | None = None) -> list[RowResult]:
-        """Make the proposing move on each listed case not already proposed; one result each."""
-        results = []
+    def propose(self, actor: str, listed: Sequence[Listed], business_date: date) -> Iterator[RowResult]:
+        """Make the proposing move on each listed case not already proposed, one transaction
+        each; each result is yielded once its move has committed.
+
+        One case's trouble (refused, changed meanwhile) is that row's result; a database that
+        cannot be written at all (busy past its timeout, full) stops the run with
+        ``StoppedPartWay``, saying how many proposals were made before it. Running it again
+        skips the proposals made (they are pending), so none is made twice.
+        """
+        moved = 0
         for index, member in enumerate(listed, 1):
-            results.append(self._propose(actor, index, member, business_date))
-            if progress:
-                progress(1)
-        return results
+            try:
+                result = self._propose(actor, index, member, business_date)
+            except Exception as cause:
+                raise StoppedPartWay(
+                    f"stopped at row {index} (case {member.case_id}): {StoppedPartWay.reason(cause)}"
+                    f"; {moved} proposal(s) made and committed before it; run it again to continue "
+                    "(pending proposals are skipped)", cause) from cause
+            moved += result.outcome == "moved"
+            yield result
 
     def _propose(self, actor: str, index: int, member: Listed, on: date) -> RowResult:
         if member.proposed_on:
@@ -131,11 +146,11 @@ class Screening:
         assert definition.assessment is not None
         first = member.findings[0]
         reason = "; ".join(f"{f.criterion.labels.vi}: {f.reason.vi}" for f in member.findings)
-        from storage.errors import StorageError
-
         try:
             recorded = self.service.advance(actor, member.case_id, definition.assessment.proposes, on,
                                             {"ground": first.criterion.ground, "reason": reason})
+        except Unavailable:
+            raise
         except (MemberflowError, StorageError) as refused:  # one case's trouble stops no other
             return RowResult(index, member.case_id, "refused", str(refused))
         return RowResult(index, member.case_id, "moved", f"{recorded.move.trigger} "

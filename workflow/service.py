@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from storage.errors import AlreadyApplied
+
 from .administration import TICK_ACTOR
 from .dates import format_date, format_timestamp, local_time
 from .dates import today as business_today
@@ -106,6 +108,8 @@ class AdvanceRequest:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     documents: Mapping[str, str] = field(default_factory=dict)
     role: str | None = None
+    # A request that must never be applied twice (a bulk file's row): see ``workflow.bulk``.
+    request_key: str | None = None
 
 
 def _naming_case(case_id: int, decide: Decide) -> Decide:
@@ -292,28 +296,37 @@ class Service:
     def advance(self, actor: str, case_id: int, trigger: str, business_date: date,
                 inputs: Mapping[str, Any] | None = None,
                 documents: Mapping[str, str] | None = None, role: str | None = None,
-                today: date | None = None) -> Recorded:
+                today: date | None = None, request_key: str | None = None) -> Recorded:
+        """One move in its own transaction. With ``request_key``, a request the case's record
+        already holds raises ``AlreadyApplied`` (naming its event) and writes nothing."""
         planned: list[Move] = []
-        request = AdvanceRequest(case_id, trigger, business_date, inputs or {}, documents or {}, role)
-        _, seq = self.store.move(case_id, actor, self._decider(actor, request, today, planned))
+        request = AdvanceRequest(case_id, trigger, business_date, inputs or {}, documents or {},
+                                 role, request_key)
+        _, seq = self.store.move(case_id, actor, self._decider(actor, request, today, planned),
+                                 request_key)
         return Recorded(case_id, seq, planned[0])
 
     def advance_many(self, actor: str, requests: Sequence[AdvanceRequest],
-                     today: date | None = None) -> list[Recorded]:
+                     today: date | None = None) -> list[Recorded | AlreadyApplied]:
         """Many moves in one transaction, in order: one commit instead of one per move.
 
         Every move is planned by the same engine as ``advance``, on the case as the earlier
         moves of the batch left it (a case may appear more than once). If any is refused,
         nothing is written and the error, of the same type as ``advance`` would raise, starts
-        with the case id.
+        with the case id. A keyed request the case's record already holds is not planned:
+        its result is the event that applied it (``AlreadyApplied``).
         """
-        planned: list[Move] = []
-        moves = [(request.case_id, _naming_case(request.case_id,
-                                                self._decider(actor, request, today, planned)))
-                 for request in requests]
-        written = self.store.move_many(moves, actor)
-        return [Recorded(request.case_id, seq, move)
-                for request, (_, seq), move in zip(requests, written, planned, strict=True)]
+        from storage.store import MoveOrder
+
+        plans: list[list[Move]] = [[] for _ in requests]
+        orders = [MoveOrder(request.case_id,
+                            _naming_case(request.case_id,
+                                         self._decider(actor, request, today, planned)),
+                            request.request_key)
+                  for request, planned in zip(requests, plans, strict=True)]
+        written = self.store.move_many(orders, actor)
+        return [done if isinstance(done, AlreadyApplied) else Recorded(request.case_id, done[1], planned[0])
+                for request, done, planned in zip(requests, written, plans, strict=True)]
 
     def _decider(self, actor: str, asked: AdvanceRequest, today: date | None,
                  planned: list[Move]) -> Decide:
@@ -334,7 +347,7 @@ class Service:
             view = CaseView(case.state, case.facts)
             if definition.transition(asked.trigger, case.state) is None and \
                     definition.any_transition(asked.trigger) is not None:
-                self._refuse_if_just_moved(case.id, asked.trigger)
+                self._refuse_if_just_moved(case.id, asked.trigger, actor)
             # Who may act is settled before the inputs are read for evidence: someone without
             # the role learns that, not what was wrong with what they typed.
             self.engine.authorize(definition, view, request)
@@ -371,20 +384,25 @@ class Service:
         report.flagged = self.store.cases.flag_overdue(as_of)
         return report
 
-    def _refuse_if_just_moved(self, case_id: int, trigger: str) -> None:
-        """Two officers sending the same move at once: the second learns it lost a race.
+    def _refuse_if_just_moved(self, case_id: int, trigger: str, actor: str) -> None:
+        """The same move sent twice at once: the second learns it lost a race.
 
         Its move is no longer possible because the first one's was recorded moments ago;
         saying so (exit 3) tells the officer to look again rather than that the rules refused
-        them. An older repeat of a move is an ordinary refusal.
+        them. The first may have been the officer's own (a command run again after a crash):
+        then it says so, instead of blaming another officer. An older repeat of a move is an
+        ordinary refusal.
         """
         last = self.store.cases.last_event(case_id)
-        if last and last["trigger"] == trigger and \
-                datetime.now(UTC) - local_time(last["recorded_at"]) < self.race_window:
-            raise AlreadyMoved(
-                f"case {case_id} was just moved by another officer: {trigger} was recorded by "
-                f"{last['actor']} at {format_timestamp(last['recorded_at'])} (event {last['seq']}); "
-                "nothing written — show the case again before retrying")
+        if not (last and last["trigger"] == trigger and
+                datetime.now(UTC) - local_time(last["recorded_at"]) < self.race_window):
+            return
+        when = f"at {format_timestamp(last['recorded_at'])} (event {last['seq']}); nothing written"
+        if last["actor"] == actor:
+            raise AlreadyMoved(f"case {case_id}: you already made {trigger} {when}")
+        raise AlreadyMoved(
+            f"case {case_id} was just moved by another officer: {trigger} was recorded by "
+            f"{last['actor']} {when} — show the case again before retrying")
 
     def available(self, actor: str, case_id: int, business_date: date) -> list[Availability]:
         """Each move from the current state: who may make it, and which rules hold right now."""
