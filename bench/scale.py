@@ -92,7 +92,7 @@ class Step:
     recorded_at: str
     business_date: str
     payload: str  # canonical JSON with the APPLICANT / ORGANIZATION placeholders
-    case_row: tuple[Any, ...]  # state, version, facts, due_on, due_move after this event
+    case_row: tuple[Any, ...]  # state, version, facts, due_on, due_move, due_calendar after it
 
 
 @dataclass
@@ -239,7 +239,7 @@ def _case_rows_after_each_event(service: Service, branch: str, start: date,
 def _case_row(service: Service, case_id: int) -> tuple[Any, ...]:
     with service.store.db.connect() as conn:
         row = conn.exec_driver_sql(
-            "SELECT state, version, facts, due_on, due_move FROM cases WHERE id = ?",
+            "SELECT state, version, facts, due_on, due_move, due_calendar FROM cases WHERE id = ?",
             (case_id,)).one()
     return tuple(row)
 
@@ -320,10 +320,10 @@ def _copy(batch: _Batch, rng: random.Random, case_id: int, person_id: int,
     batch.people.append(person)
     rows, head = _chain(case_id, steps, _snapshot(person), json.dumps(branch[1]))
     batch.events += rows
-    state, version, facts, due_on, due_move = steps[-1].case_row
+    state, version, facts, due_on, due_move, due_calendar = steps[-1].case_row
     batch.cases.append((case_id, person_id, branch[0], definition_id, state, version,
                         steps[-1].seq, head, facts, template.start.isoformat(), due_on, due_move,
-                        steps[-1].recorded_at))
+                        due_calendar, steps[-1].recorded_at))
 
 
 def _write(conn: sqlite3.Connection, batch: _Batch) -> None:
@@ -331,8 +331,8 @@ def _write(conn: sqlite3.Connection, batch: _Batch) -> None:
                      "education, youth_union, trade_union, created_at) VALUES "
                      "(?,?,?,?,?,?,?,?,?,?)", batch.people)
     conn.executemany("INSERT INTO cases (id, person_id, organization_id, definition_id, state, "
-                     "version, seq, head_hash, facts, opened_on, due_on, due_move, updated_at) "
-                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", batch.cases)
+                     "version, seq, head_hash, facts, opened_on, due_on, due_move, due_calendar, "
+                     "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch.cases)
     conn.executemany("INSERT INTO audit_events (case_id, seq, kind, definition_sha256, trigger, "
                      "from_state, to_state, actor, role, recorded_at, business_date, payload, "
                      "prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch.events)
