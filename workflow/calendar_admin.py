@@ -164,8 +164,11 @@ class CalendarAdministration:
         exceptions = before.exceptions().keys() | after.exceptions().keys()
         moved_from = min((d for d in exceptions if before.is_working_day(d) != after.is_working_day(d)),
                          default=None)
+        first_due, last_due = change.due_span()
+        if first_due is None or last_due is None:
+            return recounted
         if not change.dry_run:
-            for year in sorted(set(before.years()) | set(after.years())):
+            for year in range(first_due.year, last_due.year + 1):
                 was, now = before.version(year), after.version(year)
                 first = date(year, 1, 1)
                 last = date(year, 12, 31) if moved_from is None else \

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from .dates import format_date
-from .holiday_data import HolidayData, generate, years_to_cover
+from .holiday_data import FIRST_YEAR, HolidayData, generate, years_to_cover
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class WorkingCalendar:
         self._off = sorted(o for o, working in exceptions.items() if not working)
         self._worked = sorted(o for o, working in exceptions.items() if working)
         self._versions: dict[int, str] = {}
+        self._digests: dict[int, str] = {}
 
     def with_overrides(self, added: Iterable[Override]) -> WorkingCalendar:
         """This calendar with more overrides (newer than every one it has)."""
@@ -71,11 +72,6 @@ class WorkingCalendar:
         for year in changed_years:
             refreshes[year] = refreshes.get(year, 0) + 1
         return WorkingCalendar(holidays, self.overrides.values(), refreshes)
-
-    def years(self) -> range:
-        """The years the holiday data or an override speaks of."""
-        years = [self.holidays.first_year, self.holidays.last_year, *(d.year for d in self.overrides)]
-        return range(min(years), max(years) + 1)
 
     def is_working_day(self, day: date) -> bool:
         found = self._exceptions.get(day.toordinal())
@@ -112,17 +108,32 @@ class WorkingCalendar:
         return date.fromordinal(high)
 
     def version(self, year: int) -> str:
-        """``VN 2026 v2 (1a2b3c4d5e6f)``: the year's changes (overridden days, and refreshes
-        of the holiday data that changed it) and a digest of its holiday days and overrides."""
+        """``VN 2026 v2 (1a2b3c4d5e6f)``: how many changes the year has had (overridden days,
+        and refreshes of the holiday data that changed its days), and a digest of the holiday
+        days and overrides up to the end of the year. The digest is chained from 1990 on, since
+        a deadline due in a year may be counted from a day of the year before: two deadlines
+        due in a year with the same version were counted on the same days."""
         found = self._versions.get(year)
         if found is None:
-            listed = [(d.day.isoformat(), d.working) for d in self.holidays.in_year(year)]
             overridden = sorted((o.day.isoformat(), o.working, o.reason)
                                 for o in self.overrides.values() if o.day.year == year)
-            digest = hashlib.sha256(repr((listed, overridden)).encode()).hexdigest()[:12]
             changes = len(overridden) + self._refreshes.get(year, 0)
-            found = self._versions[year] = f"VN {year} v{changes} ({digest})"
+            found = self._versions[year] = f"VN {year} v{changes} ({self._digest(year)[:12]})"
         return found
+
+    def _digest(self, year: int) -> str:
+        """sha256 of the year's holiday days and overrides, chained to the year before's
+        from 1990 on (years before stand alone)."""
+        if year not in self._digests:
+            known = [y for y in self._digests if FIRST_YEAR <= y < year]
+            first = year if year <= FIRST_YEAR else max(known, default=FIRST_YEAR - 1) + 1
+            for each in range(first, year + 1):
+                listed = [(d.day.isoformat(), d.working) for d in self.holidays.in_year(each)]
+                overridden = sorted((o.day.isoformat(), o.working, o.reason)
+                                    for o in self.overrides.values() if o.day.year == each)
+                before = self._digests[each - 1] if each > FIRST_YEAR else ""
+                self._digests[each] = hashlib.sha256(f"{before}{(listed, overridden)!r}".encode()).hexdigest()
+        return self._digests[year]
 
     def year(self, year: int, lang: str = "vi") -> list[dict[str, Any]]:
         """Every day of the year the holiday data lists or an administrator set, with why."""
