@@ -108,6 +108,3 @@ class CalendarChange:
     def set_due(self, changed: Sequence[tuple[int, StoredDue | None]]) -> None:
         if changed:
             self._cases.set_due(self._writing(), changed)
-
-    def relabel_due(self, first: date, last: date, was: str, now: str) -> int:
-        return self._cases.relabel_due(self._writing(), first, last, was, now)

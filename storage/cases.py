@@ -284,12 +284,6 @@ class Cases:
                 {"b_id": case_id, "b_on": due.on if due else None, "b_move": due.move if due else None,
                  "b_calendar": due.calendar if due else None} for case_id, due in changed])
 
-    def relabel_due(self, conn: Connection, first: date, last: date, was: str, now: str) -> int:
-        """Give the deadlines stored between two dates (known not to move) a new calendar version."""
-        return conn.execute(update(cases).where(cases.c.due_on >= first, cases.c.due_on <= last,
-                                                cases.c.due_calendar == was)
-                            .values(due_calendar=now)).rowcount
-
     def due_span(self, conn: Connection) -> tuple[date | None, date | None]:
         """The earliest and the latest stored deadline."""
         row = conn.execute(select(func.min(cases.c.due_on), func.max(cases.c.due_on))).one()

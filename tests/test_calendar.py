@@ -252,13 +252,16 @@ def test_a_day_off_inside_a_running_deadline_moves_it_in_every_output(world: Wor
     case_id, decided, due = overdue_ceremony(world)
     assert due_row(world, case_id, "--overdue")["due_on"] == due.isoformat()
     day_off = default_calendar().add_working_days(decided, 10)
+    earlier = world.open_case(on=decided - timedelta(days=110))  # its ceremony was due before the day
+    world.walk(earlier, ADMISSION_PATH[:6], decided - timedelta(days=100))
+    earlier_due = world.store.cases.load(earlier).due_on
+    assert earlier_due < day_off
     version = world.store.cases.load(case_id).version
 
     changed = cli(world, "calendar", "set-day", format_date(day_off), "--off", "--reason", "Nghỉ bù")
     assert changed.exit_code == 0, changed.stderr
     expected = walked(decided, 30, {day_off: False})
     assert expected > due and expected >= world.today
-    assert f"case {case_id}: hold_ceremony {format_date(due)} → {format_date(expected)}" in changed.stdout
 
     shown = shown_deadlines(world, case_id)["hold_ceremony"]
     listed = due_row(world, case_id, "--within", "30")
@@ -271,9 +274,14 @@ def test_a_day_off_inside_a_running_deadline_moves_it_in_every_output(world: Wor
     assert listed["stale"] is False and listed["overdue"] is shown["overdue"] is False
     assert due_row(world, case_id, "--overdue") is None
     ticked = CliRunner().invoke(main, ["--db", world.store.url, "tick"])
-    assert "deadlines newly flagged overdue: 0" in ticked.stdout, ticked.output
+    assert "deadlines newly flagged overdue: 1" in ticked.stdout, ticked.output  # the earlier one
     assert world.store.cases.overdue_flags(case_id) == []
+    assert [f["due_on"] for f in world.store.cases.overdue_flags(earlier)] == [earlier_due]
     assert world.store.cases.load(case_id).version == version  # a derived index, not a move
+    unmoved = due_row(world, earlier, "--overdue")  # not counted again; named by the version in force
+    assert (unmoved["due_on"], unmoved["stale"]) == (earlier_due.isoformat(), False)
+    assert unmoved["calendar_version"] == shown_deadlines(world, earlier)["hold_ceremony"]["calendar_version"]
+    assert f"case {case_id}: hold_ceremony {format_date(due)} → {format_date(expected)}" in changed.stdout
 
 
 def test_a_year_file_moves_the_stored_deadlines_its_days_change(world: World, tmp_path) -> None:
@@ -296,10 +304,10 @@ def test_a_year_file_moves_the_stored_deadlines_its_days_change(world: World, tm
     assert loaded.exit_code == 0, loaded.stderr
     expected = walked(vote, 60, {saturday: True})
     assert expected.isoformat() < before
-    assert f"open deadlines that moved: 1\n  case {case_id}: decide_admission" in loaded.stdout
     assert shown_deadlines(world, case_id)["decide_admission"]["due_on"] == expected.isoformat()
     assert due_row(world, case_id, "--within", "100")["due_on"] == expected.isoformat()
     assert listed_due(world, case_id) == expected.isoformat()
+    assert f"open deadlines that moved: 1\n  case {case_id}: decide_admission" in loaded.stdout
 
 
 def test_case_show_json_gives_deadlines_as_fields_and_the_table_a_sentence(world: World) -> None:

@@ -14,9 +14,9 @@ deadline is an index, not the case's state, so officers' moves are not made to c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -154,12 +154,21 @@ class CalendarAdministration:
                 return Recounted()
             current = [calendar.version(year) for year in range(first.year, last.year + 1)]
             recounted = Recounted()
-            self._recount(change, change.due_rows(labelled_otherwise=current), calendar, recounted)
+
+            def counted(row: DueRow) -> StoredDue | None:
+                recounted.counted += 1
+                return self.service.due_on_calendar(row.definition_id, row.state, row.facts, calendar)
+
+            self._recount(change, change.due_rows(labelled_otherwise=current), counted, recounted)
         self.service.engine.calendar = calendar
         return recounted
 
     def _recount_changed(self, change: CalendarChange, before: WorkingCalendar,
                          after: WorkingCalendar) -> Recounted:
+        """One pass over the stored deadlines a change concerns, in case id order (so that on
+        PostgreSQL it locks them in the order a batch of moves does, and the two never
+        deadlock): those due from the first changed day on are counted again; those due
+        earlier in a year whose version changed only get the new version."""
         recounted = Recounted()
         exceptions = before.exceptions().keys() | after.exceptions().keys()
         moved_from = min((d for d in exceptions if before.is_working_day(d) != after.is_working_day(d)),
@@ -167,25 +176,31 @@ class CalendarAdministration:
         first_due, last_due = change.due_span()
         if first_due is None or last_due is None:
             return recounted
-        if not change.dry_run:
-            for year in range(first_due.year, last_due.year + 1):
-                was, now = before.version(year), after.version(year)
-                first = date(year, 1, 1)
-                last = date(year, 12, 31) if moved_from is None else \
-                    min(date(year, 12, 31), moved_from - timedelta(days=1))
-                if was != now and first <= last:
-                    recounted.relabelled += change.relabel_due(first, last, was, now)
-        if moved_from is not None:
-            self._recount(change, change.due_rows(since=moved_from), after, recounted)
+        relabelled = [y for y in range(first_due.year, last_due.year + 1)
+                      if before.version(y) != after.version(y)]
+        starts = ([date(relabelled[0], 1, 1)] if relabelled else []) + ([moved_from] if moved_from else [])
+        if not starts:
+            return recounted
+
+        def counted(row: DueRow) -> StoredDue | None:
+            assert row.due is not None
+            if moved_from is not None and row.due.on >= moved_from:
+                recounted.counted += 1
+                return self.service.due_on_calendar(row.definition_id, row.state, row.facts, after)
+            if row.due.calendar == before.version(row.due.on.year):
+                recounted.relabelled += row.due.calendar != after.version(row.due.on.year)
+                return row.due._replace(calendar=after.version(row.due.on.year))
+            return row.due  # already stored on another version: ``recount_stale`` counts it
+
+        self._recount(change, change.due_rows(since=min(starts)), counted, recounted)
         return recounted
 
     def _recount(self, change: CalendarChange, chunks: Iterator[list[DueRow]],
-                 calendar: WorkingCalendar, recounted: Recounted) -> None:
+                 counted: Callable[[DueRow], StoredDue | None], recounted: Recounted) -> None:
         for chunk in chunks:
             changed: list[tuple[int, StoredDue | None]] = []
             for row in chunk:
-                due = self.service.due_on_calendar(row.definition_id, row.state, row.facts, calendar)
-                recounted.counted += 1
+                due = counted(row)
                 if due == row.due:
                     continue
                 changed.append((row.id, due))
