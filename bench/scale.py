@@ -5,7 +5,8 @@ memberflow accepts as its own: the schema at the Alembic head, the bundled defin
 organization tree (provinces → committees above the grassroots → grassroots organizations →
 branches), one person and one case per person, each case's audit chain, and case rows that
 match their last event. ``python -m bench.scale latency PATH`` times ``case show``, ``due
---org`` and ``report admissions`` through the real CLI on it.
+--org`` and ``report admissions`` through the real CLI on it, then ``calendar set-day``
+(which counts again the stored deadlines a day can move).
 
 Why copies: running a million cases through the service would take hours, but inventing
 events would prove nothing. So a few hundred *template* cases are walked through the real
@@ -438,6 +439,27 @@ def latency(path: Path, runs: int = 5, found: dict[str, Any] | None = None) -> d
     return result
 
 
+def calendar_change(path: Path) -> tuple[float, int]:
+    """Seconds an administrator's ``calendar set-day`` takes on the set, and how many stored
+    deadlines it counts again: a day off on the first working day of the year, then the day
+    back (each moves every deadline counted across it, so each counts again every deadline
+    due from that day on); the mean of the two runs. Adds an administrator and two
+    overrides to the set."""
+    store = Store(str(path))
+    store.directory.add_user("bench.quantri", "Quản trị (đo)")
+    store.directory.grant("bench.quantri", "administrator", None)
+    calendar = Service(store).engine.calendar
+    day = calendar.add_working_days(date(today().year, 1, 1), 1)
+    store.close()
+    conn = sqlite3.connect(path)
+    due = conn.execute("SELECT count(*) FROM cases WHERE due_on >= ?", (day.isoformat(),)).fetchone()[0]
+    conn.close()
+    base = [str(MEMBERFLOW), "--db", str(path), "--actor", "bench.quantri", "calendar", "set-day",
+            day.strftime("%d/%m/%Y"), "--reason", "bench"]
+    seconds = [wall_time([*base, flag]) for flag in ("--off", "--working")]
+    return statistics.mean(seconds), due
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -460,6 +482,9 @@ def main() -> None:
         found = sample(args.path)
         for name, seconds in latency(args.path, found=found).items():
             print(f"{name:20} {seconds * 1000:8.0f} ms   {' '.join(commands(args.path, found)[name][1:])}")
+        seconds, counted = calendar_change(args.path)
+        print(f"{'calendar set-day':20} {seconds * 1000:8.0f} ms   "
+              f"(counts again {counted:,} stored deadlines)")
 
 
 if __name__ == "__main__":

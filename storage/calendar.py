@@ -105,6 +105,6 @@ class CalendarChange:
     def due_span(self) -> tuple[date | None, date | None]:
         return self._cases.due_span(self._conn)
 
-    def set_due(self, changed: Sequence[tuple[int, StoredDue | None]]) -> None:
+    def set_due(self, changed: Sequence[tuple[DueRow, StoredDue | None]]) -> None:
         if changed:
             self._cases.set_due(self._writing(), changed)

@@ -114,6 +114,10 @@ _DUE_ROWS = select(cases.c.id, cases.c.definition_id, cases.c.state, cases.c.fac
 _SET_DUE = (update(cases).where(cases.c.id == bindparam("b_id"))
             .values(due_on=bindparam("b_on"), due_move=bindparam("b_move"),
                     due_calendar=bindparam("b_calendar")))
+# Most deadlines a calendar change concerns keep their day and only get the new version: the
+# indexes on the due date are then left alone.
+_SET_DUE_CALENDAR = (update(cases).where(cases.c.id == bindparam("b_id"))
+                     .values(due_calendar=bindparam("b_calendar")))
 
 
 def _record(row: Any) -> CaseRecord:
@@ -278,11 +282,17 @@ class Cases:
             yield [_due_row(r) for r in rows]
             after = rows[-1].id
 
-    def set_due(self, conn: Connection, changed: Sequence[tuple[int, StoredDue | None]]) -> None:
-        if changed:
-            conn.execute(_SET_DUE, [
-                {"b_id": case_id, "b_on": due.on if due else None, "b_move": due.move if due else None,
-                 "b_calendar": due.calendar if due else None} for case_id, due in changed])
+    def set_due(self, conn: Connection, changed: Sequence[tuple[DueRow, StoredDue | None]]) -> None:
+        """Store the deadlines counted again (each with the row it was counted from)."""
+        relabelled = [{"b_id": row.id, "b_calendar": due.calendar} for row, due in changed
+                      if due is not None and row.due is not None and due[:2] == row.due[:2]]
+        moved = [{"b_id": row.id, "b_on": due.on if due else None, "b_move": due.move if due else None,
+                  "b_calendar": due.calendar if due else None} for row, due in changed
+                 if due is None or row.due is None or due[:2] != row.due[:2]]
+        if relabelled:
+            conn.execute(_SET_DUE_CALENDAR, relabelled)
+        if moved:
+            conn.execute(_SET_DUE, moved)
 
     def due_span(self, conn: Connection) -> tuple[date | None, date | None]:
         """The earliest and the latest stored deadline."""

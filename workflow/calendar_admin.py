@@ -57,7 +57,6 @@ class Recounted:
 
     moved: list[MovedDeadline] = field(default_factory=list)
     counted: int = 0  # deadlines counted again
-    relabelled: int = 0  # deadlines given the new version of their year without recounting
 
 
 @dataclass
@@ -188,7 +187,6 @@ class CalendarAdministration:
                 recounted.counted += 1
                 return self.service.due_on_calendar(row.definition_id, row.state, row.facts, after)
             if row.due.calendar == before.version(row.due.on.year):
-                recounted.relabelled += row.due.calendar != after.version(row.due.on.year)
                 return row.due._replace(calendar=after.version(row.due.on.year))
             return row.due  # already stored on another version: ``recount_stale`` counts it
 
@@ -198,12 +196,12 @@ class CalendarAdministration:
     def _recount(self, change: CalendarChange, chunks: Iterator[list[DueRow]],
                  counted: Callable[[DueRow], StoredDue | None], recounted: Recounted) -> None:
         for chunk in chunks:
-            changed: list[tuple[int, StoredDue | None]] = []
+            changed: list[tuple[DueRow, StoredDue | None]] = []
             for row in chunk:
                 due = counted(row)
                 if due == row.due:
                     continue
-                changed.append((row.id, due))
+                changed.append((row, due))
                 if row.due is not None and (due is None or due[:2] != row.due[:2]):
                     recounted.moved.append(MovedDeadline(row.id, row.due, due))
             if not change.dry_run:

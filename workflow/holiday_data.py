@@ -5,8 +5,9 @@ weekend days worked in exchange), identified by a sha256 of the list.
 A new release of the package may add or move days (0.109 knows 02/05/2025, 31/08/2026 and
 24/11/2026, which 0.60 does not). So the package is read only to take a snapshot: when a
 database gets its first one (schema revision 0008) and when an administrator runs
-``memberflow calendar refresh``. Everything else counts on the snapshot stored in the
-database, and the same database gives the same deadlines whatever pip installed.
+``memberflow calendar refresh`` (and by ``workdays.package_holidays`` for code that runs
+without a database). Every deadline of a database is counted on the snapshot stored in it,
+and the same database gives the same deadlines whatever pip installed.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ class TickReport:
     moved: dict[str, int] = field(default_factory=dict)
     waiting: int = 0  # cases in an automatic move's source state whose time has not come
     flagged: int = 0  # deadlines newly found missed
-    recounted: int = 0  # stored deadlines counted again on the current calendar, and moved
+    recounted: int = 0  # stored deadlines not on the calendar in force, counted again
 
 
 @dataclass(frozen=True)
@@ -379,7 +379,7 @@ class Service:
         from .calendar_admin import CalendarAdministration
 
         report = TickReport()
-        report.recounted = len(CalendarAdministration(self).recount_stale().moved)
+        report.recounted = CalendarAdministration(self).recount_stale().counted
         for row in self.store.definitions.all():
             definition = self.definition(row["id"])
             for transition in (t for t in definition.transitions if t.automatic):
