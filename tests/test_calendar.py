@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, timedelta
+from functools import lru_cache
+from typing import Any
 
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, World
@@ -195,13 +197,18 @@ def test_counting_working_days_matches_walking_day_by_day(start: date, days: int
     assert calendar.add_working_days(start, count) == walked(start, count, overrides)
 
 
+@lru_cache(maxsize=1)
+def the_package() -> Any:
+    import holidays
+
+    return holidays.country_holidays("VN", years=range(1989, 2032))
+
+
 @settings(max_examples=300, deadline=None)
 @given(start=st.dates(date(1990, 1, 1), date(2030, 6, 30)), count=st.integers(1, 200))
 def test_the_stored_days_count_as_the_package_counts(start: date, count: int) -> None:
     """Without overrides, the calendar counts as the holidays package itself does."""
-    import holidays
-
-    package = holidays.country_holidays("VN", years=range(1989, 2032))
+    package = the_package()
     end = start + timedelta(days=count)
     assert default_calendar().add_working_days(start, count) == package.get_nth_working_day(start, count)
     assert default_calendar().working_days_between(start, end) == \
