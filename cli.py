@@ -306,6 +306,7 @@ def init(settings: Settings, admin: str | None, admin_name: str | None) -> None:
                    f"{definition.sha256[:12]})")
     for path in sorted((BUNDLED_DEFINITIONS / "calendars").glob("*.yaml")):
         _load_calendar(settings, None, path)
+    _recount_stored_deadlines(settings)
     click.echo(f"database ready: {store.url}")
 
 
@@ -326,6 +327,18 @@ def db_upgrade(settings: Settings) -> None:
         click.echo(f"schema already at revision {after}; nothing to do")
     else:
         click.echo(f"schema upgraded from revision {before or 'none (empty database)'} to {after}")
+        _recount_stored_deadlines(settings)
+
+
+def _recount_stored_deadlines(settings: Settings) -> None:
+    """Deadlines stored before the calendar version was recorded with them are counted again
+    on the holiday data now stored in the database."""
+    recounted = calendar_administration(settings).recount_stale()
+    if recounted.counted:
+        click.echo(f"stored deadlines counted again on the calendar in force: {recounted.counted}, "
+                   f"of which moved: {len(recounted.moved)}")
+        for moved in recounted.moved:
+            click.echo(f"  {_moved_text(moved)}")
 
 
 @db.command("current")
@@ -344,20 +357,49 @@ def db_current(settings: Settings) -> None:
 # -- working-day calendar ---------------------------------------------------------------------
 @main.group()
 def calendar() -> None:
-    """The working-day calendar deadlines are counted on: holidays-VN plus administrators' overrides."""
+    """The working-day calendar deadlines are counted on: the holiday data stored in the
+    database (a snapshot of the holidays package's VN days) plus administrators' overrides."""
+
+
+def calendar_administration(settings: Settings) -> Any:
+    from workflow.calendar_admin import CalendarAdministration
+
+    return CalendarAdministration(settings.service())
+
+
+def warn_about_calendar(service: Service) -> None:
+    """One line on stderr when the holiday data should be refreshed (deadlines keep being
+    counted on the snapshot in force)."""
+    from workflow.calendar_admin import calendar_warnings
+    from workflow.dates import today
+
+    for warning in calendar_warnings(service.engine.calendar, today().year):
+        click.echo(f"warning: {warning}", err=True)
 
 
 @calendar.command("show")
 @click.argument("year", type=click.IntRange(1990, 2100))
+@lang_option
 @format_option
 @pass_settings
-def calendar_show(settings: Settings, year: int, fmt: str) -> None:
-    """Public holidays, swapped days and overrides of YEAR, and the calendar's version."""
-    engine = settings.service().engine
-    emit({"calendar": engine.calendar.version(year), "days": engine.calendar.year(year)}
-         if fmt == "json" else engine.calendar.year(year), fmt)
-    if fmt == "table":
-        click.echo(f"calendar {engine.calendar.version(year)}")
+def calendar_show(settings: Settings, year: int, lang: str, fmt: str) -> None:
+    """Public holidays (named in --lang), swapped days and overrides of YEAR, and the
+    calendar's version."""
+    service = settings.service()
+    warn_about_calendar(service)
+    calendar = service.engine.calendar
+    data = calendar.holidays
+    if fmt == "json":
+        emit({"calendar": calendar.version(year),
+              "holiday_data": {"snapshot": data.snapshot, "package": "holidays",
+                               "package_version": data.package_version, "sha256": data.digest,
+                               "years": [data.first_year, data.last_year]},
+              "days": calendar.year(year, lang)}, fmt)
+        return
+    emit(calendar.year(year, lang), fmt)
+    click.echo(f"calendar {calendar.version(year)}; holiday data {data.describe()}")
+    if not data.first_year <= year <= data.last_year:
+        click.echo(f"the holiday data does not cover {year}: only weekends and overrides count")
 
 
 @calendar.command("load")
@@ -365,16 +407,18 @@ def calendar_show(settings: Settings, year: int, fmt: str) -> None:
 @pass_settings
 def calendar_load(settings: Settings, file: Path) -> None:
     """Apply a yearly calendar file (administrators): every problem is reported with its line
-    and nothing is applied; days the calendar already counts that way are skipped."""
+    and nothing is applied; days the calendar already counts that way are skipped. Stored
+    deadlines the added days move are counted again in the same transaction."""
     _load_calendar(settings, settings.require_actor(), file)
 
 
 def _load_calendar(settings: Settings, actor: str | None, path: Path) -> None:
-    current = settings.service().engine.calendar
-    loaded, added = administration(settings).load_calendar(actor, path, current)
-    version = settings.service().engine.calendar.version(loaded.year)
+    admin = calendar_administration(settings)
+    loaded, added, recounted = admin.load_file(actor, path)
+    version = admin.service.engine.calendar.version(loaded.year)
     click.echo(f"{path.name}: {len(added)} of {len(loaded.days)} day(s) added to {loaded.year} "
                f"(the rest already so); calendar {version}")
+    _echo_moved(recounted.moved, "moved")
 
 
 @calendar.command("set-day")
@@ -384,15 +428,96 @@ def _load_calendar(settings: Settings, actor: str | None, path: Path) -> None:
 @click.option("--reason", required=True, help="The decision that sets it (e.g. the Prime Minister's notice).")
 @pass_settings
 def calendar_set_day(settings: Settings, day: str, off: bool, working: bool, reason: str) -> None:
-    """Override one day (administrators); deadlines counted afterwards use the new version."""
+    """Override one day (administrators); the open deadlines it moves are counted again in
+    the same transaction."""
     from workflow.dates import format_date, parse_date
 
     if off == working:
         raise BadInput("say whether the day is --off or --working (one of them)")
     when = parse_date(day, "DATE")
-    administration(settings).set_calendar_day(settings.require_actor(), when, working, reason)
-    version = settings.service().engine.calendar.version(when.year)
+    admin = calendar_administration(settings)
+    recounted = admin.set_day(settings.require_actor(), when, working, reason)
+    version = admin.service.engine.calendar.version(when.year)
     click.echo(f"{format_date(when)} is now a {'working day' if working else 'day off'}; calendar {version}")
+    _echo_moved(recounted.moved, "moved")
+
+
+@calendar.command("refresh")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@lang_option
+@format_option
+@pass_settings
+def calendar_refresh(settings: Settings, dry_run: bool, lang: str, fmt: str) -> None:
+    """Take the installed holidays package's day list as the holiday data (administrators):
+    lists the days added, removed, changed and renamed against the snapshot in force and every
+    open deadline that moves; without --dry-run stores it as a new snapshot, recorded with
+    who and when, and counts those deadlines again, in one transaction."""
+    refresh = calendar_administration(settings).refresh(settings.require_actor(), dry_run)
+    if fmt == "json":
+        emit(_refresh_json(refresh, lang), fmt)
+        return
+    click.echo(f"holiday data in force: {refresh.before.describe()}")
+    click.echo(f"installed package:     holidays {refresh.after.package_version}, "
+               f"{refresh.after.first_year}–{refresh.after.last_year}, "
+               f"sha256 {refresh.after.digest[:12]}")
+    if refresh.nothing_to_do:
+        click.echo("the holiday data is current; nothing to do")
+        return
+    for change in refresh.days:
+        click.echo(_day_change_text(change, lang))
+    _echo_moved(refresh.recounted.moved, "moved" if refresh.applied else "would move")
+    if refresh.applied:
+        click.echo(f"applied: holiday data {refresh.after.describe()}, recorded by {settings.actor}")
+    else:
+        click.echo("dry run: nothing written; run without --dry-run to apply")
+
+
+def _day_change_text(change: Any, lang: str) -> str:
+    from workflow.dates import format_date
+
+    def state(day: Any) -> str:
+        return f"{'working' if day.working else 'day off'}, {day.name(lang)}"
+
+    when = f"{format_date(change.day)} {change.day.strftime('%a')}"
+    if change.kind == "added":
+        return f"added    {when}  {state(change.after)}"
+    if change.kind == "removed":
+        return f"removed  {when}  {state(change.before)}"
+    return f"{change.kind:<8} {when}  {state(change.before)} → {state(change.after)}"
+
+
+def _moved_text(moved: Any) -> str:
+    from workflow.dates import format_date
+
+    after = moved.after
+    new = "no deadline" if after is None else (
+        format_date(after.on) if after.move == moved.before.move else f"{after.move} {format_date(after.on)}")
+    return f"case {moved.case_id}: {moved.before.move} {format_date(moved.before.on)} → {new}"
+
+
+def _echo_moved(moved: Sequence[Any], verb: str) -> None:
+    click.echo(f"open deadlines that {verb}: {len(moved)}")
+    for item in moved:
+        click.echo(f"  {_moved_text(item)}")
+
+
+def _refresh_json(refresh: Any, lang: str) -> dict[str, Any]:
+    def data(found: Any) -> dict[str, Any]:
+        return {"snapshot": found.snapshot, "package_version": found.package_version,
+                "sha256": found.digest, "years": [found.first_year, found.last_year]}
+
+    def day(found: Any) -> dict[str, Any] | None:
+        return None if found is None else {"working": found.working, "name": found.name(lang)}
+
+    return {"in_force": data(refresh.before), "installed": data(refresh.after),
+            "applied": refresh.applied,
+            "days": [{"change": c.kind, "date": c.day, "before": day(c.before), "after": day(c.after)}
+                     for c in refresh.days],
+            "moved": [{"case": m.case_id, "move": m.before.move, "from": m.before.on,
+                       "to": m.after.on if m.after else None,
+                       "move_after": m.after.move if m.after else None,
+                       "calendar_version": m.after.calendar if m.after else None}
+                      for m in refresh.recounted.moved]}
 
 
 # -- organizations --------------------------------------------------------------------------
@@ -675,16 +800,31 @@ def case_advance_many(settings: Settings, trigger: str, file: Path, date_text: s
 ROW_WIDTHS = (5, 7, 12, 6)  # row, case_id, outcome ("already done"), detail
 
 
-def _deadline_texts(service: Service, deadlines: Iterable[Any]) -> list[str]:
-    """``decide_admission by 22/09/2026 (calendar VN 2026 v1 (…))``: the calendar it was counted on."""
+def _deadlines(service: Service, deadlines: Sequence[Any], on: date, lang: str,
+               fmt: str) -> list[Any]:
+    """Running deadlines as ``case show`` gives them. The table keeps the sentence
+    ``decide_admission by 22/09/2026 (calendar VN 2026 v1 (…))``; JSON gives the fields: the
+    move, the due date (ISO), working days left from ``on`` and the calendar version, all
+    counted on the same calendar as the stored deadline ``due`` and ``tick`` read."""
     from workflow.dates import format_date
 
-    return [f"{d.trigger} by {format_date(d.due_on)} (calendar "
-            f"{service.engine.calendar.version(d.due_on.year)})" for d in deadlines]
+    calendar = service.engine.calendar
+    if fmt != "json":
+        return [f"{d.trigger} by {format_date(d.due_on)} (calendar {calendar.version(d.due_on.year)})"
+                for d in deadlines]
+    rows = []
+    for d in deadlines:
+        left = calendar.working_days_between(on, d.due_on)
+        rows.append({"move": d.trigger, "label": d.labels.get(lang), "due_on": d.due_on.isoformat(),
+                     "working_days_left": left, "overdue": left < 0,
+                     "calendar_version": calendar.version(d.due_on.year),
+                     "counted_from": d.counted_from, "start": d.start.isoformat(),
+                     "extended": d.extended})
+    return rows
 
 
-def _case_summary(service: Service, case_id: int, lang: str = "vi") -> dict[str, Any]:
-    from workflow.dates import format_date
+def _case_summary(service: Service, case_id: int, lang: str = "vi", fmt: str = "table") -> dict[str, Any]:
+    from workflow.dates import format_date, today
     from workflow.presenting import state_row
 
     record = service.store.cases.load(case_id)
@@ -697,7 +837,7 @@ def _case_summary(service: Service, case_id: int, lang: str = "vi") -> dict[str,
         "definition": f"{definition.name} ({record.definition_sha256[:12]})",
         "state": record.state, "label": state["label"], "stage": state["stage"],
         "opened_on": format_date(record.opened_on), "events": record.seq,
-        "deadlines": _deadline_texts(service, service.deadlines(record)),
+        "deadlines": _deadlines(service, service.deadlines(record), today(), lang, fmt),
         "facts": record.facts,
     }
 
@@ -714,15 +854,16 @@ def case_show(settings: Settings, case_id: int, lang: str, as_of: str | None,
               recorded_as_of: str | None, fmt: str) -> None:
     """State, stage, running deadlines and recorded dates of a case (now, or as of a date)."""
     service = settings.service()
+    warn_about_calendar(service)
     if as_of is None and recorded_as_of is None:
-        emit(_case_summary(service, case_id, lang), fmt)
+        emit(_case_summary(service, case_id, lang, fmt), fmt)
         return
-    emit(_case_in_the_past(service, case_id, lang, as_of, recorded_as_of), fmt)
+    emit(_case_in_the_past(service, case_id, lang, as_of, recorded_as_of, fmt), fmt)
 
 
 def _case_in_the_past(service: Service, case_id: int, lang: str, as_of: str | None,
-                      recorded_as_of: str | None) -> dict[str, Any]:
-    from workflow.dates import format_date, parse_date
+                      recorded_as_of: str | None, fmt: str) -> dict[str, Any]:
+    from workflow.dates import format_date, parse_date, today
     from workflow.engine import CaseView
 
     day = parse_date(as_of, "--as-of") if as_of else None
@@ -737,7 +878,7 @@ def _case_in_the_past(service: Service, case_id: int, lang: str, as_of: str | No
     return {"case": case_id, "as_of": format_date(day) if day else None,
             "recorded_as_of": known, "state": past.state, "label": state.labels.get(lang),
             "stage": state.stage, "events": len(past.steps),
-            "deadlines": _deadline_texts(service, deadlines),
+            "deadlines": _deadlines(service, deadlines, day or today(), lang, fmt),
             "facts": past.facts}
 
 
@@ -848,10 +989,10 @@ def tick(settings: Settings, as_of: str | None) -> None:
     Safe to run as often as wanted (e.g. nightly from cron): a second run changes nothing."""
     report = settings.service().tick(business_date(as_of))
     moved = ", ".join(f"{n} {trigger}" for trigger, n in sorted(report.moved.items())) or "none"
+    recounted = f"; stored deadlines counted again on the calendar in force: {report.recounted}" \
+        if report.recounted else ""
     click.echo(f"automatic moves made: {moved}; not yet due: {report.waiting}; "
-               f"deadlines newly flagged overdue: {report.flagged}")
-
-
+               f"deadlines newly flagged overdue: {report.flagged}{recounted}")
 
 @main.command()
 @click.option("--org", "org_code", metavar="CODE", help="Only this organization and below.")
@@ -864,12 +1005,14 @@ def tick(settings: Settings, as_of: str | None) -> None:
 @pass_settings
 def due(settings: Settings, org_code: str | None, within: int, overdue: bool,
         as_of: str | None, lang: str, fmt: str) -> None:
-    """Deadlines due or overdue, grouped by organization, fewest working days left first."""
+    """Deadlines due or overdue, grouped by organization, fewest working days left first,
+    with the calendar version each was counted on."""
     from datetime import timedelta
 
     from workflow.dates import format_date
 
     service = settings.service()
+    warn_about_calendar(service)
     calendar = service.engine.calendar
     today = business_date(as_of, "--as-of")
     until = today - timedelta(days=1) if overdue else calendar.add_working_days(today, within)
@@ -883,8 +1026,14 @@ def due(settings: Settings, org_code: str | None, within: int, overdue: bool,
                      "label": _state_label(service, row["definition_sha256"], row["state"], lang),
                      "move": row["due_move"],
                      "due_on": format_date(row["due_on"]) if fmt == "table" else row["due_on"],
-                     "working_days_left": left, "overdue": left < 0})
+                     "working_days_left": left, "overdue": left < 0,
+                     "calendar_version": row["due_calendar"],
+                     "stale": row["due_calendar"] != calendar.version(row["due_on"].year)})
     rows.sort(key=lambda r: (r["organization"], r["working_days_left"], r["case"]))
+    stale = sum(r["stale"] for r in rows)
+    if stale:
+        click.echo(f"warning: {stale} deadline(s) were stored on a calendar version other than "
+                   "the one in force; 'memberflow tick' counts them again", err=True)
     if fmt == "json":
         emit(rows, fmt)
         return
@@ -898,7 +1047,7 @@ def _grouped_by_organization(store: Store, rows: list[dict[str, Any]], lang: str
         return
     codes = list(dict.fromkeys(r["organization"] for r in rows))
     names = {code: store.directory.organization(code)["name"] for code in codes}
-    columns = ["case", "person", "label", "move", "due_on", "working_days_left"]
+    columns = ["case", "person", "label", "move", "due_on", "working_days_left", "calendar_version"]
     for code in codes:
         group = [r for r in rows if r["organization"] == code]
         late = sum(r["overdue"] for r in group)

@@ -72,6 +72,9 @@ def _scale(path: Path, cases: int, notes: list[str]) -> list[Row]:
     for name, value in scale.latency(path, found=found).items():
         rows.append(cost_row(f"scale: {name}, {made.cases:,} cases (ms)", value * 1000,
                              floor_ms, LATENCY_MS))
+    seconds, counted = scale.calendar_change(path)
+    rows.append(cost_row(f"scale: calendar set-day, {counted:,} stored deadlines counted again (ms)",
+                         seconds * 1000, floor_ms, None))
     heavy = startup.heaviest_imports(path, found["case"], top=5)
     notes.append("(case show's heaviest imports, ms: "
                  + ", ".join(f"{name} {ms:.0f}" for name, ms in heavy) + ")")

@@ -5,7 +5,8 @@ memberflow accepts as its own: the schema at the Alembic head, the bundled defin
 organization tree (provinces → committees above the grassroots → grassroots organizations →
 branches), one person and one case per person, each case's audit chain, and case rows that
 match their last event. ``python -m bench.scale latency PATH`` times ``case show``, ``due
---org`` and ``report admissions`` through the real CLI on it.
+--org`` and ``report admissions`` through the real CLI on it, then ``calendar set-day``
+(which counts again the stored deadlines a day can move).
 
 Why copies: running a million cases through the service would take hours, but inventing
 events would prove nothing. So a few hundred *template* cases are walked through the real
@@ -92,7 +93,7 @@ class Step:
     recorded_at: str
     business_date: str
     payload: str  # canonical JSON with the APPLICANT / ORGANIZATION placeholders
-    case_row: tuple[Any, ...]  # state, version, facts, due_on, due_move after this event
+    case_row: tuple[Any, ...]  # state, version, facts, due_on, due_move, due_calendar after it
 
 
 @dataclass
@@ -239,7 +240,7 @@ def _case_rows_after_each_event(service: Service, branch: str, start: date,
 def _case_row(service: Service, case_id: int) -> tuple[Any, ...]:
     with service.store.db.connect() as conn:
         row = conn.exec_driver_sql(
-            "SELECT state, version, facts, due_on, due_move FROM cases WHERE id = ?",
+            "SELECT state, version, facts, due_on, due_move, due_calendar FROM cases WHERE id = ?",
             (case_id,)).one()
     return tuple(row)
 
@@ -320,10 +321,10 @@ def _copy(batch: _Batch, rng: random.Random, case_id: int, person_id: int,
     batch.people.append(person)
     rows, head = _chain(case_id, steps, _snapshot(person), json.dumps(branch[1]))
     batch.events += rows
-    state, version, facts, due_on, due_move = steps[-1].case_row
+    state, version, facts, due_on, due_move, due_calendar = steps[-1].case_row
     batch.cases.append((case_id, person_id, branch[0], definition_id, state, version,
                         steps[-1].seq, head, facts, template.start.isoformat(), due_on, due_move,
-                        steps[-1].recorded_at))
+                        due_calendar, steps[-1].recorded_at))
 
 
 def _write(conn: sqlite3.Connection, batch: _Batch) -> None:
@@ -331,8 +332,8 @@ def _write(conn: sqlite3.Connection, batch: _Batch) -> None:
                      "education, youth_union, trade_union, created_at) VALUES "
                      "(?,?,?,?,?,?,?,?,?,?)", batch.people)
     conn.executemany("INSERT INTO cases (id, person_id, organization_id, definition_id, state, "
-                     "version, seq, head_hash, facts, opened_on, due_on, due_move, updated_at) "
-                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", batch.cases)
+                     "version, seq, head_hash, facts, opened_on, due_on, due_move, due_calendar, "
+                     "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch.cases)
     conn.executemany("INSERT INTO audit_events (case_id, seq, kind, definition_sha256, trigger, "
                      "from_state, to_state, actor, role, recorded_at, business_date, payload, "
                      "prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch.events)
@@ -438,6 +439,27 @@ def latency(path: Path, runs: int = 5, found: dict[str, Any] | None = None) -> d
     return result
 
 
+def calendar_change(path: Path) -> tuple[float, int]:
+    """Seconds an administrator's ``calendar set-day`` takes on the set, and how many stored
+    deadlines it counts again: a day off on the first working day of the year, then the day
+    back (each moves every deadline counted across it, so each counts again every deadline
+    due from that day on); the mean of the two runs. Adds an administrator and two
+    overrides to the set."""
+    store = Store(str(path))
+    store.directory.add_user("bench.quantri", "Quản trị (đo)")
+    store.directory.grant("bench.quantri", "administrator", None)
+    calendar = Service(store).engine.calendar
+    day = calendar.add_working_days(date(today().year, 1, 1), 1)
+    store.close()
+    conn = sqlite3.connect(path)
+    due = conn.execute("SELECT count(*) FROM cases WHERE due_on >= ?", (day.isoformat(),)).fetchone()[0]
+    conn.close()
+    base = [str(MEMBERFLOW), "--db", str(path), "--actor", "bench.quantri", "calendar", "set-day",
+            day.strftime("%d/%m/%Y"), "--reason", "bench"]
+    seconds = [wall_time([*base, flag]) for flag in ("--off", "--working")]
+    return statistics.mean(seconds), due
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -460,6 +482,9 @@ def main() -> None:
         found = sample(args.path)
         for name, seconds in latency(args.path, found=found).items():
             print(f"{name:20} {seconds * 1000:8.0f} ms   {' '.join(commands(args.path, found)[name][1:])}")
+        seconds, counted = calendar_change(args.path)
+        print(f"{'calendar set-day':20} {seconds * 1000:8.0f} ms   "
+              f"(counts again {counted:,} stored deadlines)")
 
 
 if __name__ == "__main__":

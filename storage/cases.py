@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, exists, func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, or_, select, update
 
 from .chain import FIELDS, GENESIS, canonical_json, seal, utc_now
 from .database import Database
@@ -41,6 +41,27 @@ class CaseRecord:
     opened_on: date
     due_on: date | None
     due_move: str | None
+    due_calendar: str | None = None
+
+
+class StoredDue(NamedTuple):
+    """A case's next deadline as the case row keeps it (an index for ``due`` and ``tick``):
+    the date, the move due, and the calendar version it was counted on."""
+
+    on: date
+    move: str
+    calendar: str
+
+
+@dataclass(frozen=True)
+class DueRow:
+    """What counting a case's stored deadline again needs."""
+
+    id: int
+    definition_id: int
+    state: str
+    facts: dict[str, Any]
+    due: StoredDue | None
 
 
 @dataclass(frozen=True)
@@ -95,12 +116,23 @@ _ADVANCE = (
     .values(state=bindparam("b_state"), version=bindparam("b_new_version"),
             seq=bindparam("b_seq"), head_hash=bindparam("b_head"), facts=bindparam("b_facts"),
             due_on=bindparam("b_due_on"), due_move=bindparam("b_due_move"),
-            updated_at=bindparam("b_updated_at"))
+            due_calendar=bindparam("b_due_calendar"), updated_at=bindparam("b_updated_at"))
 )
 # A migration also re-pins the case to another definition version.
 _MIGRATE = _ADVANCE.values(definition_id=bindparam("b_definition_id"))
 _INSERT_EVENT = audit_events.insert()
 _INSERT_DOCUMENT = documents.insert()
+# Stored deadlines are an index kept by whoever changes what they are counted from (a move,
+# a calendar change); setting them is not a move, so the case's version stays as it is.
+_DUE_ROWS = select(cases.c.id, cases.c.definition_id, cases.c.state, cases.c.facts, cases.c.due_on,
+                   cases.c.due_move, cases.c.due_calendar)
+_SET_DUE = (update(cases).where(cases.c.id == bindparam("b_id"))
+            .values(due_on=bindparam("b_on"), due_move=bindparam("b_move"),
+                    due_calendar=bindparam("b_calendar")))
+# Most deadlines a calendar change concerns keep their day and only get the new version: the
+# indexes on the due date are then left alone.
+_SET_DUE_CALENDAR = (update(cases).where(cases.c.id == bindparam("b_id"))
+                     .values(due_calendar=bindparam("b_calendar")))
 
 
 def _record(row: Any) -> CaseRecord:
@@ -111,7 +143,13 @@ def _record(row: Any) -> CaseRecord:
         definition_sha256=m["definition_sha256"], state=m["state"], version=m["version"],
         seq=m["seq"], head_hash=m["head_hash"], facts=json.loads(m["facts"]),
         opened_on=m["opened_on"], due_on=m["due_on"], due_move=m["due_move"],
+        due_calendar=m["due_calendar"],
     )
+
+
+def _due_row(row: Any) -> DueRow:
+    due = StoredDue(row.due_on, row.due_move, row.due_calendar) if row.due_on is not None else None
+    return DueRow(row.id, row.definition_id, row.state, json.loads(row.facts), due)
 
 
 def event_fields(case_id: int, seq: int, sha: str, from_state: str | None, to_state: str,
@@ -154,7 +192,7 @@ class Cases:
 
     def open(self, person_id: int, organization_id: int, definition_id: int,
              definition_sha256: str, initial_state: str, facts: Mapping[str, Any],
-             due: tuple[date, str] | None, draft: EventDraft,
+             due: StoredDue | None, draft: EventDraft,
              check_existing: Callable[[list[CaseRecord]], None],
              attached: Mapping[str, str] | None = None) -> int:
         """Create the case and its first audit event (the chain's genesis) together.
@@ -171,7 +209,8 @@ class Cases:
                 person_id=person_id, organization_id=organization_id,
                 definition_id=definition_id, state=initial_state, version=1, seq=1,
                 head_hash="", facts=canonical_json(facts), opened_on=draft.business_date,
-                due_on=due[0] if due else None, due_move=due[1] if due else None,
+                due_on=due.on if due else None, due_move=due.move if due else None,
+                due_calendar=due.calendar if due else None,
                 updated_at=now)).inserted_primary_key[0]
             event = event_row(case_id, 1, definition_sha256, None, initial_state, draft,
                                GENESIS, now)
@@ -213,14 +252,14 @@ class Cases:
         return already_applied(case_id, tuple(row)) if row is not None else None
 
     def record_move(self, case: CaseRecord, to_state: str, facts: Mapping[str, Any],
-                    due: tuple[date, str] | None, draft: EventDraft,
+                    due: StoredDue | None, draft: EventDraft,
                     attached: Mapping[str, str]) -> int:
         """Commit one move; a writer holding a stale version gets ``Conflict``."""
         with self.db.connect() as conn:
             return self.record_move_in(conn, case, to_state, facts, due, draft, attached)
 
     def record_move_in(self, conn: Connection, case: CaseRecord, to_state: str,
-                       facts: Mapping[str, Any], due: tuple[date, str] | None,
+                       facts: Mapping[str, Any], due: StoredDue | None,
                        draft: EventDraft, attached: Mapping[str, str],
                        repin: tuple[int, str] | None = None) -> int:
         """Write one audited step; ``repin`` = (definition id, sha256) moves the case to
@@ -232,8 +271,9 @@ class Cases:
         values = {
             "b_id": case.id, "b_version": case.version, "b_state": to_state,
             "b_new_version": case.version + 1, "b_seq": seq, "b_head": event["hash"],
-            "b_facts": canonical_json(facts), "b_due_on": due[0] if due else None,
-            "b_due_move": due[1] if due else None, "b_updated_at": now}
+            "b_facts": canonical_json(facts), "b_due_on": due.on if due else None,
+            "b_due_move": due.move if due else None,
+            "b_due_calendar": due.calendar if due else None, "b_updated_at": now}
         if repin:
             values["b_definition_id"] = repin[0]
         changed = conn.execute(_MIGRATE if repin else _ADVANCE, values).rowcount
@@ -261,6 +301,45 @@ class Cases:
                                           cases.c.state.in_(states)).order_by(cases.c.id))
         with self.db.connect() as conn:
             return list(conn.execute(query).scalars())
+
+    def due_rows(self, conn: Connection, since: date | None = None,
+                 labelled_otherwise: Sequence[str] | None = None, chunk: int = 1000,
+                 lock: bool = False) -> Iterator[list[DueRow]]:
+        """Cases with a stored deadline, by id, ``chunk`` at a time: those due on or after
+        ``since``, and (``labelled_otherwise``) those whose calendar version is none of these
+        or not recorded. ``lock``: each chunk's rows are locked (PostgreSQL) until the caller's
+        transaction ends, so a move on one of them waits for the new deadline."""
+        after = 0
+        while True:
+            query = _DUE_ROWS.where(cases.c.due_on.is_not(None), cases.c.id > after)
+            if since is not None:
+                query = query.where(cases.c.due_on >= since)
+            if labelled_otherwise is not None:
+                query = query.where(or_(cases.c.due_calendar.is_(None),
+                                        cases.c.due_calendar.not_in(labelled_otherwise)))
+            query = query.order_by(cases.c.id).limit(chunk)
+            rows = conn.execute(query.with_for_update() if lock else query).all()
+            if not rows:
+                return
+            yield [_due_row(r) for r in rows]
+            after = rows[-1].id
+
+    def set_due(self, conn: Connection, changed: Sequence[tuple[DueRow, StoredDue | None]]) -> None:
+        """Store the deadlines counted again (each with the row it was counted from)."""
+        relabelled = [{"b_id": row.id, "b_calendar": due.calendar} for row, due in changed
+                      if due is not None and row.due is not None and due[:2] == row.due[:2]]
+        moved = [{"b_id": row.id, "b_on": due.on if due else None, "b_move": due.move if due else None,
+                  "b_calendar": due.calendar if due else None} for row, due in changed
+                 if due is None or row.due is None or due[:2] != row.due[:2]]
+        if relabelled:
+            conn.execute(_SET_DUE_CALENDAR, relabelled)
+        if moved:
+            conn.execute(_SET_DUE, moved)
+
+    def due_span(self, conn: Connection) -> tuple[date | None, date | None]:
+        """The earliest and the latest stored deadline."""
+        row = conn.execute(select(func.min(cases.c.due_on), func.max(cases.c.due_on))).one()
+        return row[0], row[1]
 
     def flag_overdue(self, as_of: date) -> int:
         """Flag every case whose next deadline passed before ``as_of``; returns new flags."""
@@ -303,7 +382,8 @@ class Cases:
     def listing(self, organization_ids: list[int] | None = None, states: list[str] | None = None,
                 due_until: date | None = None, limit: int = 1000) -> Iterator[dict[str, Any]]:
         query = (select(cases.c.id, cases.c.state, cases.c.opened_on, cases.c.due_on,
-                        cases.c.due_move, cases.c.seq, cases.c.person_id, people.c.full_name,
+                        cases.c.due_move, cases.c.due_calendar, cases.c.seq, cases.c.person_id,
+                        people.c.full_name,
                         organizations.c.code.label("organization"),
                         definition_versions.c.sha256.label("definition_sha256"))
                  .join(people, people.c.id == cases.c.person_id)

@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 CHUNK = 500
 _CASE_COLUMNS = ("c.id, c.person_id, c.organization_id, o.code, c.definition_id, d.sha256, "
                  "c.state, c.version, c.seq, c.head_hash, c.facts, c.opened_on, c.due_on, "
-                 "c.due_move")
-_CASE_WIDTH = 14
+                 "c.due_move, c.due_calendar")
+_CASE_WIDTH = 15
 _PERSON_NAMES = tuple(column.name for column in people.columns)
 _PERSON_DATES = frozenset(c.name for c in people.columns if isinstance(c.type, Date))
 _PERSON_FLAGS = frozenset(c.name for c in people.columns if isinstance(c.type, Boolean))
@@ -235,7 +235,8 @@ class MoveSQL:
         same are not set, so the database skips their index maintenance."""
         after = step.after
         key = (after.state != before.state,
-               (after.due_on, after.due_move) != (before.due_on, before.due_move),
+               (after.due_on, after.due_move, after.due_calendar)
+               != (before.due_on, before.due_move, before.due_calendar),
                after.definition_id != before.definition_id)
         sql = self._updates.get(key)
         if sql is None:
@@ -245,14 +246,15 @@ class MoveSQL:
         if key[0]:
             values.append(after.state)
         if key[1]:
-            values += [self._bind_day(after.due_on), after.due_move]
+            values += [self._bind_day(after.due_on), after.due_move, after.due_calendar]
         if key[2]:
             values.append(after.definition_id)
         return sql, (*values, before.id, before.version)
 
     def _update_sql(self, state: bool, due: bool, definition: bool) -> str:
         columns = ["version", "seq", "head_hash", "facts", "updated_at"]
-        columns += ["state"] * state + ["due_on", "due_move"] * due + ["definition_id"] * definition
+        columns += ["state"] * state + ["due_on", "due_move", "due_calendar"] * due \
+            + ["definition_id"] * definition
         assignments = ", ".join(f"{column} = ?" for column in columns)
         return self._sql(f"UPDATE cases SET {assignments} WHERE id = ? AND version = ?")
 
@@ -276,13 +278,13 @@ def decide_step(case: CaseRecord, write: MoveWrite, request_key: str | None = No
     draft = keyed(write.draft, request_key)
     fields = event_fields(case.id, seq, sha, case.state, write.to_state, draft, case.head_hash, now)
     digest = row_digest(fields)
-    due_on, due_move = write.due if write.due else (None, None)
+    due_on, due_move, due_calendar = write.due if write.due else (None, None, None)
     after = CaseRecord(
         id=case.id, person_id=case.person_id, organization_id=case.organization_id,
         organization_code=case.organization_code, definition_id=definition_id,
         definition_sha256=sha, state=write.to_state, version=case.version + 1, seq=seq,
         head_hash=digest, facts=write.facts, opened_on=case.opened_on, due_on=due_on,
-        due_move=due_move)
+        due_move=due_move, due_calendar=due_calendar)
     documents = [(case.id, seq, code, reference, now) for code, reference in write.attached.items()]
     return Step((*fields, digest, draft.request_key), documents, after,
                 canonical_json(write.facts), now)
@@ -297,7 +299,8 @@ def reread(step: Step) -> CaseRecord:
         organization_code=after.organization_code, definition_id=after.definition_id,
         definition_sha256=after.definition_sha256, state=after.state, version=after.version,
         seq=after.seq, head_hash=after.head_hash, facts=json.loads(step.facts_text),
-        opened_on=after.opened_on, due_on=after.due_on, due_move=after.due_move)
+        opened_on=after.opened_on, due_on=after.due_on, due_move=after.due_move,
+        due_calendar=after.due_calendar)
 
 
 def _day(value: Any) -> date | None:
@@ -309,7 +312,7 @@ def _case(row: Sequence[Any]) -> CaseRecord:
         id=row[0], person_id=row[1], organization_id=row[2], organization_code=row[3],
         definition_id=row[4], definition_sha256=row[5], state=row[6], version=row[7],
         seq=row[8], head_hash=row[9], facts=json.loads(row[10]), opened_on=_day(row[11]),
-        due_on=_day(row[12]), due_move=row[13])
+        due_on=_day(row[12]), due_move=row[13], due_calendar=row[14])
 
 
 def _person(values: Sequence[Any]) -> dict[str, Any]:

@@ -107,6 +107,8 @@ cases = Table(
     Column("due_on", Date),
     Column("due_move", String(64)),
     Column("updated_at", String(32), nullable=False),
+    # The calendar version the stored deadline was counted on (``VN 2026 v2 (1a2b3c4d5e6f)``).
+    Column("due_calendar", String(64)),
     Index("ix_cases_org_due", "organization_id", "due_on"),
     Index("ix_cases_due", "due_on"),
     Index("ix_cases_person", "person_id"),
@@ -163,8 +165,9 @@ audit_checkpoints = Table(
     Column("digest", String(64), nullable=False),
 )
 
-# Administrators' overrides of the working-day calendar; never updated, only added to, so the
-# calendar in force at any time can be told (the latest entry for a day wins).
+# Administrators' overrides of the working-day calendar; never updated, only added to (the
+# database refuses UPDATE and DELETE), so the calendar in force at any time can be told (the
+# latest entry for a day wins).
 calendar_days = Table(
     "calendar_days", metadata,
     Column("id", Integer, primary_key=True),
@@ -174,6 +177,32 @@ calendar_days = Table(
     Column("author", String(64), nullable=False),
     Column("created_at", String(32), nullable=False),
     Index("ix_calendar_days_day", "day"),
+)
+
+# Snapshots of the ``holidays`` package's day list that deadlines are counted on (the newest
+# applies); one row per snapshot says which package version made it, its sha256, who took it
+# and when, and what it changed. Both tables are append-only.
+holiday_snapshots = Table(
+    "holiday_snapshots", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("country", String(8), nullable=False),
+    Column("package_version", String(32), nullable=False),
+    Column("first_year", Integer, nullable=False),
+    Column("last_year", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("changes", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+holiday_days = Table(
+    "holiday_days", metadata,
+    Column("snapshot_id", Integer, ForeignKey("holiday_snapshots.id"), primary_key=True,
+           autoincrement=False),
+    Column("day", Date, primary_key=True),
+    Column("working", Boolean, nullable=False),
+    Column("name_vi", Text, nullable=False),
+    Column("name_en", Text, nullable=False),
 )
 
 # A deadline found missed by ``memberflow tick`` (the key makes a second tick a no-op).

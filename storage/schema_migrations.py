@@ -16,7 +16,7 @@ from .errors import Unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision; a test checks it against the revision files.
-HEAD = "0007"
+HEAD = "0008"
 BASELINE = "0001"
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, select
 
 from .assessments import Assessments
-from .calendar import CalendarDays
-from .cases import CaseRecord, Cases, EventDraft, already_applied, keyed
+from .calendar import CalendarChange, CalendarDays
+from .cases import CaseRecord, Cases, EventDraft, StoredDue, already_applied, keyed
 from .database import Database
 from .definitions import DefinitionVersions
 from .directory import Directory
@@ -36,7 +36,7 @@ class MoveWrite:
 
     to_state: str
     facts: Mapping[str, Any]
-    due: tuple[date, str] | None
+    due: StoredDue | None
     draft: EventDraft
     attached: Mapping[str, str]
     # (definition id, sha256) when the step re-pins the case to another definition version.
@@ -85,6 +85,10 @@ class Store:
 
     def create_schema(self) -> None:
         self.db.create_schema()
+
+    def calendar_change(self, dry_run: bool = False) -> AbstractContextManager[CalendarChange]:
+        """A calendar change and the stored deadlines it moves, in one transaction."""
+        return self.calendar.change(self.cases, dry_run)
 
     def close(self) -> None:
         self.db.dispose()

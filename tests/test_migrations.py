@@ -27,8 +27,9 @@ from workflow.service import Service
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 NEW_IN_0002 = {"status", "author", "comment", "approved_by", "approved_at"}
-# Columns later revisions add to baseline tables: (table, column).
-LATER_COLUMNS = {("definition_versions", c) for c in NEW_IN_0002} | {("audit_events", "request_key")}
+# Columns later revisions add to tables of the baseline.
+LATER_COLUMNS = {"definition_versions": NEW_IN_0002, "cases": {"due_calendar"},
+                 "audit_events": {"request_key"}}
 
 
 def script_head() -> str:
@@ -38,18 +39,21 @@ def script_head() -> str:
 
 
 # Tables later revisions add: an older database has none of their rows to carry over.
-AFTER_BASELINE = {"calendar_days", "overdue_flags", "assessments"}
+AFTER_BASELINE = {"calendar_days", "overdue_flags", "assessments", "holiday_snapshots", "holiday_days"}
+
+
+def baseline_columns(table: Any) -> list[Any]:
+    return [c for c in table.columns if c.name not in LATER_COLUMNS.get(table.name, set())]
 
 
 def rows_of(db: Database) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table of the baseline, in key order, without the columns later
-    revisions added."""
+    """Every row of every table of the baseline, in key order, without later columns."""
     out = {}
     with db.connect() as conn:
         for table in metadata.sorted_tables:
             if table.name in AFTER_BASELINE:
                 continue
-            columns = [c for c in table.columns if (table.name, c.name) not in LATER_COLUMNS]
+            columns = baseline_columns(table)
             keys = list(table.primary_key.columns)
             out[table.name] = [tuple(r) for r in conn.execute(
                 table.select().with_only_columns(*columns).order_by(*keys))]
@@ -71,8 +75,9 @@ def test_empty_database_upgraded_to_head_matches_the_models(db_url: str) -> None
     db.dispose()
 
 
-def test_older_database_with_data_upgrades_with_nothing_lost(db_url: str, tmp_path: Path) -> None:
-    # The demo's rows, made at head in a scratch SQLite file, copied into a database at 0001.
+def older_database_with_demo_rows(db_url: str, tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The demo's rows, made at head in a scratch SQLite file, copied into a database at 0001;
+    returns them."""
     scratch = Store(str(tmp_path / "scratch.db"), must_exist=False)
     scratch.create_schema()
     service = Service(scratch)
@@ -88,7 +93,7 @@ def test_older_database_with_data_upgrades_with_nothing_lost(db_url: str, tmp_pa
     with db.connect() as conn:
         assert {c["name"] for c in inspect(conn).get_columns("definition_versions")} & NEW_IN_0002 == set()
         for table in (t for t in metadata.sorted_tables if t.name not in AFTER_BASELINE):
-            names = [c.name for c in table.columns if (table.name, c.name) not in LATER_COLUMNS]
+            names = [c.name for c in baseline_columns(table)]
             if original[table.name]:
                 conn.execute(table.insert(), [dict(zip(names, row, strict=True))
                                               for row in original[table.name]])
@@ -97,7 +102,13 @@ def test_older_database_with_data_upgrades_with_nothing_lost(db_url: str, tmp_pa
                           "cases", "documents", "audit_checkpoints"):
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                   f"coalesce(max(id), 1)) FROM {table}"))
+    db.dispose()
+    return original
 
+
+def test_older_database_with_data_upgrades_with_nothing_lost(db_url: str, tmp_path: Path) -> None:
+    original = older_database_with_demo_rows(db_url, tmp_path)
+    db = Database(db_url)
     assert upgrade(db) == (BASELINE, HEAD)
     assert rows_of(db) == original
     with db.connect() as conn:
@@ -115,6 +126,32 @@ def test_older_database_with_data_upgrades_with_nothing_lost(db_url: str, tmp_pa
     summary = upgraded.replay_all(workers=1)
     assert summary.cases == len(original["cases"]) and summary.divergent == []
     store.close()
+
+
+def test_db_upgrade_counts_the_stored_deadlines_on_the_stored_holiday_data(db_url: str,
+                                                                          tmp_path: Path) -> None:
+    """Deadlines stored before revision 0008 carry no calendar version; ``db upgrade``
+    counts them again on the holiday data it stores, so due and case show agree at once."""
+    original = older_database_with_demo_rows(db_url, tmp_path)
+    names = [c.name for c in baseline_columns(metadata.tables["cases"])]
+    running = [dict(zip(names, row, strict=True)) for row in original["cases"]]
+    running = [row for row in running if row["due_on"] is not None]
+    assert len(running) > 5
+    upgraded = run_cli(db_url, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.splitlines()[1] == \
+        f"stored deadlines counted again on the calendar in force: {len(running)}, of which moved: 0"
+    store = Store(db_url)
+    service = Service(store)
+    for row in running:
+        case = store.cases.load(row["id"])
+        first = service.deadlines(case)[0]
+        assert (case.due_on, case.due_move) == (first.due_on, first.trigger) == \
+            (row["due_on"], row["due_move"])
+        assert case.due_calendar == service.engine.calendar.version(case.due_on.year)
+    store.close()
+    assert run_cli(db_url, "db", "upgrade").stdout.strip() == \
+        f"schema already at revision {HEAD}; nothing to do"
 
 
 def test_database_made_before_alembic_is_recognized_and_upgraded(db_url: str) -> None:

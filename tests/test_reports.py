@@ -25,7 +25,7 @@ from workflow.reports import (
     main_path,
     median,
 )
-from workflow.workdays import WorkingCalendar
+from workflow.workdays import default_calendar
 
 
 def run_report(db_url: str, *args: str) -> Result:
@@ -340,7 +340,7 @@ def test_median_of_a_histogram() -> None:
 
 
 def test_workday_counter_matches_the_calendar() -> None:
-    calendar = WorkingCalendar()
+    calendar = default_calendar()
     counter = WorkdayCounter(calendar)
     days = [date(2026, 2, 10) + timedelta(days=n * 3) for n in range(12)] + [date(2025, 12, 28)]
     for start in days:

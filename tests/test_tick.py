@@ -76,3 +76,46 @@ def test_an_automatic_move_with_inputs_is_refused_by_the_loader() -> None:
         parse_definition(text, "auto.yaml")
     assert any("an automatic move can take no inputs or documents" in p.message
                for p in refused.value.problems)
+
+
+def test_tick_counts_again_a_deadline_stored_on_a_calendar_changed_meanwhile(world: World) -> None:
+    """The officer's program read the calendar before an administrator's extra day off was
+    committed and then made its move, so the deadline it stored was counted on the calendar
+    before. ``due`` marks it, and ``tick`` counts it again before flagging anything."""
+    import json
+
+    from workflow.dates import format_date
+    from workflow.workdays import default_calendar
+
+    world.store.directory.add_user("quantri", "Quản trị")
+    world.store.directory.grant("quantri", "administrator", None)
+    vote = world.ago(days=20)
+    case_id = world.open_case(on=vote - timedelta(days=40))
+    world.walk(case_id, ADMISSION_PATH[:3], vote - timedelta(days=30))
+    day_off = default_calendar().add_working_days(vote, 3)
+    set_day = CliRunner().invoke(main, ["--db", world.store.url, "--actor", "quantri", "calendar",
+                                        "set-day", format_date(day_off), "--off", "--reason", "Nghỉ bù"])
+    assert set_day.exit_code == 0, set_day.output
+    world.step(case_id, "record_branch_vote", vote)  # world.service read the calendar before
+    on_old = default_calendar().add_working_days(vote, 60)
+    assert world.store.cases.load(case_id).due_on == on_old
+
+    def listed() -> tuple[dict, str]:
+        result = CliRunner().invoke(main, ["--db", world.store.url, "due", "--within", "100",
+                                           "--format", "json"])
+        return next(r for r in json.loads(result.stdout) if r["case"] == case_id), result.stderr
+
+    row, warning = listed()
+    assert row["stale"] is True and row["due_on"] == on_old.isoformat()
+    assert warning == ("warning: 1 deadline(s) were stored on a calendar version other than the one "
+                       "in force; 'memberflow tick' counts them again\n")
+    shown = CliRunner().invoke(main, ["--db", world.store.url, "case", "show", str(case_id),
+                                      "--format", "json"])
+    counted = json.loads(shown.stdout)["deadlines"][0]
+    assert counted["due_on"] > on_old.isoformat()
+
+    ticked = tick(world)
+    assert "stored deadlines counted again on the calendar in force: 1" in ticked.stdout
+    row, warning = listed()
+    assert (row["due_on"], row["calendar_version"], row["stale"], warning) == \
+        (counted["due_on"], counted["calendar_version"], False, "")

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .calendar_files import CalendarDay, CalendarFile, load_calendar_file
 from .dates import format_date, today
 from .errors import BadInput, MoveRefused, NotPermitted
 from .inputs import clean_text
 
 if TYPE_CHECKING:
     from storage.store import Store
-
-    from .workdays import WorkingCalendar
 
 ADMINISTRATOR, AUDITOR = "administrator", "auditor"
 SYSTEM_ROLES = (ADMINISTRATOR, AUDITOR)
@@ -79,28 +75,6 @@ class Administration:
         ``check`` sees who of them is already registered, inside it (and may refuse)."""
         self.require_officer(actor)
         return self.store.directory.add_people(rows, check)
-
-    def set_calendar_day(self, actor: str, day: date, working: bool, reason: str) -> None:
-        """An administrator's override of one day (a swapped working Saturday, an extra day off)."""
-        self.require_admin(actor)
-        if not date(1990, 1, 1) <= day <= date(today().year + 5, 12, 31):
-            raise BadInput(f"{format_date(day)} is outside the calendar (1990 to five years ahead)")
-        self.store.calendar.add(day, working, clean_text(reason, "reason", 500), actor)
-
-    def load_calendar(self, actor: str | None, path: Path,
-                      current: WorkingCalendar) -> tuple[CalendarFile, list[CalendarDay]]:
-        """Apply a yearly calendar file (administrators; ``None``: the bundled seed at init).
-        Only days the calendar does not already count that way are added, and returned."""
-        if actor is not None:
-            self.require_admin(actor)
-        loaded = load_calendar_file(path)
-        changes = loaded.changes(current)
-        if actor is None:  # the bundled seed never undoes a day an administrator has set
-            changes = [d for d in changes if d.day not in current.overrides]
-        self.store.calendar.add_many(
-            [(d.day, d.working, f"{d.reason} ({loaded.decision})") for d in changes],
-            actor or f"seed {path.name}")
-        return loaded, changes
 
     def require_officer(self, actor: str) -> None:
         roles = self.store.directory.all_roles(actor)

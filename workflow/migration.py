@@ -192,14 +192,16 @@ class Migrator:
         from storage.cases import EventDraft
         from storage.store import MoveWrite
 
+        from .service import stored_due
+
         def decide(snapshot: MoveSnapshot) -> MoveWrite:
             case = self._running(snapshot.case)
             to = landing(case.state, report.target, report.state_map) if case else None
             if case is None or to is None:
                 raise MoveRefused(f"case {snapshot.case.id} changed during the migration; run it again")
             payload = migration_payload(case, report.target, report.target_version, to)
-            due = next(((d.due_on, d.trigger) for d in open_deadlines(
-                report.target, to, case.facts, self.service.engine.calendar)), None)
+            calendar = self.service.engine.calendar
+            due = stored_due(open_deadlines(report.target, to, case.facts, calendar), calendar)
             draft = EventDraft(MIGRATION_KIND, MIGRATION_TRIGGER, actor, ADMINISTRATOR, today(), payload)
             return MoveWrite(to, case.facts, due, draft, {}, repin=(row["id"], row["sha256"]))
 

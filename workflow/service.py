@@ -18,7 +18,7 @@ from storage.errors import AlreadyApplied
 from .administration import TICK_ACTOR
 from .dates import format_date, format_timestamp, local_time
 from .dates import today as business_today
-from .deadlines import OpenDeadline
+from .deadlines import OpenDeadline, open_deadlines
 from .definition import Definition, Transition
 from .engine import (
     SYSTEM_ROLE,
@@ -32,15 +32,17 @@ from .engine import (
 )
 from .errors import AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
 from .guards import REGISTRY
+from .holiday_data import changes_by_year, stored_holiday_data
 from .inputs import parse_value
 from .loader import STATE_ENTERED, load_definition, parse_definition
 from .readmission import READMISSION_FACT, Claim, ReadmissionRules
 from .readmission import opening_facts as readmission_facts
 from .replay import Replayer, ReplayResult
-from .workdays import calendar_from
+from .workdays import WorkingCalendar, calendar_from
 
 if TYPE_CHECKING:
-    from storage.cases import CaseRecord
+    from storage.calendar import CalendarState
+    from storage.cases import CaseRecord, StoredDue
     from storage.store import Decide, MoveSnapshot, MoveWrite, Store
 
 
@@ -89,6 +91,7 @@ class TickReport:
     moved: dict[str, int] = field(default_factory=dict)
     waiting: int = 0  # cases in an automatic move's source state whose time has not come
     flagged: int = 0  # deadlines newly found missed
+    recounted: int = 0  # stored deadlines not on the calendar in force, counted again
 
 
 @dataclass(frozen=True)
@@ -126,10 +129,25 @@ def _naming_case(case_id: int, decide: Decide) -> Decide:
     return named
 
 
+def stored_calendar(state: CalendarState) -> WorkingCalendar:
+    """The calendar as stored: the holiday data snapshot in force and every override."""
+    return calendar_from(stored_holiday_data(state.snapshot, state.days), state.overrides,
+                         changes_by_year(state.snapshots))
+
+
+def stored_due(deadlines: Sequence[OpenDeadline], calendar: WorkingCalendar) -> StoredDue | None:
+    """What a case row keeps of its deadlines: the earliest, with the calendar version it
+    was counted on. Moves, openings and calendar changes all store it through here."""
+    from storage.cases import StoredDue
+
+    first = next(iter(deadlines), None)
+    return StoredDue(first.due_on, first.trigger, calendar.version(first.due_on.year)) if first else None
+
+
 class Service:
     def __init__(self, store: Store, engine: Engine | None = None) -> None:
         self.store = store
-        self.engine = engine or Engine(calendar_from(store.calendar.entries()))
+        self.engine = engine or Engine(stored_calendar(store.calendar.state()))
         self._definitions: dict[int, Definition] = {}
         self._by_sha: dict[str, Definition] = {}
         self.race_window = RACE_WINDOW
@@ -357,7 +375,7 @@ class Service:
             planned.append(move)
             draft = EventDraft("move", asked.trigger, actor, move.role, asked.business_date, {
                 "inputs": move.inputs, "evidence": move.evidence, "documents": move.documents})
-            due = (move.due.due_on, move.due.trigger) if move.due else None
+            due = stored_due([move.due] if move.due else [], self.engine.calendar)
             return MoveWrite(move.to_state, move.facts, due, draft, move.documents)
 
         return decide
@@ -366,10 +384,15 @@ class Service:
         """Make every automatic move whose guards now hold, then flag missed deadlines.
 
         Running it twice changes nothing the second time: moved cases have left the source
-        state, and a deadline is flagged once."""
+        state, and a deadline is flagged once. Stored deadlines not counted on the current
+        calendar (see ``CalendarAdministration.recount_stale``) are counted again first, so
+        only deadlines that are missed on it are flagged."""
         if as_of > business_today():
             raise BadInput(f"--as-of {format_date(as_of)} is in the future; tick acts on days that have come")
+        from .calendar_admin import CalendarAdministration
+
         report = TickReport()
+        report.recounted = CalendarAdministration(self).recount_stale().counted
         for row in self.store.definitions.all():
             definition = self.definition(row["id"])
             for transition in (t for t in definition.transitions if t.automatic):
@@ -429,9 +452,14 @@ class Service:
         return self.engine.deadlines(self.definition(case.definition_id),
                                      CaseView(case.state, case.facts))
 
-    def _due(self, definition: Definition, view: CaseView) -> tuple[date, str] | None:
-        first = next(iter(self.engine.deadlines(definition, view)), None)
-        return (first.due_on, first.trigger) if first else None
+    def _due(self, definition: Definition, view: CaseView) -> StoredDue | None:
+        return stored_due(self.engine.deadlines(definition, view), self.engine.calendar)
+
+    def due_on_calendar(self, definition_id: int, state: str, facts: Mapping[str, Any],
+                        calendar: WorkingCalendar) -> StoredDue | None:
+        """A case's stored deadline counted again on ``calendar`` (after a calendar change)."""
+        return stored_due(open_deadlines(self.definition(definition_id), state, facts, calendar),
+                          calendar)
 
     def _evidence(self, person: Mapping[str, Any], case: CaseRecord, definition: Definition,
                   trigger: str, raw_inputs: Mapping[str, Any]) -> dict[str, Any]:
