@@ -11,13 +11,20 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from .errors import Conflict, StorageError, Unavailable
+from .errors import Busy, Conflict, StorageError, Unavailable
 
 DEFAULT_URL = "sqlite:///memberflow.db"
 BUSY_TIMEOUT_MS = 5000
+# PostgreSQL: a statement waits for a lock as long as SQLite waits for its write lock, and runs
+# for at most a minute; reads over the whole record (audit, reports, schema upgrades) lift the
+# latter with ``connect(unbounded=True)``. A value the server, role or URL options already set
+# is kept, so an administrator can change either.
+LOCK_TIMEOUT_MS = BUSY_TIMEOUT_MS
+STATEMENT_TIMEOUT_MS = 60_000
+_LOCK_NOT_AVAILABLE, _QUERY_CANCELED = "55P03", "57014"
 
 
 def normalize_url(target: str | None) -> str:
@@ -40,6 +47,18 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+def _postgresql_timeouts(dbapi_connection: Any, _record: object) -> None:
+    """Bound every wait of the session (the hot path's bare connection included), unless the
+    server, the role or the URL's options already bound it."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SELECT set_config(name, value, false) FROM (VALUES "
+                   f"('lock_timeout', '{int(LOCK_TIMEOUT_MS)}'), "
+                   f"('statement_timeout', '{int(STATEMENT_TIMEOUT_MS)}')) AS t(name, value) "
+                   "WHERE current_setting(name) = '0'")
+    cursor.close()
+    dbapi_connection.commit()
+
+
 class Database:
     """One engine per process; ``must_exist`` keeps a typo in a path from creating a new file."""
 
@@ -56,9 +75,11 @@ class Database:
             self.engine: Engine = create_engine(self.url)
         except (ArgumentError, ImportError) as exc:
             raise Unavailable(f"cannot use database URL {self.url!r}: {exc}") from None
+        self.backend = url.get_backend_name()
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.backend = url.get_backend_name()
+        elif self.backend == "postgresql":
+            event.listen(self.engine, "connect", _postgresql_timeouts)
         self._driver_errors: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         # The move hot path's connection, kept checked out between moves (see ``driver_write``).
         self._kept: PoolProxiedConnection | None = None
@@ -91,24 +112,25 @@ class Database:
             return inspect(conn).has_table("audit_events")
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """A connection inside one transaction, committed on success, rolled back on error."""
+    def connect(self, unbounded: bool = False) -> Iterator[Connection]:
+        """A connection inside one transaction, committed on success, rolled back on error.
+
+        ``unbounded`` lifts the statement timeout for this transaction: for reads over the
+        whole record (audit verify, export, replay, reports) and schema upgrades, which may
+        rightly take minutes on a national database. Lock waits stay bounded."""
         try:
             with self.engine.begin() as conn:
+                if unbounded and self.backend == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
                 yield conn
-        except OperationalError as exc:
-            raise Unavailable(_describe(exc)) from None
-        except IntegrityError as exc:
-            raise Conflict(f"the database refused the write ({_first_line(exc)}); nothing was "
-                           "saved") from None
         except DBAPIError as exc:
-            raise Unavailable(f"database error: {_first_line(exc)}") from None
+            raise self._storage_error(exc.orig if exc.orig is not None else exc) from None
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, unbounded: bool = False) -> Iterator[Connection]:
         """A transaction that will write: on SQLite it takes the write lock up front
         (BEGIN IMMEDIATE), so a read-then-write never fails on a stale snapshot."""
-        with self.connect() as conn:
+        with self.connect(unbounded) as conn:
             if self.is_sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
@@ -129,7 +151,7 @@ class Database:
             try:
                 fairy = self._kept_connection() if kept else self.engine.raw_connection()
             except DBAPIError as exc:  # server down, too many connections: exit 6, not a crash
-                raise Unavailable(_describe(exc)) from None
+                raise self._storage_error(exc.orig if exc.orig is not None else exc) from None
             conn, reusable = fairy.driver_connection, False
             try:
                 cursor = conn.cursor()
@@ -171,10 +193,14 @@ class Database:
         if kept:
             self._kept = None
 
-    def _storage_error(self, exc: Exception) -> StorageError:
-        """A driver error as ``connect`` reports the same error wrapped by SQLAlchemy."""
+    def _storage_error(self, exc: BaseException) -> StorageError:
+        """The storage error a driver error means, on every path (``connect``, ``write``,
+        ``driver_write``)."""
         dbapi = self.engine.dialect.loaded_dbapi
         text = _text_line(exc)
+        busy = _timed_out(exc)
+        if busy is not None:
+            return busy
         if isinstance(exc, dbapi.IntegrityError):
             return Conflict(f"the database refused the write ({text}); nothing was saved")
         if isinstance(exc, dbapi.OperationalError):
@@ -203,12 +229,21 @@ def _text_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _first_line(exc: DBAPIError) -> str:
-    return _text_line(exc.orig if exc.orig is not None else exc)
-
-
 def _describe(exc: DBAPIError) -> str:
-    return _describe_text(_first_line(exc))
+    return _describe_text(_text_line(exc.orig if exc.orig is not None else exc))
+
+
+def _timed_out(exc: BaseException) -> Busy | None:
+    """PostgreSQL's lock timeout (SQLSTATE 55P03) or statement timeout (57014), as the
+    busy database they mean; None for any other error."""
+    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if state == _LOCK_NOT_AVAILABLE:
+        return Busy(f"another session held what this command needs for over {LOCK_TIMEOUT_MS} ms; "
+                    "try again")
+    if state == _QUERY_CANCELED:
+        return Busy(f"the database did not answer within {STATEMENT_TIMEOUT_MS / 1000:g} s "
+                    "(statement timeout); try again later")
+    return None
 
 
 def _describe_text(text: str) -> str:

@@ -19,3 +19,8 @@ class Duplicate(StorageError):
 
 class Unavailable(StorageError):
     """The database cannot be opened, is locked too long, or is read-only."""
+
+
+class Busy(Unavailable):
+    """Another session held what this one needed past the wait allowed (PostgreSQL's lock or
+    statement timeout); the same request may succeed when tried again."""

@@ -58,7 +58,7 @@ def upgrade(db: Database, to: str = HEAD) -> tuple[str | None, str]:
     SQLite and PostgreSQL, so a failed upgrade leaves the database as it was."""
     from alembic import command
 
-    with db.write() as conn:
+    with db.write(unbounded=True) as conn:
         before = _revision(conn)
         config = _config(conn)
         if before == BASELINE and not inspect(conn).has_table("alembic_version"):

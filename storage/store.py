@@ -15,7 +15,7 @@ from .cases import CaseRecord, Cases, EventDraft
 from .database import Database
 from .definitions import DefinitionVersions
 from .directory import Directory
-from .errors import Missing
+from .errors import Busy, Missing
 from .hotpath import Batch, MoveSQL, Step, decide_step, reread, supports
 from .schema import cases as case_rows
 from .schema import installation
@@ -86,6 +86,12 @@ class Store:
 
     def move(self, case_id: int, username: str, decide: Decide) -> tuple[MoveSnapshot, int]:
         """Read, let the caller decide, and write — one transaction, all or nothing."""
+        try:
+            return self._move(case_id, username, decide)
+        except Busy:
+            raise Busy(f"case {case_id} is being changed by another session; try again") from None
+
+    def _move(self, case_id: int, username: str, decide: Decide) -> tuple[MoveSnapshot, int]:
         if self._sql is None:
             with self.db.write() as conn:
                 return self._move_in(conn, case_id, username, decide)
@@ -107,6 +113,14 @@ class Store:
         """
         if not moves:
             return []
+        try:
+            return self._move_many(moves, username)
+        except Busy:
+            raise Busy("a case of the batch is being changed by another session; nothing "
+                       "written — try again") from None
+
+    def _move_many(self, moves: Sequence[tuple[int, Decide]],
+                   username: str) -> list[tuple[MoveSnapshot, int]]:
         if self._sql is None:
             with self.db.write() as conn:
                 if not self.db.is_sqlite:
