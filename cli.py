@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,9 @@ DEMO_DB = "memberflow-demo.db"
 # The one place errors become exit codes (documented in the README).
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 EXIT_NOT_PERMITTED, EXIT_UNAVAILABLE, EXIT_AUDIT_FAILED, EXIT_INTERNAL = 5, 6, 8, 70
+# Output into a pipe whose reader has gone (``memberflow … | head``): the status a shell
+# reports for a Unix tool stopped by SIGPIPE there.
+EXIT_PIPE_CLOSED = 128 + 13
 RECORD_ID = click.IntRange(1, 2**63 - 1)
 EXIT_CODES: list[tuple[type[Exception], int]] = [
     (MoveRefused, EXIT_REFUSED),
@@ -69,6 +73,15 @@ def _report(error: Exception) -> None:
         click.echo(f"error: {error}", err=True)
 
 
+def _discard_output() -> None:
+    """The reader of our output has gone: send what is still buffered nowhere, so that exiting
+    does not fail on it again."""
+    with suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 class MemberflowGroup(click.Group):
     """Maps domain errors to exit codes for every subcommand; never shows a traceback
     unless MEMBERFLOW_DEBUG is set."""
@@ -86,7 +99,12 @@ class MemberflowGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows here, not as Python exits
+            return result
+        except BrokenPipeError:
+            _discard_output()
+            ctx.exit(EXIT_PIPE_CLOSED)
         except tuple(kind for kind, _ in EXIT_CODES) as error:
             _report(error)
             code = next(code for kind, code in EXIT_CODES if isinstance(error, kind))

@@ -466,6 +466,8 @@ def test_bad_command_line(case: dict[str, Any], template: Template, tmp_path: Pa
     monkeypatch.chdir(tmp_path)
     db = fresh_copy(template, tmp_path)
     values = placeholders(template, tmp_path, db)
+    for name, content in case.get("files", {}).items():
+        (tmp_path / name).write_text(fill(content, values), encoding="utf-8")
     for args, actor in case.get("setup", []):
         _ok(db, [fill(arg, values) for arg in args], actor)
     before = snapshot(db)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +244,21 @@ def test_lang_applies_to_every_command_that_shows_labels(bloc: Path) -> None:
     available = run(bloc, "--lang", "en", "case", "available", str(case_id), "--format", "json",
                     actor="bithu")
     assert "Record the awareness course certificate" in available.output
+
+
+@pytest.mark.parametrize("args", [
+    ["org", "list"],
+    ["definition", "show", "membership", "--format", "json"],  # more than a pipe buffer
+    ["user", "list", "--format", "json"],
+])
+def test_output_into_a_closed_pipe_ends_quietly_as_in_unix_tools(bloc: Path, args: list[str]) -> None:
+    """``memberflow … | head``: once the reader has gone, memberflow stops with no message and
+    exit status 141 (128 + SIGPIPE), what a shell reports for ``yes | head`` too."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([str(ENTRY_POINT), "--db", str(bloc), *args], stdout=write_end,
+                              stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr.decode()) == (141, "")
