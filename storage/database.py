@@ -99,9 +99,11 @@ class Database:
             raise Unavailable(f"folder {path.parent} for database {database} does not exist")
 
     def create_schema(self) -> None:
-        """Create or upgrade the schema through the migrations (the only way it is built)."""
-        from .schema_migrations import upgrade
+        """Create or upgrade the schema through the migrations (the only way it is built).
+        Another application's database is refused before anything is changed in it."""
+        from .schema_migrations import state, upgrade
 
+        state(self)
         if self.is_sqlite:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")

@@ -495,10 +495,13 @@ def prepare_target(kind: str | None, target: Path, template: Template) -> Callab
         target.write_text("biên bản họp chi bộ\n", encoding="utf-8")
     elif kind == "empty_file":
         target.touch()
-    elif kind == "foreign_sqlite":
+    elif kind in ("foreign_sqlite", "foreign_alembic"):
         with closing(sqlite3.connect(target)) as conn:
             conn.execute("CREATE TABLE notes (body TEXT)")
             conn.execute("INSERT INTO notes VALUES ('biên bản họp chi bộ')")
+            if kind == "foreign_alembic":  # another application that uses Alembic too
+                conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+                conn.execute("INSERT INTO alembic_version VALUES ('abc123')")
             conn.commit()
     elif kind == "read_only":
         shutil.copyfile(template.path, target)
