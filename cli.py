@@ -136,6 +136,9 @@ class Settings:
 
         if self._store is None:
             self._store = Store(self.db, must_exist=must_exist)
+            exposed = self._store.db.readable_by_others()
+            if exposed:
+                click.echo(exposed, err=True)
             if must_exist and schema_current:
                 require_current(self._store.db)
         return self._store
@@ -257,21 +260,40 @@ def main(ctx: click.Context, db: str | None, actor: str | None, lang: str) -> No
 @click.option("--admin-name", metavar="NAME", help="Full name of that administrator.")
 @pass_settings
 def init(settings: Settings, admin: str | None, admin_name: str | None) -> None:
-    """Create the database (if needed) and install the bundled procedure definitions."""
+    """Create or upgrade the database and install the bundled procedure definitions.
+
+    A new installation needs --admin: its first administrator, who publishes them. Later, a
+    bundled definition that differs from every stored version (a newer memberflow) is
+    published by the administrator named with --actor, like 'definition publish' (pending
+    while approval is required); with nothing new, init needs no one."""
+    from storage.schema_migrations import is_new
     from workflow.administration import Administration
+    from workflow.publishing import Publishing
 
     store = settings.store(must_exist=False)
+    if not admin and is_new(store.db):
+        raise BadInput("a new installation needs its first administrator: memberflow init "
+                       "--admin USER --admin-name NAME")
     store.create_schema()
     if admin:
         Administration(store).bootstrap(admin, admin_name or admin)
         click.echo(f"administrator {admin} created for the whole installation")
-    for definition, version_id, is_new in settings.service().install_definitions(BUNDLED_DEFINITIONS):
-        state = "installed" if is_new else "already installed"
-        click.echo(f"{definition.name}: {state} (version #{version_id}, sha256 "
-                   f"{definition.sha256[:12]})")
+    for published in Publishing(store).install(admin or settings.actor, BUNDLED_DEFINITIONS):
+        click.echo(_installed_text(published))
     for path in sorted((BUNDLED_DEFINITIONS / "calendars").glob("*.yaml")):
         _load_calendar(settings, None, path)
     click.echo(f"database ready: {store.url}")
+
+
+def _installed_text(published: Any) -> str:
+    row = published.version
+    spec = f"{row['name']}@{row['version']}"
+    if not published.is_new:
+        return f"{row['name']}: already installed as {spec} ({row['status']}, sha256 {row['sha256'][:12]})"
+    if row["status"] == "pending":
+        return (f"{row['name']}: stored as {spec}, pending: another administrator must run "
+                f"'memberflow definition approve {spec}'")
+    return f"{row['name']}: published as {spec} (sha256 {row['sha256'][:12]})"
 
 
 # -- schema ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -34,6 +35,20 @@ def normalize_url(target: str | None) -> str:
     if "://" in target:
         return target
     return f"sqlite:///{target}"
+
+
+@contextmanager
+def _owner_only(sqlite: bool) -> Iterator[None]:
+    """Files SQLite creates meanwhile are its owner's alone (0600): the database, and so its
+    -wal and -shm, which SQLite always gives the database file's mode."""
+    if not sqlite:
+        yield
+        return
+    before = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(before)
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -103,11 +118,32 @@ class Database:
         Another application's database is refused before anything is changed in it."""
         from .schema_migrations import state, upgrade
 
-        state(self)
-        if self.is_sqlite:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        upgrade(self)
+        with _owner_only(self.is_sqlite):
+            state(self)
+            if self.is_sqlite:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            upgrade(self)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        return Path(make_url(self.url).database or "") if self.is_sqlite else None
+
+    def readable_by_others(self) -> str | None:
+        """A warning when the SQLite file (or its -wal, -shm) can be read by users other than
+        its owner: it holds ethnicity, religion and disciplinary records."""
+        main = self.sqlite_path
+        if main is None:
+            return None
+        for path in (main, Path(f"{main}-wal"), Path(f"{main}-shm")):
+            try:
+                mode = stat.S_IMODE(path.stat().st_mode)
+            except OSError:
+                continue
+            if mode & 0o044:
+                return (f"warning: {path} can be read by other users (mode {mode:04o}) and holds "
+                        f"personal records; restrict it: chmod 600 {main}*")
+        return None
 
     def has_schema(self) -> bool:
         with self.connect() as conn:

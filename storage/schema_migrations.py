@@ -74,6 +74,15 @@ def state(db: Database) -> SchemaState:
         return SchemaState(_revision(conn), HEAD)
 
 
+def is_new(db: Database) -> bool:
+    """No memberflow schema yet: a new installation (an SQLite file that does not exist is
+    not created to find out)."""
+    path = db.sqlite_path
+    if path is not None and not path.exists():
+        return True
+    return state(db).revision is None
+
+
 def upgrade(db: Database, to: str = HEAD) -> tuple[str | None, str]:
     """Upgrade to revision ``to`` (the newest by default) in one transaction; returns
     (revision before, revision after). Each revision's DDL runs transactionally on both

@@ -234,7 +234,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 
 def fresh_copy(template: Template, folder: Path) -> Path:
     db = folder / "memberflow.db"
-    shutil.copyfile(template.path, db)
+    shutil.copy(template.path, db)  # with its mode: owner only, as init made it
     return db
 
 
@@ -505,7 +505,7 @@ def prepare_target(kind: str | None, target: Path, template: Template) -> Callab
             conn.commit()
     elif kind == "read_only":
         shutil.copyfile(template.path, target)
-        target.chmod(0o444)
+        target.chmod(0o400)
         if os.geteuid() != 0:
             return None
         probe = subprocess.run([sys.executable, "-c", f"open({str(target)!r}, 'ab')"],
