@@ -136,12 +136,16 @@ class Settings:
 
         if self._store is None:
             self._store = Store(self.db, must_exist=must_exist)
-            exposed = self._store.db.readable_by_others()
-            if exposed:
-                click.echo(exposed, err=True)
             if must_exist and schema_current:
                 require_current(self._store.db)
+                self.warn_if_exposed()
         return self._store
+
+    def warn_if_exposed(self) -> None:
+        """One line on stderr when others can read the memberflow database's file."""
+        exposed = self.store(schema_current=False).db.readable_by_others()
+        if exposed:
+            click.echo(exposed, err=True)
 
     def service(self) -> Service:
         from workflow.service import Service
@@ -275,6 +279,7 @@ def init(settings: Settings, admin: str | None, admin_name: str | None) -> None:
         raise BadInput("a new installation needs its first administrator: memberflow init "
                        "--admin USER --admin-name NAME")
     store.create_schema()
+    settings.warn_if_exposed()
     if admin:
         Administration(store).bootstrap(admin, admin_name or admin)
         click.echo(f"administrator {admin} created for the whole installation")
@@ -309,6 +314,7 @@ def db_upgrade(settings: Settings) -> None:
     from storage.schema_migrations import upgrade
 
     before, after = upgrade(settings.store(schema_current=False).db)
+    settings.warn_if_exposed()
     if before == after:
         click.echo(f"schema already at revision {after}; nothing to do")
     else:

@@ -137,10 +137,11 @@ class Database:
             return None
         for path in (main, Path(f"{main}-wal"), Path(f"{main}-shm")):
             try:
-                mode = stat.S_IMODE(path.stat().st_mode)
+                found = path.stat()
             except OSError:
                 continue
-            if mode & 0o044:
+            mode = stat.S_IMODE(found.st_mode)
+            if stat.S_ISREG(found.st_mode) and mode & 0o044:
                 return (f"warning: {path} can be read by other users (mode {mode:04o}) and holds "
                         f"personal records; restrict it: chmod 600 {main}*")
         return None
