@@ -160,6 +160,16 @@ def is_postgresql(db: str) -> bool:
     return db.startswith("postgresql")
 
 
+def many_args(folder: Path, case_id: int, step: Step) -> list[str]:
+    """``case advance-many --all-or-nothing`` making ``step`` on the case (one batch)."""
+    inputs, documents = list(step.inputs.items()), list(step.documents.items())
+    path = folder / "moves.csv"
+    header = ["case", "date", *(n for n, _ in inputs), *(f"doc:{c}" for c, _ in documents)]
+    row = [str(case_id), format_date(step.on), *(str(v) for _, v in inputs), *(r for _, r in documents)]
+    path.write_text(f"{','.join(header)}\n{','.join(row)}\n", encoding="utf-8")
+    return ["case", "advance-many", step.trigger, str(path), "--all-or-nothing"]
+
+
 def with_option(db: str, option: str) -> str:
     """The test URL with one more server option for its sessions (``-c name=value``)."""
     assert "?options=" in db
@@ -641,12 +651,14 @@ def test_postgresql_a_read_behind_a_table_lock_is_exit_6_within_the_timeout(worl
     assert "another session" in result.stderr
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["case advance", "advance-many"])
 def test_postgresql_a_move_racing_a_migration_waits_for_the_migrated_case(
-        world: World, db_url: str, tmp_path: Path) -> None:
+        world: World, db_url: str, tmp_path: Path, batch: bool) -> None:
     """``definition migrate`` has re-pinned the case (not yet committed) when an officer's move
-    on it arrives: the move waits for the migration and is then decided on the migrated case,
-    under the new version. It was told "case N not found": its locking read joined the case
-    to its definition version and, re-checked after the wait, no longer matched."""
+    on it arrives (alone, or in a batch): the move waits for the migration and is then decided
+    on the migrated case, under the new version. It was told "case N not found": its locking
+    read joined the case to its definition version and, re-checked after the wait, no longer
+    matched."""
     if not is_postgresql(db_url):
         pytest.skip("SQLite runs the migration's transaction and the move one after the other")
     from test_publishing import revised
@@ -670,7 +682,8 @@ def test_postgresql_a_move_racing_a_migration_waits_for_the_migrated_case(
             migrating = launch(tagged(db_url, migrate_tag),
                                "quantri", "definition", "migrate", "membership", "--to", "2")
             wait_until_queued(db_url, migrate_tag, [migrating])
-            moving = launch(tagged(db_url, move_tag), "secretary", *advance_args(case_id, step))
+            moving = launch(tagged(db_url, move_tag), "secretary", *(
+                many_args(tmp_path, case_id, step) if batch else advance_args(case_id, step)))
             wait_until_queued(db_url, move_tag, [moving])
     finally:
         engine.dispose()
