@@ -268,10 +268,6 @@ def _text_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _describe(exc: DBAPIError) -> str:
-    return _describe_text(_text_line(exc.orig if exc.orig is not None else exc))
-
-
 def _timed_out(exc: BaseException) -> Busy | None:
     """PostgreSQL's lock timeout (SQLSTATE 55P03) or statement timeout (57014), as the
     busy database they mean; None for any other error."""
