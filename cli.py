@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,9 @@ DEMO_DB = "memberflow-demo.db"
 # The one place errors become exit codes (documented in the README).
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 EXIT_NOT_PERMITTED, EXIT_UNAVAILABLE, EXIT_AUDIT_FAILED, EXIT_INTERNAL = 5, 6, 8, 70
+# Output into a pipe whose reader has gone (``memberflow … | head``): the status a shell
+# reports for a Unix tool stopped by SIGPIPE there.
+EXIT_PIPE_CLOSED = 128 + 13
 RECORD_ID = click.IntRange(1, 2**63 - 1)
 EXIT_CODES: list[tuple[type[Exception], int]] = [
     (MoveRefused, EXIT_REFUSED),
@@ -81,6 +85,15 @@ def _report(error: Exception) -> None:
         click.echo(f"error: {error}", err=True)
 
 
+def _discard_output() -> None:
+    """The reader of our output has gone: send what is still buffered nowhere, so that exiting
+    does not fail on it again."""
+    with suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 class MemberflowGroup(click.Group):
     """Maps domain errors to exit codes for every subcommand; never shows a traceback
     unless MEMBERFLOW_DEBUG is set."""
@@ -98,7 +111,12 @@ class MemberflowGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows here, not as Python exits
+            return result
+        except BrokenPipeError:
+            _discard_output()
+            ctx.exit(EXIT_PIPE_CLOSED)
         except HANDLED as error:
             _report(error)
             ctx.exit(exit_code(error))
@@ -131,7 +149,14 @@ class Settings:
             self._store = Store(self.db, must_exist=must_exist)
             if must_exist and schema_current:
                 require_current(self._store.db)
+                self.warn_if_exposed()
         return self._store
+
+    def warn_if_exposed(self) -> None:
+        """One line on stderr when others can read the memberflow database's file."""
+        exposed = self.store(schema_current=False).db.readable_by_others()
+        if exposed:
+            click.echo(exposed, err=True)
 
     def service(self) -> Service:
         from workflow.service import Service
@@ -292,22 +317,42 @@ def main(ctx: click.Context, db: str | None, actor: str | None, lang: str) -> No
 @click.option("--admin-name", metavar="NAME", help="Full name of that administrator.")
 @pass_settings
 def init(settings: Settings, admin: str | None, admin_name: str | None) -> None:
-    """Create the database (if needed) and install the bundled procedure definitions."""
+    """Create or upgrade the database and install the bundled procedure definitions.
+
+    A new installation needs --admin: its first administrator, who publishes them. Later, a
+    bundled definition that differs from every stored version (a newer memberflow) is
+    published by the administrator named with --actor, like 'definition publish' (pending
+    while approval is required); with nothing new, init needs no one."""
+    from storage.schema_migrations import is_new
     from workflow.administration import Administration
+    from workflow.publishing import Publishing
 
     store = settings.store(must_exist=False)
+    if not admin and is_new(store.db):
+        raise BadInput("a new installation needs its first administrator: memberflow init "
+                       "--admin USER --admin-name NAME")
     store.create_schema()
+    settings.warn_if_exposed()
     if admin:
         Administration(store).bootstrap(admin, admin_name or admin)
         click.echo(f"administrator {admin} created for the whole installation")
-    for definition, version_id, is_new in settings.service().install_definitions(BUNDLED_DEFINITIONS):
-        state = "installed" if is_new else "already installed"
-        click.echo(f"{definition.name}: {state} (version #{version_id}, sha256 "
-                   f"{definition.sha256[:12]})")
+    for published in Publishing(store).install(admin or settings.actor, BUNDLED_DEFINITIONS):
+        click.echo(_installed_text(published))
     for path in sorted((BUNDLED_DEFINITIONS / "calendars").glob("*.yaml")):
         _load_calendar(settings, None, path)
     _recount_stored_deadlines(settings)
     click.echo(f"database ready: {store.url}")
+
+
+def _installed_text(published: Any) -> str:
+    row = published.version
+    spec = f"{row['name']}@{row['version']}"
+    if not published.is_new:
+        return f"{row['name']}: already installed as {spec} ({row['status']}, sha256 {row['sha256'][:12]})"
+    if row["status"] == "pending":
+        return (f"{row['name']}: stored as {spec}, pending: another administrator must run "
+                f"'memberflow definition approve {spec}'")
+    return f"{row['name']}: published as {spec} (sha256 {row['sha256'][:12]})"
 
 
 # -- schema ---------------------------------------------------------------------------------
@@ -323,6 +368,7 @@ def db_upgrade(settings: Settings) -> None:
     from storage.schema_migrations import upgrade
 
     before, after = upgrade(settings.store(schema_current=False).db)
+    settings.warn_if_exposed()
     if before == after:
         click.echo(f"schema already at revision {after}; nothing to do")
     else:

@@ -118,7 +118,7 @@ def case_histories(db: Database, case_id: int | None = None,
                    recorded_until: str | None = None,
                    span: Span | None = None) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """Every case's events in order, one case at a time (constant memory across cases)."""
-    with db.connect() as conn:
+    with db.connect(unbounded=True) as conn:
         for cid, rows in _grouped(_event_rows(conn, span or _one(case_id))):
             events = [_as_event(row) for row in rows]
             if recorded_until is not None:
@@ -143,7 +143,7 @@ def export_rows(db: Database, since: str | None, case_id: int | None,
     sql = (f"SELECT {columns}, o.code, c.person_id FROM audit_events e "
            "JOIN cases c ON c.id = e.case_id JOIN organizations o ON o.id = c.organization_id "
            f"{where}ORDER BY e.case_id, e.seq")
-    with db.connect() as conn:
+    with db.connect(unbounded=True) as conn:
         for row in _rows(conn, sql, params):
             event = _as_event(row[:-2])
             event.update(organization=row[-2], person_id=row[-1])
@@ -265,7 +265,7 @@ def over_case_ranges(db: Database, worker: Callable[[tuple[Any, ...]], T], extra
 
 def spans(db: Database, parts: int) -> list[Span]:
     """Split the case ids into ``parts`` ranges; the ends are open so nothing falls outside."""
-    with db.connect() as conn:
+    with db.connect(unbounded=True) as conn:
         low, high = next(_rows(conn, "SELECT min(id), max(id) FROM cases", {}))
     if low is None or high - low < parts:
         return [EVERY_CASE]
@@ -287,7 +287,7 @@ def _verify_span(db: Database, span: Span, checkpoint: Path | None,
                  progress: Callable[[int], None] | None) -> VerifyReport:
     report = VerifyReport()
     pins = read_checkpoint(checkpoint, span)[1] if checkpoint else iter(())
-    with db.connect() as events_conn, db.connect() as heads_conn:
+    with db.connect(unbounded=True) as events_conn, db.connect(unbounded=True) as heads_conn:
         events = _grouped(_event_rows(events_conn, span))
         heads = _case_heads(heads_conn, span)
         for cid, rows, head, pinned in _merge(events, heads, pins):
@@ -360,7 +360,7 @@ def take_checkpoint(db: Database, file: Path | None = None) -> Checkpoint:
     created = utc_now()
     part = file.with_name(file.name + ".part") if file else None
     with (part.open("w", encoding="utf-8") if part else nullcontext()) as lines, \
-            db.connect() as conn:
+            db.connect(unbounded=True) as conn:
         for head in _case_heads(conn, EVERY_CASE):
             line = _head_line(head)
             digest.update(line.encode())

@@ -99,6 +99,13 @@ _LOAD = _CASE_QUERY.where(cases.c.id == bindparam("case_id"))
 # A move locks its case row on PostgreSQL, so a second officer's move on the same case waits
 # and then decides on the state the first one left (SQLite's BEGIN IMMEDIATE already
 # serializes writers; it renders no FOR UPDATE).
+#
+# A locking read that waited can come back empty for a case that exists: under READ COMMITTED,
+# PostgreSQL re-checks a row it waited for against the query with the row's new version but
+# the other tables' rows as first read, so when the writer it waited for changed a join column
+# (``definition migrate`` re-pins definition_id) the row is left out, though it stays locked
+# by us. Reading again (a new statement sees what that writer committed) finds it; a case is
+# never deleted, so only a second empty read means there is no such case.
 _LOAD_FOR_MOVE = _LOAD.with_for_update(of=cases)
 _LOCK_PERSON = select(people.c.id).where(people.c.id == bindparam("person_id")).with_for_update()
 _KEYED_EVENT = (select(audit_events.c.seq, audit_events.c.trigger, audit_events.c.actor,
@@ -228,7 +235,10 @@ class Cases:
         if conn is None:
             with self.db.connect() as own:
                 return self.load(case_id, own)
-        row = conn.execute(_LOAD_FOR_MOVE if for_move else _LOAD, {"case_id": case_id}).first()
+        query = _LOAD_FOR_MOVE if for_move else _LOAD
+        row = conn.execute(query, {"case_id": case_id}).first()
+        if row is None and for_move:  # the locked row may have changed: read it again
+            row = conn.execute(query, {"case_id": case_id}).first()
         if row is None:
             raise Missing(f"case {case_id} not found")
         return _record(row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -11,13 +12,20 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from .errors import Conflict, RequestKeyTaken, StorageError, Unavailable
+from .errors import Busy, Conflict, RequestKeyTaken, StorageError, Unavailable
 
 DEFAULT_URL = "sqlite:///memberflow.db"
 BUSY_TIMEOUT_MS = 5000
+# PostgreSQL: a statement waits for a lock as long as SQLite waits for its write lock, and runs
+# for at most a minute; reads over the whole record (audit, reports, schema upgrades) lift the
+# latter with ``connect(unbounded=True)``. A value the server, role or URL options already set
+# is kept, so an administrator can change either.
+LOCK_TIMEOUT_MS = BUSY_TIMEOUT_MS
+STATEMENT_TIMEOUT_MS = 60_000
+_LOCK_NOT_AVAILABLE, _QUERY_CANCELED = "55P03", "57014"
 
 
 def normalize_url(target: str | None) -> str:
@@ -29,6 +37,20 @@ def normalize_url(target: str | None) -> str:
     return f"sqlite:///{target}"
 
 
+@contextmanager
+def _owner_only(sqlite: bool) -> Iterator[None]:
+    """Files SQLite creates meanwhile are its owner's alone (0600): the database, and so its
+    -wal and -shm, which SQLite always gives the database file's mode."""
+    if not sqlite:
+        yield
+        return
+    before = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     # WAL + NORMAL never corrupts the file; a power cut may lose the last commits only. WAL is
@@ -38,6 +60,18 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _postgresql_timeouts(dbapi_connection: Any, _record: object) -> None:
+    """Bound every wait of the session (the hot path's bare connection included), unless the
+    server, the role or the URL's options already bound it."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SELECT set_config(name, value, false) FROM (VALUES "
+                   f"('lock_timeout', '{int(LOCK_TIMEOUT_MS)}'), "
+                   f"('statement_timeout', '{int(STATEMENT_TIMEOUT_MS)}')) AS t(name, value) "
+                   "WHERE current_setting(name) = '0'")
+    cursor.close()
+    dbapi_connection.commit()
 
 
 class Database:
@@ -56,9 +90,11 @@ class Database:
             self.engine: Engine = create_engine(self.url)
         except (ArgumentError, ImportError) as exc:
             raise Unavailable(f"cannot use database URL {self.url!r}: {exc}") from None
+        self.backend = url.get_backend_name()
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.backend = url.get_backend_name()
+        elif self.backend == "postgresql":
+            event.listen(self.engine, "connect", _postgresql_timeouts)
         self._driver_errors: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         # The move hot path's connection, kept checked out between moves (see ``driver_write``).
         self._kept: PoolProxiedConnection | None = None
@@ -78,36 +114,62 @@ class Database:
             raise Unavailable(f"folder {path.parent} for database {database} does not exist")
 
     def create_schema(self) -> None:
-        """Create or upgrade the schema through the migrations (the only way it is built)."""
-        from .schema_migrations import upgrade
+        """Create or upgrade the schema through the migrations (the only way it is built).
+        Another application's database is refused before anything is changed in it."""
+        from .schema_migrations import state, upgrade
 
-        if self.is_sqlite:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        upgrade(self)
+        with _owner_only(self.is_sqlite):
+            state(self)
+            if self.is_sqlite:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            upgrade(self)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        return Path(make_url(self.url).database or "") if self.is_sqlite else None
+
+    def readable_by_others(self) -> str | None:
+        """A warning when the SQLite file (or its -wal, -shm) can be read by users other than
+        its owner: it holds ethnicity, religion and disciplinary records."""
+        main = self.sqlite_path
+        if main is None:
+            return None
+        for path in (main, Path(f"{main}-wal"), Path(f"{main}-shm")):
+            try:
+                found = path.stat()
+            except OSError:
+                continue
+            mode = stat.S_IMODE(found.st_mode)
+            if stat.S_ISREG(found.st_mode) and mode & 0o044:
+                return (f"warning: {path} can be read by other users (mode {mode:04o}) and holds "
+                        f"personal records; restrict it: chmod 600 {main}*")
+        return None
 
     def has_schema(self) -> bool:
         with self.connect() as conn:
             return inspect(conn).has_table("audit_events")
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """A connection inside one transaction, committed on success, rolled back on error."""
+    def connect(self, unbounded: bool = False) -> Iterator[Connection]:
+        """A connection inside one transaction, committed on success, rolled back on error.
+
+        ``unbounded`` lifts the statement timeout for this transaction: for reads over the
+        whole record (audit verify, export, replay, reports) and schema upgrades, which may
+        rightly take minutes on a national database. Lock waits stay bounded."""
         try:
             with self.engine.begin() as conn:
+                if unbounded and self.backend == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
                 yield conn
-        except OperationalError as exc:
-            raise Unavailable(_describe(exc)) from None
-        except IntegrityError as exc:
-            raise _refused_write(_first_line(exc)) from None
         except DBAPIError as exc:
-            raise Unavailable(f"database error: {_first_line(exc)}") from None
+            raise self._storage_error(exc.orig if exc.orig is not None else exc) from None
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, unbounded: bool = False) -> Iterator[Connection]:
         """A transaction that will write: on SQLite it takes the write lock up front
         (BEGIN IMMEDIATE), so a read-then-write never fails on a stale snapshot."""
-        with self.connect() as conn:
+        with self.connect(unbounded) as conn:
             if self.is_sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield conn
@@ -128,7 +190,7 @@ class Database:
             try:
                 fairy = self._kept_connection() if kept else self.engine.raw_connection()
             except DBAPIError as exc:  # server down, too many connections: exit 6, not a crash
-                raise Unavailable(_describe(exc)) from None
+                raise self._storage_error(exc.orig if exc.orig is not None else exc) from None
             conn, reusable = fairy.driver_connection, False
             try:
                 cursor = conn.cursor()
@@ -170,10 +232,14 @@ class Database:
         if kept:
             self._kept = None
 
-    def _storage_error(self, exc: Exception) -> StorageError:
-        """A driver error as ``connect`` reports the same error wrapped by SQLAlchemy."""
+    def _storage_error(self, exc: BaseException) -> StorageError:
+        """The storage error a driver error means, on every path (``connect``, ``write``,
+        ``driver_write``)."""
         dbapi = self.engine.dialect.loaded_dbapi
         text = _text_line(exc)
+        busy = _timed_out(exc)
+        if busy is not None:
+            return busy
         if isinstance(exc, dbapi.IntegrityError):
             return _refused_write(text)
         if isinstance(exc, dbapi.OperationalError):
@@ -209,12 +275,17 @@ def _text_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _first_line(exc: DBAPIError) -> str:
-    return _text_line(exc.orig if exc.orig is not None else exc)
-
-
-def _describe(exc: DBAPIError) -> str:
-    return _describe_text(_first_line(exc))
+def _timed_out(exc: BaseException) -> Busy | None:
+    """PostgreSQL's lock timeout (SQLSTATE 55P03) or statement timeout (57014), as the
+    busy database they mean; None for any other error."""
+    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if state == _LOCK_NOT_AVAILABLE:
+        return Busy(f"another session held what this command needs for over {LOCK_TIMEOUT_MS} ms; "
+                    "try again")
+    if state == _QUERY_CANCELED:
+        return Busy(f"the database did not answer within {STATEMENT_TIMEOUT_MS / 1000:g} s "
+                    "(statement timeout); try again later")
+    return None
 
 
 def _describe_text(text: str) -> str:

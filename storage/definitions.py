@@ -70,6 +70,13 @@ class DefinitionVersions:
         return self._one(definition_versions.c.id == definition_id,
                          f"definition version #{definition_id} not found")
 
+    def find(self, sha256: str) -> dict[str, Any] | None:
+        """The version with this content, if one is stored."""
+        with self.db.connect() as conn:
+            row = conn.execute(select(definition_versions)
+                               .where(definition_versions.c.sha256 == sha256)).first()
+        return dict(row._mapping) if row else None
+
     def by_sha(self, sha256: str) -> dict[str, Any]:
         return self._one(definition_versions.c.sha256 == sha256,
                          f"definition version {sha256[:12]} is not stored")

@@ -35,3 +35,8 @@ class AlreadyApplied(StorageError):
 class RequestKeyTaken(Conflict):
     """The database refused an audit row whose request key the case already holds (the
     unique index behind the lookup ``AlreadyApplied`` comes from)."""
+
+
+class Busy(Unavailable):
+    """Another session held what this one needed past the wait allowed (PostgreSQL's lock or
+    statement timeout); the same request may succeed when tried again."""

@@ -138,9 +138,13 @@ class MoveSQL:
     # -- reads -------------------------------------------------------------------------
     def snapshot(self, cursor: Any, case_id: int,
                  username: str) -> tuple[CaseRecord, dict[str, Any], frozenset[str]]:
-        """Case, applicant and the user's roles at the case, in one statement."""
+        """Case, applicant and the user's roles at the case, in one statement (twice when a
+        wait for its lock ended with the case changed: see the note in ``cases``)."""
         cursor.execute(self._one, (username, case_id))
         row = cursor.fetchone()
+        if row is None and self._lock:
+            cursor.execute(self._one, (username, case_id))
+            row = cursor.fetchone()
         if row is None:
             raise Missing(f"case {case_id} not found")
         roles = row[-1]
@@ -155,12 +159,10 @@ class MoveSQL:
         ids = sorted(set(case_ids))
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK]
-            cursor.execute(self._sql(self._many.format(marks=", ".join("?" * len(chunk)))),
-                           chunk)
-            for row in cursor.fetchall():
-                case = _case(row)
-                read.cases[case.id] = case
-                read.people[case.id] = _person(row[_CASE_WIDTH:])
+            self._read_cases(cursor, chunk, read)
+            missed = [case_id for case_id in chunk if case_id not in read.cases]
+            if missed and self._lock:  # changed while we waited: see the note in cases
+                self._read_cases(cursor, missed, read)
         for organization_id in {case.organization_id for case in read.cases.values()}:
             cursor.execute(self._roles, (organization_id, username))
             roles = cursor.fetchone()[0]
@@ -193,6 +195,13 @@ class MoveSQL:
                 if (case_id, key) in wanted:
                     found[(case_id, key)] = already_applied(case_id, event)
         return found
+
+    def _read_cases(self, cursor: Any, ids: Sequence[int], read: Batch) -> None:
+        cursor.execute(self._sql(self._many.format(marks=", ".join("?" * len(ids)))), ids)
+        for row in cursor.fetchall():
+            case = _case(row)
+            read.cases[case.id] = case
+            read.people[case.id] = _person(row[_CASE_WIDTH:])
 
     # -- writes ------------------------------------------------------------------------
     def write_one(self, cursor: Any, case: CaseRecord, step: Step) -> None:

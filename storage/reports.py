@@ -100,7 +100,7 @@ class ReportQueries:
             query = query.where(scope)
         if keys:
             query = query.group_by(*keys).order_by(*keys)
-        with self.db.connect() as conn:
+        with self.db.connect(unbounded=True) as conn:
             yield from _groups(conn, query)
 
     def states_on(self, day: date,
@@ -148,7 +148,7 @@ class ReportQueries:
                                  .join(organizations, organizations.c.id == cases.c.organization_id))
                     .group_by(organizations.c.code, organizations.c.name, event.c.definition_sha256,
                               event.c.to_state))
-        with self.db.connect() as conn:
+        with self.db.connect(unbounded=True) as conn:
             yield from _groups(conn, unchanged)
             yield from _groups(conn, replayed)
 
@@ -174,7 +174,7 @@ class ReportQueries:
                         func.count().label("moves"))
                  .where(found.c.entered_on.is_not(None))
                  .group_by(found.c.trigger, found.c.entered_on, found.c.moved_on))
-        with self.db.connect() as conn:
+        with self.db.connect(unbounded=True) as conn:
             yield from _stream(conn, query)
 
     def deadline_starts(self, definition_sha256: str, trigger: str, move_kind: str,
@@ -213,7 +213,7 @@ class ReportQueries:
         query = (select(found.c.started_on, found.c.extended, found.c.moved_on,
                         func.count().label("moves"))
                  .group_by(found.c.started_on, found.c.extended, found.c.moved_on))
-        with self.db.connect() as conn:
+        with self.db.connect(unbounded=True) as conn:
             yield from _stream(conn, query)
 
 

@@ -6,6 +6,7 @@ same ``--db`` that every command takes is the database that is upgraded.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision; a test checks it against the revision files.
 HEAD = "0008"
 BASELINE = "0001"
+# Every revision this program has (a test checks them against the revision files).
+REVISIONS = frozenset(path.name.split("_", 1)[0]
+                      for path in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+_NUMBERED = re.compile(r"[0-9]{4}")
 
 
 @dataclass(frozen=True)
@@ -40,16 +45,42 @@ def _config(conn: Connection):  # type: ignore[no-untyped-def]
 
 
 def _revision(conn: Connection) -> str | None:
+    """The memberflow revision of the database (None: empty); refuses one that is not
+    memberflow's, or was made by a newer memberflow, before anything touches it."""
     tables = set(inspect(conn).get_table_names())
     if "alembic_version" in tables:
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if revision in REVISIONS and "audit_events" in tables:
+            return revision
+        if _NUMBERED.fullmatch(str(revision)) and str(revision) > HEAD and "audit_events" in tables:
+            raise Unavailable(f"the database was made by a newer memberflow (schema revision "
+                              f"{revision}; this one knows up to {HEAD}): use that version")
+        raise Unavailable(f"the database is not a memberflow database: its alembic_version "
+                          f"{revision!r} is another application's (memberflow's are "
+                          f"{min(REVISIONS)}–{HEAD}); check --db")
     # Made by memberflow before it used Alembic: that schema is the baseline revision.
-    return BASELINE if "audit_events" in tables else None
+    if "audit_events" in tables:
+        return BASELINE
+    if tables:
+        shown = ", ".join(sorted(tables)[:3]) + (", …" if len(tables) > 3 else "")
+        raise Unavailable(f"the database is not a memberflow database: it holds other tables "
+                          f"({shown}); check --db, or give 'memberflow init' a new file or an "
+                          "empty database")
+    return None
 
 
 def state(db: Database) -> SchemaState:
     with db.connect() as conn:
         return SchemaState(_revision(conn), HEAD)
+
+
+def is_new(db: Database) -> bool:
+    """No memberflow schema yet: a new installation (an SQLite file that does not exist is
+    not created to find out)."""
+    path = db.sqlite_path
+    if path is not None and not path.exists():
+        return True
+    return state(db).revision is None
 
 
 def upgrade(db: Database, to: str = HEAD) -> tuple[str | None, str]:
@@ -58,7 +89,7 @@ def upgrade(db: Database, to: str = HEAD) -> tuple[str | None, str]:
     SQLite and PostgreSQL, so a failed upgrade leaves the database as it was."""
     from alembic import command
 
-    with db.write() as conn:
+    with db.write(unbounded=True) as conn:
         before = _revision(conn)
         config = _config(conn)
         if before == BASELINE and not inspect(conn).has_table("alembic_version"):

@@ -15,7 +15,7 @@ from .cases import CaseRecord, Cases, EventDraft, StoredDue, already_applied, ke
 from .database import Database
 from .definitions import DefinitionVersions
 from .directory import Directory
-from .errors import AlreadyApplied, Conflict, Missing, RequestKeyTaken
+from .errors import AlreadyApplied, Busy, Conflict, Missing, RequestKeyTaken
 from .hotpath import Batch, MoveSQL, Step, decide_step, reread, supports
 from .schema import cases as case_rows
 from .schema import installation
@@ -111,19 +111,25 @@ class Store:
         after the case is locked, and the unique index on (case, key) backs it up.
         """
         try:
-            if self._sql is None:
-                with self.db.write() as conn:
-                    return self._move_in(conn, MoveOrder(case_id, decide, request_key), username)
-            with self.db.driver_write() as cursor:
-                snapshot = MoveSnapshot(*self._sql.snapshot(cursor, case_id, username))
-                found = self._sql.applied(cursor, case_id, request_key)
-                if found is not None:
-                    raise found
-                step = decide_step(snapshot.case, decide(snapshot), request_key)
-                self._sql.write_one(cursor, snapshot.case, step)
-            return snapshot, step.after.seq
+            return self._move(case_id, username, decide, request_key)
+        except Busy:
+            raise Busy(f"case {case_id} is being changed by another session; try again") from None
         except RequestKeyTaken:
             raise self._applied_after_all(case_id, request_key) from None
+
+    def _move(self, case_id: int, username: str, decide: Decide,
+              request_key: str | None) -> tuple[MoveSnapshot, int]:
+        if self._sql is None:
+            with self.db.write() as conn:
+                return self._move_in(conn, MoveOrder(case_id, decide, request_key), username)
+        with self.db.driver_write() as cursor:
+            snapshot = MoveSnapshot(*self._sql.snapshot(cursor, case_id, username))
+            found = self._sql.applied(cursor, case_id, request_key)
+            if found is not None:
+                raise found
+            step = decide_step(snapshot.case, decide(snapshot), request_key)
+            self._sql.write_one(cursor, snapshot.case, step)
+        return snapshot, step.after.seq
 
     def move_many(self, moves: Sequence[MoveOrder], username: str) -> list[Done]:
         """``move`` for each order in turn, all in ONE transaction: one commit for the lot,
@@ -138,6 +144,13 @@ class Store:
         """
         if not moves:
             return []
+        try:
+            return self._move_many(moves, username)
+        except Busy:
+            raise Busy("a case of the batch is being changed by another session; nothing "
+                       "written — try again") from None
+
+    def _move_many(self, moves: Sequence[MoveOrder], username: str) -> list[Done]:
         if self._sql is None:
             with self.db.write() as conn:
                 if not self.db.is_sqlite:

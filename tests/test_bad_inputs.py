@@ -234,7 +234,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 
 def fresh_copy(template: Template, folder: Path) -> Path:
     db = folder / "memberflow.db"
-    shutil.copyfile(template.path, db)
+    shutil.copy(template.path, db)  # with its mode: owner only, as init made it
     return db
 
 
@@ -466,6 +466,8 @@ def test_bad_command_line(case: dict[str, Any], template: Template, tmp_path: Pa
     monkeypatch.chdir(tmp_path)
     db = fresh_copy(template, tmp_path)
     values = placeholders(template, tmp_path, db)
+    for name, content in case.get("files", {}).items():
+        (tmp_path / name).write_text(fill(content, values), encoding="utf-8")
     for args, actor in case.get("setup", []):
         _ok(db, [fill(arg, values) for arg in args], actor)
     before = snapshot(db)
@@ -493,14 +495,17 @@ def prepare_target(kind: str | None, target: Path, template: Template) -> Callab
         target.write_text("biên bản họp chi bộ\n", encoding="utf-8")
     elif kind == "empty_file":
         target.touch()
-    elif kind == "foreign_sqlite":
+    elif kind in ("foreign_sqlite", "foreign_alembic"):
         with closing(sqlite3.connect(target)) as conn:
             conn.execute("CREATE TABLE notes (body TEXT)")
             conn.execute("INSERT INTO notes VALUES ('biên bản họp chi bộ')")
+            if kind == "foreign_alembic":  # another application that uses Alembic too
+                conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+                conn.execute("INSERT INTO alembic_version VALUES ('abc123')")
             conn.commit()
     elif kind == "read_only":
         shutil.copyfile(template.path, target)
-        target.chmod(0o444)
+        target.chmod(0o400)
         if os.geteuid() != 0:
             return None
         probe = subprocess.run([sys.executable, "-c", f"open({str(target)!r}, 'ab')"],

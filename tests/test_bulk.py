@@ -460,3 +460,29 @@ def test_person_import_with_a_bad_row_imports_no_one(world: World, tmp_path: Any
     assert len(world.store.directory.people()) == before
     auditor = run_import(world, tmp_path / "people.csv", actor="outsider")
     assert auditor.exit_code == 2  # still the file's problems first: nothing is written either way
+
+
+@pytest.mark.parametrize(("command", "header", "row"), [
+    (["person", "import"], "full_name,birth_date", "{cell},01/01/1990"),
+    (["assess", "import"], "person,year,score", "1,2025,{cell}"),
+    (["case", "advance-many", "record_training"], "case,certificate_date", "1,{cell}"),
+])
+def test_a_cell_over_the_csv_field_limit_is_bad_input_naming_line_and_column(
+        world: World, tmp_path: Any, command: list[str], header: str, row: str) -> None:
+    """Every CSV reader (people, assessments, moves): a cell longer than the csv module's
+    limit (131,072 characters) is the file's line and column, exit 2, nothing written."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    path = tmp_path / "big.csv"
+    cell = '"' + "Đ" * 131_073 + '"'
+    path.write_text(f"{header}\n{row.format(cell='1')}\n{row.format(cell=cell)}\n", encoding="utf-8")
+    before = (world.store.cases.count_events(), len(world.store.directory.people()))
+    result = CliRunner().invoke(main, ["--db", world.store.url, "--actor", "secretary", *command,
+                                       str(path)])
+    column = header.split(",")[row.split(",").index("{cell}")]
+    assert (result.exit_code, result.stdout) == (2, ""), result.output
+    assert result.stderr == (f"error: {path}:3: column {column} is 131073 characters long; at "
+                             "most 131072 allowed\n")
+    assert (world.store.cases.count_events(), len(world.store.directory.people())) == before

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -243,3 +246,65 @@ def test_lang_applies_to_every_command_that_shows_labels(bloc: Path) -> None:
     available = run(bloc, "--lang", "en", "case", "available", str(case_id), "--format", "json",
                     actor="bithu")
     assert "Record the awareness course certificate" in available.output
+
+
+@pytest.mark.parametrize("args", [
+    ["org", "list"],
+    ["definition", "show", "membership", "--format", "json"],  # more than a pipe buffer
+    ["user", "list", "--format", "json"],
+])
+def test_output_into_a_closed_pipe_ends_quietly_as_in_unix_tools(bloc: Path, args: list[str]) -> None:
+    """``memberflow … | head``: once the reader has gone, memberflow stops with no message and
+    exit status 141 (128 + SIGPIPE), what a shell reports for ``yes | head`` too."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([str(ENTRY_POINT), "--db", str(bloc), *args], stdout=write_end,
+                              stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr.decode()) == (141, "")
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_init_and_demo_create_the_database_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The file holds ethnicity, religion and disciplinary records: 0600, and so are the -wal
+    and -shm files beside it, whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        db = tmp_path / "memberflow.db"
+        assert run(db, "init", "--admin", "quantri").exit_code == 0
+        demo = tmp_path / "demo.db"
+        built = subprocess.run([str(ENTRY_POINT), "demo", "--db", str(demo)], capture_output=True,
+                               text=True, timeout=300, cwd=tmp_path)
+        assert built.returncode == 0, built.stderr
+    finally:
+        os.umask(old)
+    assert (mode(db), mode(demo)) == (0o600, 0o600)
+    with closing(sqlite3.connect(db)) as reader:  # holds the WAL open while another process writes
+        reader.execute("SELECT count(*) FROM cases").fetchone()
+        added = subprocess.run([str(ENTRY_POINT), "--db", str(db), "--actor", "quantri", "user",
+                                "add", "bithu", "--name", "Nguyễn Thị Hương"], capture_output=True,
+                               text=True, timeout=60)
+        assert (added.returncode, added.stderr) == (0, "")
+        assert {name: mode(tmp_path / name) for name in ("memberflow.db-wal", "memberflow.db-shm")} \
+            == {"memberflow.db-wal": 0o600, "memberflow.db-shm": 0o600}
+
+
+def test_a_database_file_others_can_read_is_warned_about_and_left_as_it_is(bloc: Path) -> None:
+    """Opening a database file group or others can read prints one warning line on stderr
+    (the command still runs), and the file keeps its mode: changing it is the owner's call."""
+    bloc.chmod(0o644)
+    listed = subprocess.run([str(ENTRY_POINT), "--db", str(bloc), "org", "list"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and "SGD" in listed.stdout
+    assert listed.stderr == (f"warning: {bloc} can be read by other users (mode 0644) and holds "
+                             f"personal records; restrict it: chmod 600 {bloc}*\n")
+    assert mode(bloc) == 0o644
+    bloc.chmod(0o600)
+    quiet = subprocess.run([str(ENTRY_POINT), "--db", str(bloc), "org", "list"],
+                           capture_output=True, text=True, timeout=60)
+    assert (quiet.returncode, quiet.stderr) == (0, "")

@@ -160,10 +160,28 @@ def is_postgresql(db: str) -> bool:
     return db.startswith("postgresql")
 
 
+def many_args(folder: Path, case_id: int, step: Step) -> list[str]:
+    """``case advance-many --all-or-nothing`` making ``step`` on the case (one batch)."""
+    inputs, documents = list(step.inputs.items()), list(step.documents.items())
+    path = folder / "moves.csv"
+    header = ["case", "date", *(n for n, _ in inputs), *(f"doc:{c}" for c, _ in documents)]
+    row = [str(case_id), format_date(step.on), *(str(v) for _, v in inputs), *(r for _, r in documents)]
+    path.write_text(f"{','.join(header)}\n{','.join(row)}\n", encoding="utf-8")
+    return ["case", "advance-many", step.trigger, str(path), "--all-or-nothing"]
+
+
+def with_option(db: str, option: str) -> str:
+    """The test URL with one more server option for its sessions (``-c name=value``)."""
+    assert "?options=" in db
+    return db.replace("?options=", f"?options=-c%20{option.replace('=', '%3D')}%20", 1)
+
+
 def tagged(db: str, tag: str) -> str:
     """The URL the children get: on PostgreSQL their sessions carry ``tag`` as application
-    name, so the parent can see in pg_stat_activity when they are waiting on its lock."""
-    return f"{db}&application_name={tag}" if is_postgresql(db) else db
+    name, so the parent can see in pg_stat_activity when they are waiting on its lock, and
+    wait for it up to a minute (the gate is held while the children start, which on a busy
+    machine may take longer than the 5 s lock timeout)."""
+    return f"{with_option(db, 'lock_timeout=60s')}&application_name={tag}" if is_postgresql(db) else db
 
 
 def has_file_open(pid: int, path: str) -> bool:
@@ -640,3 +658,138 @@ def test_one_assessment_file_imported_twice_at_once_records_it_once(
         f"0 assessment(s) recorded from {ratings}; {len(members)} already recorded as given "
         "(not added again)\n", f"{len(members)} assessment(s) recorded from {ratings}\n"]
     assert [len(world.store.assessments.history(p)) for p in members] == [1] * len(members)
+
+
+# -- 6. bounded waits: a lock held too long, a move racing a migration ----------------------
+@contextmanager
+def case_row_locked(db: str, case_id: int) -> Iterator[None]:
+    """Another session holding the case: on PostgreSQL a plain ``SELECT … FOR UPDATE`` of its
+    row on a connection of its own; on SQLite the database's write lock."""
+    if not is_postgresql(db):
+        with lock_held_by_another_process(Path(db)):
+            yield
+        return
+    engine = create_engine(db)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT id FROM cases WHERE id = :id FOR UPDATE"), {"id": case_id})
+            yield
+    finally:
+        engine.dispose()
+
+
+def test_a_case_locked_by_another_session_is_exit_6_within_the_timeout(world: World, db_url: str) -> None:
+    """A move on a case another session holds waits the lock timeout out (5 s, as SQLite's busy
+    timeout) and gives up with one line, exit 6; nothing is written. It never waits for ever."""
+    case_id, step = first_step(world)
+    before = world.store.cases.history(case_id)
+    with case_row_locked(db_url, case_id):
+        began = time.monotonic()
+        try:
+            result = cli(db_url, *advance_args(case_id, step), actor="secretary", timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the move waited for the locked case for over 30 s")
+        waited = time.monotonic() - began
+    assert result.returncode == EXIT_UNAVAILABLE, (result.returncode, result.stdout, result.stderr)
+    expected = (f"error: case {case_id} is being changed by another session; try again\n"
+                if is_postgresql(db_url) else
+                f"error: database is busy (another writer held it for over {BUSY_TIMEOUT_MS} ms); retry\n")
+    assert result.stderr == expected
+    assert result.stdout == ""
+    assert waited >= BUSY_TIMEOUT_MS / 1000
+    assert world.store.cases.history(case_id) == before
+    verify(db_url)
+
+
+def test_a_batch_on_a_locked_case_is_exit_6_and_writes_nothing(world: World, db_url: str,
+                                                               tmp_path: Path) -> None:
+    """``advance-many --all-or-nothing`` (one transaction for all rows) on cases one of which
+    another session holds: bounded, exit 6, no row written."""
+    on = world.ago(months=1)
+    cases = [world.open_case(on=on) for _ in range(3)]
+    step = plan_path(world, cases[0], ["record_training"], on)[0]
+    rows = "".join(f"{case_id},{format_date(on)},{step.inputs['certificate_date']},GCN\n"
+                   for case_id in cases)
+    path = tmp_path / "training.csv"
+    path.write_text(f"case,date,certificate_date,doc:CN-NTVĐ\n{rows}", encoding="utf-8")
+    world.store.close()
+    with case_row_locked(db_url, cases[1]):
+        try:
+            result = cli(db_url, "case", "advance-many", "record_training", str(path),
+                         "--all-or-nothing", actor="secretary", timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the batch waited for the locked case for over 30 s")
+    assert result.returncode == EXIT_UNAVAILABLE, (result.returncode, result.stdout, result.stderr)
+    expected = ("error: a case of the batch is being changed by another session; nothing written "
+                "— try again\n" if is_postgresql(db_url) else
+                f"error: database is busy (another writer held it for over {BUSY_TIMEOUT_MS} ms); retry\n")
+    assert (result.stdout, result.stderr) == ("", expected)
+    for case_id in cases:
+        assert [e["trigger"] for e in world.store.cases.history(case_id)] == ["open"]
+
+
+def test_postgresql_a_read_behind_a_table_lock_is_exit_6_within_the_timeout(world: World,
+                                                                           db_url: str) -> None:
+    """A read waits for a lock only while a schema change holds a table: bounded as well."""
+    if not is_postgresql(db_url):
+        pytest.skip("SQLite readers never wait (WAL)")
+    case_id, _ = first_step(world)
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE"))
+            try:
+                result = cli(db_url, "case", "show", str(case_id), timeout=30)
+            except subprocess.TimeoutExpired:
+                pytest.fail("the read waited for the table lock for over 30 s")
+    finally:
+        engine.dispose()
+    assert result.returncode == EXIT_UNAVAILABLE, (result.returncode, result.stdout, result.stderr)
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert "another session" in result.stderr
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["case advance", "advance-many"])
+def test_postgresql_a_move_racing_a_migration_waits_for_the_migrated_case(
+        world: World, db_url: str, tmp_path: Path, batch: bool) -> None:
+    """``definition migrate`` has re-pinned the case (not yet committed) when an officer's move
+    on it arrives (alone, or in a batch): the move waits for the migration and is then decided
+    on the migrated case, under the new version. It was told "case N not found": its locking
+    read joined the case to its definition version and, re-checked after the wait, no longer
+    matched."""
+    if not is_postgresql(db_url):
+        pytest.skip("SQLite runs the migration's transaction and the move one after the other")
+    from test_publishing import revised
+
+    world.store.directory.add_user("quantri", "Quản trị")
+    world.store.directory.grant("quantri", "administrator", None)
+    on = world.ago(months=1)
+    case_id = world.open_case(on=on)
+    step = plan_path(world, case_id, ["record_training"], on)[0]
+    published = cli(db_url, "definition", "publish", str(revised(tmp_path, rename=False)),
+                    "--comment", "Quy định 2026", actor="quantri")
+    assert published.returncode == 0, published.stderr
+    target = world.store.definitions.numbered("membership", 2)
+    world.store.close()
+
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:  # the migration will wait to write its audit row
+            conn.execute(text("LOCK TABLE audit_events IN SHARE MODE"))
+            migrate_tag, move_tag = new_tag(), new_tag()
+            migrating = launch(tagged(db_url, migrate_tag),
+                               "quantri", "definition", "migrate", "membership", "--to", "2")
+            wait_until_queued(db_url, migrate_tag, [migrating])
+            moving = launch(tagged(db_url, move_tag), "secretary", *(
+                many_args(tmp_path, case_id, step) if batch else advance_args(case_id, step)))
+            wait_until_queued(db_url, move_tag, [moving])
+    finally:
+        engine.dispose()
+    migrated, moved = finish([migrating, moving], ["quantri", "secretary"])
+    assert migrated.code == EXIT_OK, migrated.stderr
+    assert moved.code == EXIT_OK, (moved.code, moved.stderr)
+    history = world.store.cases.history(case_id)
+    assert [(e["kind"], e["trigger"]) for e in history] == \
+        [("open", "open"), ("migration", "migrate_definition"), ("move", "record_training")]
+    assert history[-1]["definition_sha256"] == target["sha256"]
+    verify_and_replay(db_url, [case_id])

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from storage.audit import verify
 from storage.database import Database
 from storage.schema import metadata
-from storage.schema_migrations import BASELINE, HEAD, MIGRATIONS, state, upgrade
+from storage.schema_migrations import BASELINE, HEAD, MIGRATIONS, REVISIONS, state, upgrade
 from storage.store import Store
 from workflow.demo import run_demo
 from workflow.service import Service
@@ -190,3 +190,75 @@ def test_cli_refuses_an_older_schema_until_db_upgrade(db_url: str) -> None:
         f"schema already at revision {HEAD}; nothing to do"
     assert run_cli(db_url, "db", "current").stdout.strip() == f"revision {HEAD} (head): current"
     assert run_cli(db_url, "org", "list").returncode == 0
+
+
+def test_known_revisions_are_the_revision_files() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()} == REVISIONS
+
+
+def everything_in(db_url: str) -> Any:
+    """What a command must not change: on SQLite the file's bytes and every file beside it, on
+    PostgreSQL every table of the schema with its rows."""
+    if not db_url.startswith("postgresql"):
+        folder = Path(db_url).parent
+        return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+    db = Database(db_url)
+    try:
+        with db.connect() as conn:
+            return {name: sorted(tuple(r) for r in conn.execute(text(f'SELECT * FROM "{name}"')))
+                    for name in sorted(inspect(conn).get_table_names())}
+    finally:
+        db.dispose()
+
+
+def make_foreign(db_url: str, revision: str | None) -> None:
+    """Another application's database: its own table, and Alembic's version table if it uses
+    Alembic too (made with the plain driver, as that application would)."""
+    db = Database(db_url, must_exist=False)
+    with db.connect() as conn:
+        conn.execute(text("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total INTEGER)"))
+        conn.execute(text("INSERT INTO invoices VALUES (1, 250000)"))
+        if revision is not None:
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+            conn.execute(text("INSERT INTO alembic_version VALUES (:r)"), {"r": revision})
+    db.dispose()
+
+
+COMMANDS = [["init", "--admin", "quantri"], ["db", "upgrade"], ["db", "current"], ["org", "list"],
+            ["audit", "verify"]]
+
+
+@pytest.mark.parametrize("revision", ["abc123", None])
+def test_another_applications_database_is_told_it_is_not_memberflows(db_url: str,
+                                                                     revision: str | None) -> None:
+    """A database of another application (with or without its own alembic_version) is not a
+    memberflow database: every command, init and db upgrade included, says so in one line
+    (exit 6) and changes nothing (not even SQLite's journal mode)."""
+    make_foreign(db_url, revision)
+    before = everything_in(db_url)
+    for command in COMMANDS:
+        done = run_cli(db_url, *command)
+        assert done.returncode == 6, (command, done.returncode, done.stdout, done.stderr)
+        assert done.stdout == ""
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: the database is not a memberflow "
+                                                       "database: "), (command, done.stderr)
+        assert ("'abc123'" if revision else "invoices") in lines[0]
+        assert everything_in(db_url) == before, command
+
+
+def test_a_database_of_a_newer_memberflow_is_told_to_use_that_one(db_url: str) -> None:
+    db = Database(db_url, must_exist=False)
+    upgrade(db)
+    with db.connect() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    db.dispose()
+    before = everything_in(db_url)
+    for command in COMMANDS:
+        done = run_cli(db_url, *command)
+        assert (done.returncode, done.stdout) == (6, ""), (command, done.stderr)
+        assert done.stderr == (f"error: the database was made by a newer memberflow (schema "
+                               f"revision 0099; this one knows up to {HEAD}): use that version\n")
+        assert everything_in(db_url) == before, command

@@ -286,18 +286,24 @@ class RecordMachine(RuleBasedStateMachine):
         on = data.draw(st.one_of(
             st.integers(0, 1300).map(lambda d: self.today - timedelta(days=d)),
             st.integers(1, 40).map(lambda d: self.today + timedelta(days=d))), label="opened on")
-        had_open = [c for c in self.store.cases.of_person(person)
-                    if not DEFINITION.states[c.state].terminal] if person in self.people else []
+        earlier = self.store.cases.of_person(person) if person in self.people else []
+        had_open = [c for c in earlier if not DEFINITION.states[c.state].terminal]
+        # A former member comes back only by readmission, never by an ordinary case.
+        was_member = any(DEFINITION.states[c.state].terminal and
+                         DEFINITION.states[c.state].stage == "removal" for c in earlier)
         case_id, refused, before, after = self.attempt(
             lambda: self.service.open_case(actor, person, org, "membership", on))
         allowed = roles_at(actor, org) & set(DEFINITION.opened_by)
         if refused is not None:
             if org != "NO-SUCH-ORG" and person in self.people and on <= self.today and \
                     not had_open:
-                assert isinstance(refused, NotPermitted) and not allowed, refused
+                if allowed and was_member:
+                    assert isinstance(refused, MoveRefused) and "readmission" in str(refused), refused
+                else:
+                    assert isinstance(refused, NotPermitted) and not allowed, refused
             return
         assert allowed, f"{actor} opened a case at {org} without a role that may open one"
-        assert on <= self.today and not had_open and person in self.people
+        assert on <= self.today and not had_open and not was_member and person in self.people
         record = self.store.cases.load(case_id)
         assert (record.state, record.seq, record.organization_code) == (DEFINITION.initial, 1, org)
         assert after["cases"][:-1] == before["cases"] and len(after["cases"]) == len(before["cases"]) + 1

@@ -3,6 +3,7 @@ running cases to a new version with an impact report, audit events, and safe res
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -16,10 +17,12 @@ from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
 
 from cli import main
 from storage.audit import verify
+from storage.store import Store
 from workflow.dates import add_months
 from workflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted
 from workflow.migration import MIGRATION_KIND, Migrator
 from workflow.publishing import Publishing
+from workflow.service import Service
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NOT_PERMITTED = 1, 2, 5
@@ -339,3 +342,98 @@ def test_lint_diff_and_graph_from_the_command_line(admins: World, tmp_path: Path
     assert "Đảng viên chính thức" in out.read_text(encoding="utf-8")
     dot = cli(admins, "definition", "graph", str(v2), "--format", "dot")
     assert dot.stdout.startswith("digraph") and "branch_approved" in dot.stdout
+
+
+# -- init publishes the bundled definitions as an administrator ---------------------------------
+def run_init(db: str, *args: str, actor: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = [str(ENTRY_POINT), "--db", db] + (["--actor", actor] if actor else []) + ["init", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("MEMBERFLOW_")})
+
+
+def test_a_new_installation_needs_its_first_administrator_who_publishes_the_definitions(
+        db_url: str) -> None:
+    """``init`` alone on a new database is bad input and creates nothing; with ``--admin`` the
+    bundled definitions are published by that administrator (recorded as their author)."""
+    refused = run_init(db_url)
+    assert (refused.returncode, refused.stdout) == (EXIT_BAD_INPUT, "")
+    assert refused.stderr == ("error: a new installation needs its first administrator: "
+                              "memberflow init --admin USER --admin-name NAME\n")
+    if not db_url.startswith("postgresql"):
+        assert not Path(db_url).exists()
+    made = run_init(db_url, "--admin", "quantri", "--admin-name", "Trịnh Công Minh")
+    assert made.returncode == 0, made.stderr
+    store = Store(db_url)
+    try:
+        assert [(r["name"], r["status"], r["author"]) for r in store.definitions.all()] == \
+            [("membership", "published", "quantri")]
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def upgraded_release(store: Store, db_url: str, tmp_path: Path) -> tuple[Store, str]:
+    """An installation whose stored membership definition is an earlier release's: the
+    bundled one now differs from every stored version. Two administrators and an officer."""
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    revised(tmp_path, rename=False).rename(earlier / "membership.yaml")
+    Service(store).install_definitions(earlier)
+    for user, role in (("quantri", "administrator"), ("quantri2", "administrator"),
+                       ("kiemtra", "auditor")):
+        store.directory.add_user(user, user)
+        store.directory.grant(user, role, None)
+    store.close()
+    return store, db_url
+
+
+def versions(store: Store) -> list[tuple[int, str, str | None, str | None]]:
+    return [(r["version"], r["status"], r["author"], r["approved_by"])
+            for r in store.definitions.all("membership")]
+
+
+def test_init_publishes_a_changed_bundled_definition_only_as_a_named_administrator(
+        upgraded_release: tuple[Store, str]) -> None:
+    store, url = upgraded_release
+    nobody = run_init(url)
+    assert (nobody.returncode, nobody.stdout) == (EXIT_BAD_INPUT, "")
+    assert nobody.stderr == ("error: membership.yaml differs from every stored version of "
+                             "membership; init publishes it as an administrator: name one with "
+                             "--actor or MEMBERFLOW_ACTOR\n")
+    auditor = run_init(url, actor="kiemtra")
+    assert auditor.returncode == EXIT_NOT_PERMITTED, auditor.stderr
+    assert auditor.stderr == "error: kiemtra is not an administrator for the whole installation\n"
+    assert versions(store) == [(1, "published", None, None)]
+
+    published = run_init(url, actor="quantri")
+    assert published.returncode == 0, published.stderr
+    assert re.search(r"^membership: published as membership@2 \(sha256 [0-9a-f]{12}\)$",
+                     published.stdout, re.MULTILINE), published.stdout
+    assert versions(store) == [(1, "published", None, None), (2, "published", "quantri", None)]
+    again = run_init(url)  # nothing new to publish: no administrator needed
+    assert again.returncode == 0, again.stderr
+    assert "membership: already installed" in again.stdout
+    assert len(versions(store)) == 2
+
+
+def test_init_respects_maker_checker_for_a_changed_bundled_definition(
+        upgraded_release: tuple[Store, str]) -> None:
+    """With require-approval on, what init publishes waits, like any published version, for a
+    second administrator; running init again does not put it in force either."""
+    store, url = upgraded_release
+    Publishing(store).set_approval("quantri", True)
+    store.close()
+    pending = run_init(url, actor="quantri")
+    assert pending.returncode == 0, pending.stderr
+    assert "membership: stored as membership@2, pending: another administrator must run " \
+           "'memberflow definition approve membership@2'" in pending.stdout
+    assert versions(store) == [(1, "published", None, None), (2, "pending", "quantri", None)]
+    assert run_init(url, actor="quantri").returncode == 0
+    assert versions(store)[-1] == (2, "pending", "quantri", None)
+    same = subprocess.run([str(ENTRY_POINT), "--db", url, "--actor", "quantri", "definition",
+                           "approve", "membership@2"], capture_output=True, text=True, timeout=60)
+    assert same.returncode == EXIT_NOT_PERMITTED
+    other = subprocess.run([str(ENTRY_POINT), "--db", url, "--actor", "quantri2", "definition",
+                            "approve", "membership@2"], capture_output=True, text=True, timeout=60)
+    assert other.returncode == 0, other.stderr
+    assert versions(store)[-1] == (2, "published", "quantri", "quantri2")

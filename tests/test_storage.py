@@ -12,6 +12,7 @@ from conftest import World
 
 from storage.chain import GENESIS, event_hash
 from storage.errors import Conflict
+from storage.store import Store
 from workflow.engine import CaseView, MoveRequest
 
 
@@ -120,3 +121,35 @@ def test_new_case_refused_while_one_is_open(world: World) -> None:
     world.open_case(person)
     with pytest.raises(MoveRefused, match="already has open case"):
         world.open_case(person)
+
+
+def test_postgresql_sessions_bound_waits_and_long_reads_opt_out(db_url: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every PostgreSQL session memberflow opens has a lock timeout (SQLite's busy timeout) and a
+    statement timeout; a statement past it is 'busy' (exit 6), not a database error, and a
+    transaction opened for the audit's long reads runs without it."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has a busy timeout and no statement timeout")
+    from sqlalchemy import text
+
+    import storage.database as database
+    from storage.errors import Busy
+
+    monkeypatch.setattr(database, "STATEMENT_TIMEOUT_MS", 300)
+    store = Store(db_url, must_exist=False)
+    try:
+        with store.db.connect() as conn:
+            assert conn.execute(text("SHOW lock_timeout")).scalar() == "5s"
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "300ms"
+        timed_out = r"^the database did not answer within 0.3 s \(statement timeout\); try again later$"
+        with pytest.raises(Busy, match=timed_out), store.db.connect() as conn:
+            conn.execute(text("SELECT pg_sleep(1)"))
+        with pytest.raises(Busy, match=timed_out), store.db.driver_write() as cursor:
+            cursor.execute("SELECT pg_sleep(1)")
+        with store.db.connect(unbounded=True) as conn:
+            conn.execute(text("SELECT pg_sleep(0.5)"))
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "0"
+        with store.db.connect() as conn:  # the opt-out ended with its transaction
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "300ms"
+    finally:
+        store.close()

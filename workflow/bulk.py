@@ -50,6 +50,9 @@ REQUEST_COLUMN = "request_id"
 MAX_BYTES = 50 * 1024 * 1024
 OUTCOMES = ("moved", "already done", "refused", "bad row")
 RERUN = "run the file again to continue (rows already done are recognised)"
+# Characters in one cell: the csv module's own default limit, checked here so that a cell
+# over it is named by line and column.
+MAX_CELL = 131_072
 
 
 @dataclass(frozen=True)
@@ -71,22 +74,42 @@ def read_rows(path: Path, key: str = CASE_COLUMN) -> tuple[list[str], list[tuple
         line = path.read_bytes()[:exc.start].count(b"\n") + 1
         raise BadInput(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") \
             from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = [name.strip() for name in next(reader, [])]
-    if key not in header:
-        raise BadInput(f"{path}:1: the header must have a {key!r} column (found: "
-                       f"{', '.join(header) or 'nothing'})")
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise BadInput(f"{path}:1: column {duplicated[0]!r} appears twice in the header")
-    rows = []
-    for fields in reader:
-        if not any(field.strip() for field in fields):
-            continue
-        if len(fields) != len(header):
-            raise BadInput(f"{path}:{reader.line_num}: {len(fields)} fields, the header has {len(header)}")
-        rows.append((reader.line_num, dict(zip(header, fields, strict=True))))
+    limit = csv.field_size_limit(MAX_BYTES + 1)  # the file's size bounds every cell
+    try:
+        return _rows(path, csv.reader(io.StringIO(text, newline="")), key)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _rows(path: Path, reader: Any, key: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        _check_cells(path, 1, [f"header field {n}" for n in range(1, len(header) + 1)], header)
+        if key not in header:
+            raise BadInput(f"{path}:1: the header must have a {key!r} column (found: "
+                           f"{', '.join(header) or 'nothing'})")
+        duplicated = sorted({name for name in header if header.count(name) > 1})
+        if duplicated:
+            raise BadInput(f"{path}:1: column {duplicated[0]!r} appears twice in the header")
+        rows = []
+        for fields in reader:
+            if not any(field.strip() for field in fields):
+                continue
+            if len(fields) != len(header):
+                raise BadInput(f"{path}:{reader.line_num}: {len(fields)} fields, the header has "
+                               f"{len(header)}")
+            _check_cells(path, reader.line_num, [f"column {name}" for name in header], fields)
+            rows.append((reader.line_num, dict(zip(header, fields, strict=True))))
+    except csv.Error as exc:
+        raise BadInput(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None
     return header, rows
+
+
+def _check_cells(path: Path, line: int, names: list[str], cells: list[str]) -> None:
+    for name, cell in zip(names, cells, strict=True):
+        if len(cell) > MAX_CELL:
+            raise BadInput(f"{path}:{line}: {name} is {len(cell)} characters long; at most "
+                           f"{MAX_CELL} allowed")
 
 
 def move_request(trigger: str, values: dict[str, str], default_date: date) -> AdvanceRequest:

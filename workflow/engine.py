@@ -23,6 +23,7 @@ from .errors import BadInput, MoveRefused, NotPermitted
 from .guards import REGISTRY, GuardContext
 from .inputs import parse_inputs
 from .loader import STATE_ENTERED
+from .possible import check_possible
 from .workdays import WorkingCalendar, default_calendar
 
 logging.getLogger("transitions").setLevel(logging.WARNING)
@@ -182,12 +183,16 @@ class Engine:
 
 
     def plan(self, definition: Definition, case: CaseView, request: MoveRequest,
-             today: date | None = None, with_due: bool = True) -> Move:
-        """Decide a move or raise: BadInput, NotPermitted or MoveRefused (with every reason)."""
+             today: date | None = None, with_due: bool = True, replaying: bool = False) -> Move:
+        """Decide a move or raise: BadInput, NotPermitted or MoveRefused (with every reason).
+        ``replaying``: a recorded move, judged again by its rules but not by today's idea of
+        possible data (see ``possible``)."""
         transition, role = self.authorize(definition, case, request)
         inputs = parse_inputs(transition, request.inputs)
         self._check_date(case, request.business_date, today or business_today())
         check_documents(definition, request.documents)
+        if not replaying:
+            check_possible(transition, inputs, request.evidence)
         _check_extension(transition, case)
         context = self.context(case, request, inputs)
         attempt = _Attempt(transition, context)

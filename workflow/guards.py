@@ -66,6 +66,10 @@ class Param:
     minimum: int | None = None
     input_types: tuple[str, ...] = ()  # for kind "input": the input types the guard can read
     may_be_unrecorded: bool = False  # a date the guard reads as "not yet", so lint lets it be
+    # For kind "input", what any real value obeys (see ``possible``): a least value, and the
+    # parameter naming the input it cannot exceed.
+    input_at_least: int | None = None
+    input_at_most: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,8 +244,10 @@ def _vote_failures(ctx: GuardContext, p: Mapping[str, Any], word: str,
     return []
 
 
-VOTE_PARAMS = {"votes_for": Param("input", input_types=("count",)),
-               "votes_eligible": Param("input", input_types=("count",)),
+# No one votes for more than are eligible, and a vote has someone eligible: a new move breaking
+# either is bad input (``possible``); ``_votes`` still refuses it, for records replayed.
+VOTE_PARAMS = {"votes_for": Param("input", input_types=("count",), input_at_most="votes_eligible"),
+               "votes_eligible": Param("input", input_types=("count",), input_at_least=1),
                "ratio": Param("ratio"), "body": Param("text")}
 
 

@@ -20,7 +20,8 @@ MAX_TEXT = 2000
 # Control (Cc), format (Cf: e.g. U+202E right-to-left override), surrogate (Cs) and line or
 # paragraph separator characters: invisible in a record, or able to disguise what it says.
 HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
-_WHOLE = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+_WHOLE = re.compile(r"-?[0-9]+", re.ASCII)
+_LARGEST = 2**63 - 1  # what the database and every stored payload can hold
 _TRUE = {"yes", "true", "1", "y", "có", "co"}
 _FALSE = {"no", "false", "0", "n", "không", "khong"}
 
@@ -45,6 +46,8 @@ def _integer(raw: Any, what: str) -> int:
     text = str(raw).strip()
     if not _WHOLE.fullmatch(text):
         raise BadInput(f"{what} must be a whole number, not {raw!r}")
+    if len(text) > 20 or abs(int(text)) > _LARGEST:
+        raise BadInput(f"{what} is too large ({text[:40]}{'…' if len(text) > 40 else ''})")
     return int(text)
 
 

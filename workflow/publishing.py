@@ -74,6 +74,30 @@ class Publishing:
             clean_text(comment, "comment", 2000))
         return Published(definition, self.store.definitions.by_id(version_id), is_new, findings)
 
+    def install(self, actor: str | None, folder: Path) -> list[Published]:
+        """The definitions bundled with memberflow (``init``): content a stored version already
+        has is left as it is; anything new is published by ``actor`` through ``publish``, so an
+        administrator is its author and maker–checker holds. Nothing is published unless every
+        new file can be."""
+        found = [(path, load_definition(path)) for path in sorted(folder.glob("*.yaml"))]
+        new = [(path, d) for path, d in found if self.store.definitions.find(d.sha256) is None]
+        if new and actor is None:
+            path, definition = new[0]
+            raise BadInput(f"{path.name} differs from every stored version of {definition.name}; "
+                           "init publishes it as an administrator: name one with --actor or "
+                           "MEMBERFLOW_ACTOR")
+        if new:
+            self.administration.require_admin(str(actor))
+        published = []
+        for path, definition in found:
+            stored = self.store.definitions.find(definition.sha256)
+            if stored is None:
+                published.append(self.publish(str(actor), path,
+                                              f"bundled {path.name}, published by memberflow init"))
+            else:
+                published.append(Published(definition, stored, False, []))
+        return published
+
     def approve(self, actor: str, spec: str) -> dict[str, Any]:
         """The checker: a different administrator puts a pending version in force."""
         self.administration.require_admin(actor)

@@ -104,7 +104,8 @@ class Replayer:
                               payload.get("evidence", {}), step.role, step.actor)
         try:
             move = self.engine.plan(definition, CaseView(result.state, result.facts), request,
-                                    today=_recorded_day(event["recorded_at"]), with_due=False)
+                                    today=_recorded_day(event["recorded_at"]), with_due=False,
+                                    replaying=True)
         except MemberflowError as refusal:
             return f"not legal under {definition.name} ({definition.sha256[:12]}): {refusal}"
         if move.to_state != step.to_state:

@@ -234,6 +234,9 @@ class Service:
         if role is None:
             raise NotPermitted(f"{actor} holds no role that may open a {definition.name} case at "
                                f"{org_code} (allowed: {', '.join(definition.opened_by)})")
+        if business_date < person["birth_date"]:
+            raise BadInput(f"business date {format_date(business_date)} is before person "
+                           f"{person_id} was born ({format_date(person['birth_date'])})")
         earlier: dict[str, Any] | None = None
 
         def refuse_if_open(existing: list[CaseRecord]) -> None:
