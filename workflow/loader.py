@@ -43,6 +43,8 @@ TRANSITION_KEYS = {"trigger", "labels", "source", "dest", "stays", "roles", "gua
                    "separate_from", "clears"}
 INPUT_KEYS = {"type", "labels", "required", "choices"}
 DEADLINE_KEYS = {"within", "from", "extension"}
+PERIOD_UNITS = ("working_days", "months")
+DERIVATION_KEYS = {"from", "add_months"}  # records: {FACT: {from: OTHER, add_months: N}}
 # Bounds that keep date arithmetic inside the calendar (a deadline of 10 million working days
 # would run past year 9999) and names inside their database columns.
 MAX_PERIOD, MAX_WHOLE, MAX_LABEL, MAX_NAME = 3650, 10_000, 300, 100
@@ -452,7 +454,7 @@ def _records(spec: LineDict, check: _Checker, what: str) -> dict[str, Derivation
         value, line = block[fact], block.line_of(fact)
         if isinstance(value, str):
             result[str(fact)] = Derivation(value)
-        elif isinstance(value, LineDict) and set(value) == {"from", "add_months"} \
+        elif isinstance(value, LineDict) and set(value) == DERIVATION_KEYS \
                 and isinstance(value["add_months"], int) and isinstance(value["from"], str):
             result[str(fact)] = Derivation(value["from"], value["add_months"])
         else:
@@ -490,10 +492,10 @@ def _period(check: _Checker, block: LineDict, key: str, what: str,
     period = block[key]
     if isinstance(period, LineDict) and len(period) == 1:
         (unit, amount), = period.items()
-        if unit in ("working_days", "months") and isinstance(amount, int) and amount > MAX_PERIOD:
+        if unit in PERIOD_UNITS and isinstance(amount, int) and amount > MAX_PERIOD:
             check.add(block.line_of(key), f"{what}: {key} is at most {MAX_PERIOD:,} {unit}")
             return None
-        if unit in ("working_days", "months") and isinstance(amount, int) and amount > 0:
+        if unit in PERIOD_UNITS and isinstance(amount, int) and amount > 0:
             return amount, unit
     check.add(block.line_of(key), f"{what}: {key} must be {{working_days: N}} or {{months: N}} "
               "with N a positive whole number")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 READMISSION_KEYS = {"labels", "ended_in", "ended_on", "ground_input", "wait_months", "once_only",
                     "documents", "record_cleared_wait_months", "exceptions", "barred"}
 BAR_KEYS = {"labels", "earlier_state", "earlier_ground", "unless"}
+EXCEPTION_KEYS = {"labels"}
 READMISSION_FACT = "readmission_of"
 MAX_MONTHS = 1200
 # What a section without ``ended_on`` / ``ground_input`` means: versions published before these
@@ -180,7 +181,7 @@ def _exceptions(block: LineDict, check: _Checker) -> dict[str, Labels]:
     for name in spec or {}:
         entry = check.mapping(spec[name], spec.line_of(name), f"exception {name!r}")
         if entry is not None:
-            check.unknown_keys(entry, {"labels"}, f"exception {name!r}")
+            check.unknown_keys(entry, EXCEPTION_KEYS, f"exception {name!r}")
             found[str(name)] = check.labels(entry, "labels", f"exception {name!r}")
     return found
 
