@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Column, Connection, Integer, String, inspect, text
+from sqlalchemy.types import TypeEngine
 
 from .database import Database
 from .errors import Unavailable
@@ -62,10 +64,10 @@ def upgrade(db: Database, to: str = HEAD) -> tuple[str | None, str]:
         before = _revision(conn)
         config = _config(conn)
         if before == BASELINE and not inspect(conn).has_table("alembic_version"):
-            complete_baseline(conn)
+            _complete_baseline(conn)
             command.stamp(config, BASELINE)
         if before is not None:
-            add_late_columns(conn, before)
+            _add_late_columns(conn, before)
         command.upgrade(config, to)
         return before, to
 
@@ -82,9 +84,9 @@ def require_current(db: Database) -> None:
 
 # Columns a revision gained after it had landed: 9235d39 added approved_by and approved_at to
 # 0002, first landed in a61a9e8, so databases upgraded to 0002 between the two lack them.
-LATE_COLUMNS: dict[str, list[tuple[str, Column]]] = {
-    "0002": [("definition_versions", Column("approved_by", String(64))),
-             ("definition_versions", Column("approved_at", String(32)))],
+LATE_COLUMNS: dict[str, list[tuple[str, str, TypeEngine[Any]]]] = {
+    "0002": [("definition_versions", "approved_by", String(64)),
+             ("definition_versions", "approved_at", String(32))],
 }
 
 
@@ -96,7 +98,7 @@ def _applied(conn: Connection, current: str, revision: str) -> bool:
     return any(r.revision == revision for r in script.iterate_revisions(current, "base"))
 
 
-def add_late_columns(conn: Connection, current: str) -> None:
+def _add_late_columns(conn: Connection, current: str) -> None:
     """Add what an applied revision gained after landing, where the database lacks it."""
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
@@ -105,12 +107,12 @@ def add_late_columns(conn: Connection, current: str) -> None:
     for revision, columns in LATE_COLUMNS.items():
         if not _applied(conn, current, revision):
             continue
-        for table, column in columns:
-            if column.name not in {c["name"] for c in inspect(conn).get_columns(table)}:
-                ops.add_column(table, column.copy())
+        for table, column, kind in columns:
+            if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+                ops.add_column(table, Column(column, kind))
 
 
-def complete_baseline(conn: Connection) -> None:
+def _complete_baseline(conn: Connection) -> None:
     """Bring a database made before Alembic up to the baseline revision before stamping it.
 
     The earliest releases made less than 0001 describes: before 6691326 no ``installation``

@@ -9,6 +9,7 @@ definitions/membership.yaml in git history (`git rev-list HEAD -- definitions/me
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -299,3 +300,34 @@ def test_definitions_carry_their_version_through_the_stored_text(db_url: str) ->
     definition: Definition = service.definition(row["id"])
     assert definition.sha256 == load_definition(PENDING_VERSION).sha256 == row["sha256"]
     service.store.close()
+
+
+def test_a_proposal_closed_under_the_pending_guard_stays_closed_after_migration(
+        pending_world: World) -> None:
+    """d884598 leaves a dismissed proposal's date recorded; today's version reads a recorded
+    date as an open proposal. Migrating clears what today's dismissal clears, for a closed
+    proposal only, says so in the migration event, and replay follows it."""
+    world = pending_world
+    dismissed, still_open = member_case(world), world.store.cases.of_person(world.members[1])[0].id
+    propose(world, dismissed, world.ago(days=10))
+    dismiss(world, dismissed, world.ago(days=9))
+    propose(world, still_open, world.ago(days=10))
+    world.store.directory.add_user("quantri", "Quản trị")
+    world.store.directory.grant("quantri", "administrator", None)
+    today = load_definition(MEMBERSHIP)
+    world.store.definitions.store(today.name, today.sha256, today.source, "membership.yaml")
+    row, plan = Migrator(world.service).prepare("quantri", "membership", 2, [])
+    assert plan.cleared == {"removal_proposed_on": 1, "made_by.propose_removal": 1}
+    Migrator(world.service).apply("quantri", row, plan)
+
+    facts = world.store.cases.load(dismissed).facts
+    assert "removal_proposed_on" not in facts and "made_by.propose_removal" not in facts
+    assert facts["removal_dismissed_on"] == world.ago(days=9).isoformat()
+    assert json.loads(world.store.cases.history(dismissed)[-1]["payload"])["cleared"] == \
+        ["made_by.propose_removal", "removal_proposed_on"]
+    assert world.store.cases.load(still_open).facts["removal_proposed_on"] == \
+        world.ago(days=10).isoformat()
+    assert "cleared" not in json.loads(world.store.cases.history(still_open)[-1]["payload"])
+    propose(world, dismissed, world.ago(days=1))  # under today's rules: no proposal is open
+    dismiss(world, still_open, world.ago(days=1))
+    replays_clean(world)
