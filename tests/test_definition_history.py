@@ -23,6 +23,7 @@ from storage.store import Store
 from workflow import assessment, calendar_files, loader, readmission
 from workflow.dates import add_months, format_date
 from workflow.definition import LANGUAGES, STAGES, Definition
+from workflow.diff import diff
 from workflow.errors import MoveRefused
 from workflow.guards import EDUCATION_LEVELS, REGISTRY, current_guards
 from workflow.inputs import INPUT_TYPES
@@ -186,6 +187,23 @@ def test_each_published_version_runs_replays_and_migrates_to_today(version_world
     propose(world, running, world.today)  # moves under today's rules after the migration
     dismiss(world, running, world.today)
     replays_clean(world)
+
+
+def test_diff_between_versions_reports_every_transition_key_that_changed() -> None:
+    """bf5c405 replaced the pending guard by recorded/not_recorded and clears:."""
+    before, after = (load_definition(FIXTURES / "definitions" / f"membership@{c}.yaml")
+                     for c in ("d884598", "bf5c405"))
+    lines = [change.text for change in diff(before, after)]
+    assert lines == [
+        "transition propose_removal: guard not_recorded (fact: removal_proposed_on) added",
+        "transition dismiss_removal_proposal: guard pending (opened: removal_proposed_on, "
+        "closed: removal_dismissed_on) removed",
+        "transition dismiss_removal_proposal: guard recorded (fact: removal_proposed_on) added",
+        "transition dismiss_removal_proposal: guard dates_in_order (dates: [removal_proposed_on, "
+        "business_date]) added",
+        "transition dismiss_removal_proposal: clears fact removal_proposed_on added",
+        "transition dismiss_removal_proposal: clears fact made_by.propose_removal added",
+    ]
 
 
 # -- the superseded pending guard keeps its meaning exactly ---------------------------------
