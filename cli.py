@@ -1445,6 +1445,9 @@ def _echo_impact(report: Any) -> None:
     click.echo(render_table(rows))
     for change, n in sorted(report.deadline_changes.items()):
         click.echo(f"open deadline change: {change} ({n} case{'' if n == 1 else 's'})")
+    for fact, n in sorted(report.cleared.items()):
+        click.echo(f"fact cleared (a step the old version closed, which the new one clears): "
+                   f"{fact} ({n} case{'' if n == 1 else 's'})")
     if report.stranded:
         click.echo(f"states that vanish without a --map: {', '.join(report.vanishing)}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 GENESIS = "0" * 64
@@ -52,6 +52,22 @@ def row_digest(row: Sequence[Any]) -> str:
 
 def event_hash(row: Mapping[str, Any]) -> str:
     return chain_digest(*(row[name] for name in FIELDS))
+
+
+def json_row_digest(row: Sequence[Any]) -> str:
+    """The digest rows were sealed with before the joined encoding (commit c16d113): sha256 of
+    the canonical JSON array of the same fields, dates as ISO. Rows written then keep
+    verifying under it; ``audit verify`` accepts it only before a chain's first newer row."""
+    fields = list(row[:len(FIELDS)])
+    day = fields[10]
+    fields[10] = day.isoformat() if isinstance(day, date) else day
+    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+
+
+def sealed(row: Mapping[str, Any], json_allowed: bool = True) -> bool:
+    """Whether a row's stored hash matches its content (under the first encoding too, if allowed)."""
+    fields = [row[name] for name in FIELDS]
+    return row["hash"] == chain_digest(*fields) or (json_allowed and row["hash"] == json_row_digest(fields))
 
 
 def seal(row: dict[str, Any]) -> dict[str, Any]:

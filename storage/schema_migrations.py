@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Column, Connection, Integer, String, inspect, text
+from sqlalchemy.types import TypeEngine
 
 from .database import Database
 from .errors import Unavailable
@@ -93,7 +95,10 @@ def upgrade(db: Database, to: str = HEAD) -> tuple[str | None, str]:
         before = _revision(conn)
         config = _config(conn)
         if before == BASELINE and not inspect(conn).has_table("alembic_version"):
+            _complete_baseline(conn)
             command.stamp(config, BASELINE)
+        if before is not None:
+            _add_late_columns(conn, before)
         command.upgrade(config, to)
         return before, to
 
@@ -106,3 +111,66 @@ def require_current(db: Database) -> None:
     if not found.current:
         raise Unavailable(f"the database schema is at revision {found.revision}, this memberflow "
                           f"needs {found.head}; run 'memberflow db upgrade' (back up first)")
+
+
+# Columns a revision gained after it had landed: 9235d39 added approved_by and approved_at to
+# 0002, first landed in a61a9e8, so databases upgraded to 0002 between the two lack them.
+LATE_COLUMNS: dict[str, list[tuple[str, str, TypeEngine[Any]]]] = {
+    "0002": [("definition_versions", "approved_by", String(64)),
+             ("definition_versions", "approved_at", String(32))],
+}
+
+
+def _applied(conn: Connection, current: str, revision: str) -> bool:
+    """Whether ``revision`` is ``current`` or one of its ancestors."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_config(conn))
+    return any(r.revision == revision for r in script.iterate_revisions(current, "base"))
+
+
+def _add_late_columns(conn: Connection, current: str) -> None:
+    """Add what an applied revision gained after landing, where the database lacks it."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    ops = Operations(MigrationContext.configure(conn))
+    for revision, columns in LATE_COLUMNS.items():
+        if not _applied(conn, current, revision):
+            continue
+        for table, column, kind in columns:
+            if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+                ops.add_column(table, Column(column, kind))
+
+
+def _complete_baseline(conn: Connection) -> None:
+    """Bring a database made before Alembic up to the baseline revision before stamping it.
+
+    The earliest releases made less than 0001 describes: before 6691326 no ``installation``
+    table and a NOT NULL ``role_grants.organization_id`` (no installation-wide grants); before
+    936b648 no ``audit_checkpoints`` and no append-only triggers. Their audit_events keep
+    their extra ``id`` key, which nothing reads. What is added is written out here, as 0001
+    writes it, so it stays what the baseline was.
+    """
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+    from alembic.script import ScriptDirectory
+
+    ops = Operations(MigrationContext.configure(conn))
+    tables = set(inspect(conn).get_table_names())
+    if "installation" not in tables:
+        ops.create_table("installation", Column("key", String(64), primary_key=True),
+                         Column("value", String(500), nullable=False))
+    if "audit_checkpoints" not in tables:
+        ops.create_table("audit_checkpoints", Column("id", Integer, primary_key=True),
+                         Column("created_at", String(32), nullable=False),
+                         Column("cases", Integer, nullable=False),
+                         Column("events", Integer, nullable=False),
+                         Column("digest", String(64), nullable=False))
+    grants = {c["name"]: c for c in inspect(conn).get_columns("role_grants")}
+    if not grants["organization_id"]["nullable"]:
+        with ops.batch_alter_table("role_grants") as batch:
+            batch.alter_column("organization_id", existing_type=Integer, nullable=True)
+    baseline = ScriptDirectory.from_config(_config(conn)).get_revision(BASELINE)
+    for statement in baseline.module.APPEND_ONLY.get(conn.dialect.name, []):
+        conn.execute(text(statement))

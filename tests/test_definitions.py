@@ -21,7 +21,8 @@ from click.testing import CliRunner, Result
 import cli
 from workflow.definition import STAGES
 from workflow.errors import DefinitionInvalid, Problem
-from workflow.guards import REGISTRY
+from workflow.guards import REGISTRY, current_guards
+from workflow.lint import lint
 from workflow.loader import load_definition, parse_definition
 from workflow.yaml_source import MAX_BYTES, MAX_DEPTH, parse_yaml
 
@@ -196,11 +197,11 @@ def test_unknown_state_as_destination(tmp_path: Path, case: Edit) -> None:
     misspelt=Edit(
         "- education_at_least: {level: lower_secondary}", "- education_above: {level: lower_secondary}",
         "- education_above", f"transition 'prepare_dossier' uses unknown guard 'education_above'; "
-        f"known guards: {', '.join(sorted(REGISTRY))}"),
+        f"known guards: {', '.join(current_guards())}"),
     naming_code=Edit(
         "- official_member: {input: helper}", "- os.system: {command: echo hi}",
         "- os.system", f"transition 'hold_ceremony' uses unknown guard 'os.system'; "
-        f"known guards: {', '.join(sorted(REGISTRY))}"),
+        f"known guards: {', '.join(current_guards())}"),
 )
 def test_unknown_guard(tmp_path: Path, case: Edit) -> None:
     check(tmp_path, case)
@@ -619,12 +620,6 @@ REGISTER_RECORDS = ("    records:\n      admission_date: admission_date\n"
 
 
 @cases(
-    date_input_of_other_moves_only=Edit(
-        # record_training and renew_training take certificate_date but no longer record it.
-        CERTIFICATE_RECORDS, "",
-        "- certificate_valid: {date: certificate_date, max_age_months: 60}\n      - vote_ratio",
-        "transition 'record_branch_vote' guard 'certificate_valid' reads 'certificate_date', which no move "
-        "records", every=True),
     non_date_input_of_the_same_move=Edit(
         "{dates: [admission_date, official_since, business_date]}",
         "{dates: [admission_date, party_card_number, business_date]}",
@@ -652,25 +647,35 @@ def test_date_read_by_a_guard_or_deadline_must_be_recorded(tmp_path: Path, case:
     check(tmp_path, case)
 
 
-def test_guard_may_not_read_a_date_input_of_another_move(tmp_path: Path) -> None:
-    # date_of_death is an input of record_death; once no move records it, no other move may read it.
-    text = edit(DEATH_RECORDS, "    records:\n      removal_date: business_date\n")
-    text = edit("- months_elapsed: {since: ceremony_date, months: 12}",
-                "- months_elapsed: {since: date_of_death, months: 12}", text)
-    path = write(tmp_path, text)
-    assert problems_in(path) == [Problem(str(path), line_of(text, "{since: date_of_death"),
-                                         "transition 'complete_probation' guard 'months_elapsed' reads "
-                                         "'date_of_death', which no move records")]
-
-
-def test_records_may_not_copy_a_date_input_of_another_move(tmp_path: Path) -> None:
-    text = edit(REGISTER_RECORDS, "    records:\n      official_since: official_since\n")
-    text = edit("      date_of_death: date_of_death\n      removal_date: business_date\n",
-                "      date_of_death: date_of_death\n      removal_date: admission_date\n", text)
-    path = write(tmp_path, text)
-    assert problems_in(path) == [Problem(str(path), line_of(text, "removal_date: admission_date"),
-                                         "transition 'record_death' records 'removal_date' from "
-                                         "'admission_date', which no move records")]
+@pytest.mark.parametrize(("edits", "name", "recorders"), [
+    # record_training and renew_training take certificate_date but no longer record it.
+    ([(CERTIFICATE_RECORDS, "")], "certificate_date", ("record_training", "renew_training")),
+    # date_of_death is an input of record_death only; complete_probation reads it.
+    ([(DEATH_RECORDS, "    records:\n      removal_date: business_date\n"),
+      ("- months_elapsed: {since: ceremony_date, months: 12}",
+       "- months_elapsed: {since: date_of_death, months: 12}")], "date_of_death", ("record_death",)),
+    # record_death's records copy register_existing_member's date input.
+    ([(REGISTER_RECORDS, "    records:\n      official_since: official_since\n"),
+      ("      date_of_death: date_of_death\n      removal_date: business_date\n",
+       "      date_of_death: date_of_death\n      removal_date: admission_date\n")],
+     "admission_date", ("register_existing_member",)),
+], ids=["guard_reads_certificate_date", "guard_reads_date_of_death", "records_copy_admission_date"])
+def test_a_date_input_another_move_reads_is_recorded_as_before_records_and_lint_refuses_it(
+        tmp_path: Path, edits: list[tuple[str, str]], name: str, recorders: tuple[str, ...]) -> None:
+    """Definitions written before ``records`` (the first bundled version) read any move's date
+    input as a fact: such a file still loads with that meaning (each move taking the input
+    records it), and lint refuses to publish a new one written that way."""
+    text = BUNDLED
+    for old, new in edits:
+        text = text.replace(old, new) if text.count(old) > 1 else edit(old, new, text)
+    definition = load_definition(write(tmp_path, text))
+    implicit = {t.trigger: t.implicit_records for t in definition.transitions if t.implicit_records}
+    assert implicit == {trigger: (name,) for trigger in recorders}
+    assert all(definition.any_transition(trigger).records[name].source == name for trigger in recorders)
+    findings = [f for f in lint(definition) if f.code == "implicit-record"]
+    assert [(f.severity, f.line) for f in findings] == [
+        ("error", definition.any_transition(trigger).line_of("inputs")) for trigger in recorders]
+    assert f"write records: {{{name}: {name}}}" in findings[0].message
 
 
 @pytest.mark.parametrize(("old", "new"), [
@@ -911,7 +916,7 @@ def test_every_problem_in_one_file_is_reported(tmp_path: Path) -> None:
                 f"state 'probationary' has stage 'probationary'; use one of {STAGE_CHOICES}"),
         Problem(file, line_of(text, "- education_above"),
                 "transition 'prepare_dossier' uses unknown guard 'education_above'; known guards: "
-                f"{', '.join(sorted(REGISTRY))}"),
+                f"{', '.join(current_guards())}"),
         Problem(file, line_of(text, "grassroots_comittee"),
                 "transition 'verify_background' names unknown role 'grassroots_comittee'"),
         Problem(file, line_of(text, "ratio: 3/2"), "transition 'strike_off' guard 'vote_ratio_above' "

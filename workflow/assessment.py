@@ -27,6 +27,9 @@ MONTH_FIELD_LABELS = {
 ASSESSMENT_KEYS = {"recorded_by", "ratings", "screening"}
 SCREENING_KEYS = {"proposes", "criteria"}
 CRITERION_KEYS = {"labels", "ground", "stages", "rating", "months"}
+RATING_KEYS = {"min_score", "labels"}
+RATING_RULE_KEYS = ("is", "years")  # a criterion's rating: {is: RATING, years: N}
+MONTHS_RULE_KEYS = ("field", "at_least")  # a criterion's months: {field: FIELD, at_least: N}
 MAX_SCORE = 100
 
 
@@ -147,7 +150,7 @@ def _ratings(block: LineDict, check: _Checker) -> tuple[Rating, ...]:
         entry = check.mapping(spec[name], spec.line_of(name), f"rating {name!r}")
         if entry is None:
             continue
-        check.unknown_keys(entry, {"min_score", "labels"}, f"rating {name!r}")
+        check.unknown_keys(entry, RATING_KEYS, f"rating {name!r}")
         low = entry.get("min_score")
         if isinstance(low, bool) or not isinstance(low, int) or not 0 <= low <= MAX_SCORE:
             check.add(entry.line_of("min_score"), f"rating {name!r}: min_score must be a whole "
@@ -206,13 +209,13 @@ def _criterion(name: str, entry: LineDict, check: _Checker, ratings: set[str],
         check.add(entry.line, f"{what} needs exactly one of rating or months")
         return base
     if "rating" in entry:
-        rating, years = _pair(entry, "rating", ("is", "years"), check, what)
+        rating, years = _pair(entry, "rating", RATING_RULE_KEYS, check, what)
         if rating not in ratings:
             check.add(entry.line_of("rating"), f"{what}: unknown rating {rating!r}")
         if not _count(years, 1, 10):
             check.add(entry.line_of("rating"), f"{what}: years must be a whole number from 1 to 10")
         return replace(base, rating=str(rating), years=_count(years, 1, 10))
-    field, months = _pair(entry, "months", ("field", "at_least"), check, what)
+    field, months = _pair(entry, "months", MONTHS_RULE_KEYS, check, what)
     if field not in MONTH_FIELDS:
         check.add(entry.line_of("months"), f"{what}: months field must be one of {', '.join(MONTH_FIELDS)}")
     if not _count(months, 1, 12):

@@ -85,6 +85,9 @@ class Transition:
     separate_from: tuple[str, ...] = ()
     # Facts the move removes: closing what another move opened (a proposal's date, who made it).
     clears: tuple[str, ...] = ()
+    # Date inputs recorded only because another move reads them: how definitions written before
+    # ``records`` were read (the engine then recorded every input). Also in ``records``.
+    implicit_records: tuple[str, ...] = ()
     line: int = 0
     key_lines: dict[str, int] = field(default_factory=dict, compare=False)
 

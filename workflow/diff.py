@@ -185,6 +185,7 @@ def _transition(scope: _Scope, old: Transition, new: Transition) -> list[Change]
         *scope.changed("extends_deadline", old.extends_deadline, new.extends_deadline),
         *scope.changed("automatic", old.automatic, new.automatic),
         *scope.members("separate_from move", old.separate_from, new.separate_from),
+        *scope.members("clears fact", old.clears, new.clears),
     ]
 
 

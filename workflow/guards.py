@@ -3,6 +3,12 @@
 A definition names a guard and gives its parameters; it can never name code. Each guard
 returns the rules it found broken, in plain words, so an officer learns *which* rule
 blocked a move and by how much.
+
+A guard name, once published, is never removed or renamed away: stored definition versions
+name it forever, and cases pinned to them must load, move and replay. A guard whose meaning
+is replaced stays registered with its old meaning and says what new definitions use instead
+(``superseded_by``); a rename registers the old name too. tests/fixtures/definition_names.yaml
+lists every name ever accepted, and a test holds the registry to it.
 """
 
 from __future__ import annotations
@@ -78,17 +84,25 @@ class GuardType:
     summary: str
     params: Mapping[str, Param]
     check: Check
+    # Set on a guard kept only for the stored versions that use it: what to write instead.
+    superseded_by: str | None = None
 
 
 REGISTRY: dict[str, GuardType] = {}
 
 
-def _guard(name: str, summary: str, **params: Param) -> Callable[[Check], Check]:
+def _guard(name: str, summary: str, superseded_by: str | None = None,
+           **params: Param) -> Callable[[Check], Check]:
     def register(check: Check) -> Check:
-        REGISTRY[name] = GuardType(name, summary, params, check)
+        REGISTRY[name] = GuardType(name, summary, params, check, superseded_by)
         return check
 
     return register
+
+
+def current_guards() -> list[str]:
+    """The guards a new definition should choose from (superseded ones load, but are not offered)."""
+    return sorted(name for name, guard in REGISTRY.items() if guard.superseded_by is None)
 
 
 @lru_cache(maxsize=256)
@@ -362,3 +376,29 @@ def _recorded(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
 def _not_recorded(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     day = ctx.date_value(p["fact"])
     return [] if day is None else [f"{p['fact']} {format_date(day)} is already recorded on this case"]
+
+
+def is_pending(facts: Mapping[str, Any], opened: str, closed: str) -> bool:
+    """The ``pending`` guard's test: the opening date is recorded and later than any closing
+    date (so a re-opening on the day of a closing does not count as open)."""
+    start, end = facts.get(opened), facts.get(closed)
+    return start is not None and (end is None or str(start) > str(end))
+
+
+@_guard(
+    "pending",
+    "a step opened by one move (its recorded date) has not been closed by another since",
+    superseded_by="recorded: {fact: OPENED} on the closing move, which clears: [OPENED] "
+                  "(and not_recorded: {fact: OPENED} on the opening move)",
+    opened=Param("date_ref"),
+    closed=Param("date_ref", may_be_unrecorded=True),
+)
+def _pending(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
+    """Published in d884598 and replaced in bf5c405 by ``recorded``/``not_recorded`` with
+    ``clears:``; kept word for word for the versions (and their cases) that use it."""
+    if is_pending(ctx.facts, p["opened"], p["closed"]):
+        return []
+    if ctx.facts.get(p["opened"]) is None:
+        return [f"nothing to close: no {p['opened']} is recorded on this case"]
+    return [f"nothing to close: {p['opened']} was already closed by {p['closed']} "
+            f"{format_date(date.fromisoformat(str(ctx.facts[p['closed']])))}"]

@@ -47,7 +47,8 @@ class Finding:
 def lint(definition: Definition, granted_roles: set[str] | frozenset[str] | None = None) -> list[Finding]:
     """Every finding, ordered by line; ``granted_roles`` (roles any user holds) enables the role check."""
     ctx = _Context(definition, _reach(definition))
-    found = [*_graph(ctx), *_deadlines(ctx), *_dates_read(ctx), *_guard_params(ctx)]
+    found = [*_graph(ctx), *_deadlines(ctx), *_dates_read(ctx), *_implicit_records(ctx),
+             *_guard_params(ctx)]
     if granted_roles is not None:
         found.extend(_roles(ctx, granted_roles))
     return sorted(found, key=lambda f: (f.file, f.line, f.code, f.message))
@@ -175,6 +176,17 @@ def _dates_read(ctx: _Context) -> Iterator[Finding]:
         yield from _records_read(ctx, t, ctx.recorded_before(t, itself=True) | inputs | {MOVE_DATE})
 
 
+def _implicit_records(ctx: _Context) -> Iterator[Finding]:
+    """A date input other moves read, recorded by no ``records``: a stored version written
+    before ``records`` loads that way (each move taking it records it); a new one may not."""
+    for t in ctx.definition.transitions:
+        for name in t.implicit_records:
+            yield ctx.finding("error", t.line_of("inputs"), "implicit-record",
+                              f"transition {t.trigger!r} takes date input {name!r}, which another move "
+                              f"reads but no move records (read so only in versions written before "
+                              f"records); write records: {{{name}: {name}}}")
+
+
 def _date_params(guard: GuardUse) -> Iterator[tuple[str, str, str]]:
     """(parameter, kind, date name) for every date a guard reads, as the registry declares them."""
     for key, param in REGISTRY[guard.name].params.items():
@@ -209,6 +221,11 @@ def _records_read(ctx: _Context, t: Transition, known: set[str]) -> Iterator[Fin
 def _guard_params(ctx: _Context) -> Iterator[Finding]:
     for t in ctx.definition.transitions:
         for guard in t.guards:
+            instead = REGISTRY[guard.name].superseded_by
+            if instead:
+                yield ctx.finding("warning", guard.line, "superseded-guard",
+                                  f"transition {t.trigger!r} guard {guard.name!r} is kept only so "
+                                  f"stored versions that use it still work; write {instead}")
             check = _SINGLE_GUARD_RULES.get(guard.name)
             if check:
                 yield from check(ctx, t, guard)

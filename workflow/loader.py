@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .assessment import parse_assessment
 from .definition import (
@@ -29,7 +29,7 @@ from .definition import (
     Transition,
 )
 from .errors import DefinitionInvalid, Problem
-from .guards import EDUCATION_LEVELS, REGISTRY, parse_ratio
+from .guards import EDUCATION_LEVELS, REGISTRY, current_guards, parse_ratio
 from .inputs import HIDDEN_CATEGORIES as HIDDEN
 from .inputs import INPUT_TYPES
 from .readmission import parse_readmission
@@ -43,6 +43,8 @@ TRANSITION_KEYS = {"trigger", "labels", "source", "dest", "stays", "roles", "gua
                    "separate_from", "clears"}
 INPUT_KEYS = {"type", "labels", "required", "choices"}
 DEADLINE_KEYS = {"within", "from", "extension"}
+PERIOD_UNITS = ("working_days", "months")
+DERIVATION_KEYS = {"from", "add_months"}  # records: {FACT: {from: OTHER, add_months: N}}
 # Bounds that keep date arithmetic inside the calendar (a deadline of 10 million working days
 # would run past year 9999) and names inside their database columns.
 MAX_PERIOD, MAX_WHOLE, MAX_LABEL, MAX_NAME = 3650, 10_000, 300, 100
@@ -250,7 +252,7 @@ def _transitions(top: LineDict, check: _Checker, states: dict[str, State],
         result.append(transition)
     _check_extensions(check, result)
     _check_separations(check, result)
-    return result
+    return _with_implicit_records(result)
 
 
 def _transition(spec: LineDict, check: _Checker, states: dict[str, State],
@@ -382,7 +384,7 @@ def _guards(spec: LineDict, check: _Checker, what: str, inputs: dict[str, InputS
         guard = REGISTRY.get(name)
         if guard is None:
             check.add(line, f"{what} uses unknown guard {name!r}; known guards: "
-                      f"{', '.join(sorted(REGISTRY))}")
+                      f"{', '.join(current_guards())}")
             continue
         if not isinstance(params, LineDict):
             check.add(line, f"{what}: guard {name!r} needs a mapping of parameters")
@@ -452,7 +454,7 @@ def _records(spec: LineDict, check: _Checker, what: str) -> dict[str, Derivation
         value, line = block[fact], block.line_of(fact)
         if isinstance(value, str):
             result[str(fact)] = Derivation(value)
-        elif isinstance(value, LineDict) and set(value) == {"from", "add_months"} \
+        elif isinstance(value, LineDict) and set(value) == DERIVATION_KEYS \
                 and isinstance(value["add_months"], int) and isinstance(value["from"], str):
             result[str(fact)] = Derivation(value["from"], value["add_months"])
         else:
@@ -490,10 +492,10 @@ def _period(check: _Checker, block: LineDict, key: str, what: str,
     period = block[key]
     if isinstance(period, LineDict) and len(period) == 1:
         (unit, amount), = period.items()
-        if unit in ("working_days", "months") and isinstance(amount, int) and amount > MAX_PERIOD:
+        if unit in PERIOD_UNITS and isinstance(amount, int) and amount > MAX_PERIOD:
             check.add(block.line_of(key), f"{what}: {key} is at most {MAX_PERIOD:,} {unit}")
             return None
-        if unit in ("working_days", "months") and isinstance(amount, int) and amount > 0:
+        if unit in PERIOD_UNITS and isinstance(amount, int) and amount > 0:
             return amount, unit
     check.add(block.line_of(key), f"{what}: {key} must be {{working_days: N}} or {{months: N}} "
               "with N a positive whole number")
@@ -560,34 +562,70 @@ def graph_problems(states: Mapping[str, State], transitions: Sequence[Transition
                     for name, state in states.items() if name not in reached]
 
 
+def _recorded_facts(transitions: Sequence[Transition]) -> set[str]:
+    """Facts some move records, and those every case has."""
+    return {STATE_ENTERED, "business_date", "opened_on"}.union(*(t.records for t in transitions))
+
+
+def _date_inputs(t: Transition) -> set[str]:
+    return {spec.name for spec in t.inputs if spec.type == "date"}
+
+
+class _DateRead(NamedTuple):
+    name: str
+    line: int
+    reader: str  # what reads it, as a problem names it
+    own_input_counts: bool  # a date input of the move itself gives it (not so for a deadline)
+
+
+def _dates_read(t: Transition) -> Iterator[_DateRead]:
+    """Every date a move's records, deadline and guards read."""
+    for fact, derivation in t.records.items():
+        if fact not in t.implicit_records:
+            yield _DateRead(derivation.source, t.line_of(f"records.{fact}"),
+                            f"records {fact!r} from", True)
+    if t.deadline:
+        yield _DateRead(t.deadline.start, t.line_of("deadline.from"), "deadline counts from", False)
+    for guard in t.guards:
+        for key, param in REGISTRY[guard.name].params.items():
+            value = guard.params.get(key)
+            names = value if param.kind == "date_refs" and isinstance(value, list) else \
+                [value] if param.kind == "date_ref" else []
+            for name in names:
+                if isinstance(name, str):
+                    yield _DateRead(name, guard.param_lines.get(key, guard.line),
+                                    f"guard {guard.name!r} reads", True)
+
+
+def _with_implicit_records(transitions: list[Transition]) -> list[Transition]:
+    """Before ``records`` were explicit, a move's date inputs were facts for every later move
+    (the engine recorded all inputs). A date read that way — by another move, with no move
+    recording it — is recorded by each move taking it as an input, so those versions keep
+    their meaning; in a definition valid today there is no such date, and nothing changes."""
+    recorded = _recorded_facts(transitions)
+    taken = set().union(*(_date_inputs(t) for t in transitions))
+    implicit = {read.name for t in transitions for read in _dates_read(t)
+                if read.name in taken - recorded - _date_inputs(t)}
+    result = []
+    for t in transitions:
+        mine = tuple(sorted(implicit & _date_inputs(t)))
+        result.append(replace(t, records={**t.records, **{name: Derivation(name) for name in mine}},
+                              implicit_records=mine) if mine else t)
+    return result
+
+
 def _check_fact_references(check: _Checker, transitions: list[Transition]) -> None:
     """Dates guards, records and deadlines read must be recorded by some move (``records``),
     or be a date input of the same move."""
-    facts = {STATE_ENTERED, "business_date", "opened_on"}
+    facts = _recorded_facts(transitions)
     for t in transitions:
-        facts.update(t.records)
-    for t in transitions:
-        known = facts | {spec.name for spec in t.inputs if spec.type == "date"}
-        for fact, derivation in t.records.items():
-            if derivation.source not in known:
-                check.add(t.line_of(f"records.{fact}"), f"transition {t.trigger!r} records {fact!r} "
-                          f"from {derivation.source!r}, which no move records")
+        for read in _dates_read(t):
+            if read.name not in facts and not (read.own_input_counts and read.name in _date_inputs(t)):
+                check.add(read.line, f"transition {t.trigger!r} {read.reader} {read.name!r}, which "
+                          "no move records")
         for name in t.clears:
             proposer = name.startswith("made_by.") and any(
                 name == f"made_by.{x}" for other in transitions for x in other.separate_from)
             if name not in facts and not proposer:
                 check.add(t.line_of("clears"), f"transition {t.trigger!r} clears {name!r}, which no "
                           "move records")
-        if t.deadline and t.deadline.start not in facts:
-            check.add(t.line_of("deadline.from"), f"transition {t.trigger!r} deadline counts from "
-                      f"{t.deadline.start!r}, which no move records")
-        for guard in t.guards:
-            for key, param in REGISTRY[guard.name].params.items():
-                value = guard.params.get(key)
-                names = value if param.kind == "date_refs" and isinstance(value, list) else \
-                    [value] if param.kind == "date_ref" else []
-                for name in names:
-                    if isinstance(name, str) and name not in known:
-                        check.add(guard.param_lines.get(key, guard.line),
-                                  f"transition {t.trigger!r} guard {guard.name!r} "
-                                  f"reads {name!r}, which no move records")

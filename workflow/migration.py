@@ -2,7 +2,8 @@
 
 A case keeps its name of state when the target version still has that state, or lands where
 the administrator's map sends it; a case with nowhere to land is *stranded*, and nothing is
-applied while any case would be. Facts carry over unchanged, so clocks do not restart.
+applied while any case would be. Facts carry over unchanged, so clocks do not restart — but
+for a step the old version reads as closed that the new one would have removed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .dates import today
 from .deadlines import OpenDeadline, open_deadlines
 from .definition import Definition
 from .errors import BadInput, MoveRefused, StoppedPartWay
+from .guards import is_pending
 from .workdays import WorkingCalendar
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ class MigrationPlan:
     state_map: dict[str, str]
     landings: Counter[tuple[int, str, str | None]] = field(default_factory=Counter)
     deadline_changes: Counter[str] = field(default_factory=Counter)
+    cleared: Counter[str] = field(default_factory=Counter)  # facts removed (cleared_on_migration)
     cases: int = 0
 
     @property
@@ -77,6 +80,26 @@ def landing(state: str, target: Definition, state_map: Mapping[str, str]) -> str
     return state if state in target.states else None
 
 
+def cleared_on_migration(case: RunningCase, target: Definition) -> list[str]:
+    """Facts the target version would already have removed from the case.
+
+    A version closing a step with the superseded ``pending`` guard leaves the step's date
+    recorded once closed (a later closing date says so); a version closing it by ``clears:``
+    removes it. So a step ``pending`` reads as closed loses what the target's closing move
+    clears — else a proposal dismissed under the old version would read as open under the new.
+    """
+    closed = {g.params["opened"] for t in case.definition.transitions for g in t.guards
+              if g.name == "pending" and case.facts.get(g.params["opened"]) is not None
+              and not is_pending(case.facts, g.params["opened"], g.params["closed"])}
+    return sorted({name for t in target.transitions if closed & set(t.clears)
+                   for name in t.clears if name in case.facts})
+
+
+def carried_facts(case: RunningCase, target: Definition) -> dict[str, Any]:
+    cleared = cleared_on_migration(case, target)
+    return {name: value for name, value in case.facts.items() if name not in cleared}
+
+
 def plan(target: Definition, target_version: int, state_map: dict[str, str],
          running: Iterable[RunningCase], calendar: WorkingCalendar) -> MigrationPlan:
     """The impact report: where each running case lands and which open deadlines change."""
@@ -87,7 +110,8 @@ def plan(target: Definition, target_version: int, state_map: dict[str, str],
         report.landings[(case.version, case.state, to)] += 1
         if to is not None:
             before = open_deadlines(case.definition, case.state, case.facts, calendar)
-            after = open_deadlines(target, to, case.facts, calendar)
+            after = open_deadlines(target, to, carried_facts(case, target), calendar)
+            report.cleared.update(cleared_on_migration(case, target))
             for change in deadline_changes(before, after):
                 report.deadline_changes[change] += 1
     return report
@@ -111,10 +135,15 @@ def deadline_changes(before: list[OpenDeadline], after: list[OpenDeadline]) -> l
 
 def migration_payload(case: RunningCase, target: Definition, target_version: int,
                       to_state: str) -> dict[str, Any]:
-    """Stored with the audit event, so replay can check the step and switch rule sets."""
-    return {"from_version": case.version, "from_sha256": case.definition.sha256,
-            "to_version": target_version, "to_sha256": target.sha256,
-            "state_map": {case.state: to_state}}
+    """Stored with the audit event, so replay can check the step and switch rule sets (and
+    remove the facts the migration removed, listed under ``cleared`` when there are any)."""
+    payload: dict[str, Any] = {"from_version": case.version, "from_sha256": case.definition.sha256,
+                               "to_version": target_version, "to_sha256": target.sha256,
+                               "state_map": {case.state: to_state}}
+    cleared = cleared_on_migration(case, target)
+    if cleared:
+        payload["cleared"] = cleared
+    return payload
 
 
 class Migrator:
@@ -200,10 +229,11 @@ class Migrator:
             if case is None or to is None:
                 raise MoveRefused(f"case {snapshot.case.id} changed during the migration; run it again")
             payload = migration_payload(case, report.target, report.target_version, to)
+            facts = carried_facts(case, report.target)
             calendar = self.service.engine.calendar
-            due = stored_due(open_deadlines(report.target, to, case.facts, calendar), calendar)
+            due = stored_due(open_deadlines(report.target, to, facts, calendar), calendar)
             draft = EventDraft(MIGRATION_KIND, MIGRATION_TRIGGER, actor, ADMINISTRATOR, today(), payload)
-            return MoveWrite(to, case.facts, due, draft, {}, repin=(row["id"], row["sha256"]))
+            return MoveWrite(to, facts, due, draft, {}, repin=(row["id"], row["sha256"]))
 
         return decide
 

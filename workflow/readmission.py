@@ -23,8 +23,14 @@ if TYPE_CHECKING:
 READMISSION_KEYS = {"labels", "ended_in", "ended_on", "ground_input", "wait_months", "once_only",
                     "documents", "record_cleared_wait_months", "exceptions", "barred"}
 BAR_KEYS = {"labels", "earlier_state", "earlier_ground", "unless"}
+EXCEPTION_KEYS = {"labels"}
 READMISSION_FACT = "readmission_of"
 MAX_MONTHS = 1200
+# What a section without ``ended_on`` / ``ground_input`` means: versions published before these
+# keys existed were read this way by the code (the end dated by removal_date, else by the day
+# the ending state was entered; the ground taken from the ending move's input ``ground``).
+DEFAULT_ENDED_ON = "removal_date"
+DEFAULT_GROUND_INPUT = "ground"
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,10 @@ class ReadmissionRules:
     record_cleared_wait_months: int
     exceptions: Mapping[str, Labels]
     bars: tuple[Bar, ...]
-    ended_on: str = "state_entered_on"  # the fact dating the end of the earlier membership
-    ground_input: str | None = None  # the ending move's input naming why (its removal ground)
+    # The fact dating the end of the earlier membership (the day the ending state was entered
+    # when the case has no such fact), and the ending move's input naming why.
+    ended_on: str = DEFAULT_ENDED_ON
+    ground_input: str = DEFAULT_GROUND_INPUT
 
     def unknown_names(self, claim: Claim) -> str | None:
         """A declared category or exception the definition does not know (bad input)."""
@@ -144,8 +152,9 @@ def parse_readmission(top: LineDict, check: _Checker, states: Mapping[str, State
         record_cleared_wait_months=_months(block, "record_cleared_wait_months", check),
         exceptions=exceptions,
         bars=_bars(block, check, states, exceptions),
-        ended_on=check.text(block, "ended_on", "readmission", required=False) or "state_entered_on",
-        ground_input=check.text(block, "ground_input", "readmission", required=False),
+        ended_on=check.text(block, "ended_on", "readmission", required=False) or DEFAULT_ENDED_ON,
+        ground_input=check.text(block, "ground_input", "readmission", required=False)
+        or DEFAULT_GROUND_INPUT,
     )
 
 
@@ -172,7 +181,7 @@ def _exceptions(block: LineDict, check: _Checker) -> dict[str, Labels]:
     for name in spec or {}:
         entry = check.mapping(spec[name], spec.line_of(name), f"exception {name!r}")
         if entry is not None:
-            check.unknown_keys(entry, {"labels"}, f"exception {name!r}")
+            check.unknown_keys(entry, EXCEPTION_KEYS, f"exception {name!r}")
             found[str(name)] = check.labels(entry, "labels", f"exception {name!r}")
     return found
 

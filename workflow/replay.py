@@ -146,6 +146,8 @@ def _migrate(result: ReplayResult, target: Definition, step: ReplayStep,
     if step.to_state not in target.states:
         return f"{target.name} ({target.sha256[:12]}) has no state {step.to_state}"
     result.state, result.definition = step.to_state, target
+    for name in payload.get("cleared", ()):
+        result.facts.pop(name, None)
     return None
 
 

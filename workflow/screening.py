@@ -23,6 +23,7 @@ from .dates import format_date
 from .dates import today as business_today
 from .definition import Definition
 from .errors import BadInput, MemberflowError, NotPermitted, StoppedPartWay
+from .guards import is_pending
 
 if TYPE_CHECKING:
     from .service import Service
@@ -183,11 +184,16 @@ class Screening:
 
 def _pending_proposal(definition: Definition, facts: Mapping[str, Any]) -> str | None:
     """The date of a proposal still open: the date the proposing move records, which the
-    move closing it clears."""
+    move closing it clears — or, in a version closing it with the superseded ``pending``
+    guard, which stays recorded but is no later than the date that guard reads as closed."""
     rules = definition.assessment
     proposing = definition.any_transition(rules.proposes) if rules else None
     opened = next(iter(proposing.records), None) if proposing else None
     found = facts.get(opened) if opened else None
+    closed = next((str(g.params.get("closed")) for t in definition.transitions for g in t.guards
+                   if g.name == "pending" and g.params.get("opened") == opened), None)
+    if closed is not None and not is_pending(facts, str(opened), closed):
+        return None
     return str(found) if found is not None else None
 
 

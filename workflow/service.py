@@ -311,7 +311,7 @@ class Service:
         payload = json.loads(self.store.cases.history(last.id)[-1]["payload"])
         return {"case_id": last.id, "ended_in": last.state,
                 "ended_on": last.facts.get(rules.ended_on) or last.facts[STATE_ENTERED],
-                "ground": payload.get("inputs", {}).get(rules.ground_input or ""),
+                "ground": payload.get("inputs", {}).get(rules.ground_input),
                 "readmissions": [c.id for c in cases if READMISSION_FACT in c.facts]}
 
     def advance(self, actor: str, case_id: int, trigger: str, business_date: date,
