@@ -257,28 +257,6 @@ def move_in_progress(db: str, case_id: int) -> Iterator[str]:
         store.close()
 
 
-@contextmanager
-def holding_person(db: str, person_id: int) -> Iterator[str]:
-    """Hold what a case opening for the person must wait for: on SQLite the write lock, on
-    PostgreSQL the person's row (the new case's foreign key needs a share lock on it)."""
-    if is_postgresql(db):
-        engine = create_engine(db)
-        try:
-            with engine.begin() as conn:
-                conn.execute(text("SELECT id FROM people WHERE id = :id FOR UPDATE"), {"id": person_id})
-                yield new_tag()
-        finally:
-            engine.dispose()
-        return
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        yield new_tag()
-    finally:
-        conn.execute("ROLLBACK")
-        conn.close()
-
-
 # -- 1. the same move on the same case --------------------------------------------------
 def test_same_move_sent_by_four_officers_at_once_lands_exactly_once(world: World, db_url: str) -> None:
     """Each admission step is sent by four officers of the right post in four processes at
@@ -545,7 +523,9 @@ def test_two_officers_opening_a_case_for_one_person_at_once_open_one(
     world.store.close()
     actors = ["secretary.0", "secretary.1"]
     args = ["case", "open", str(person), "--org", "VP", "--date", format_date(world.ago(months=1))]
-    with holding_person(db_url, person) as tag:
+    # What a case opening for the person waits for: the person's row (the new case's foreign
+    # key needs a share lock on it) on PostgreSQL, the write lock on SQLite.
+    with holding(db_url, "SELECT id FROM people WHERE id = :id FOR UPDATE", id=person) as tag:
         procs = [launch(tagged(db_url, tag), actor, *args) for actor in actors]
         wait_until_queued(db_url, tag, procs)
     results = finish(procs, actors)
