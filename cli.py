@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-
-from storage.errors import AlreadyApplied, Conflict, Duplicate, Missing, Unavailable
-from workflow.errors import (
+from memberflow.storage.errors import AlreadyApplied, Conflict, Duplicate, Missing, Unavailable
+from memberflow.workflow.errors import (
     AlreadyMoved,
     AuditFailed,
     BadInput,
@@ -33,8 +32,8 @@ from workflow.errors import (
 if TYPE_CHECKING:
     from datetime import date
 
-    from storage.store import Store
-    from workflow.service import Service
+    from memberflow.storage.store import Store
+    from memberflow.workflow.service import Service
 
 BUNDLED_DEFINITIONS = Path(__file__).resolve().parent / "definitions"
 DEMO_DB = "memberflow-demo.db"
@@ -142,8 +141,8 @@ class Settings:
 
     def store(self, must_exist: bool = True, schema_current: bool = True) -> Store:
         """The database named by --db; by default it must exist at this program's schema."""
-        from storage.schema_migrations import require_current
-        from storage.store import Store
+        from memberflow.storage.schema_migrations import require_current
+        from memberflow.storage.store import Store
 
         if self._store is None:
             self._store = Store(self.db, must_exist=must_exist)
@@ -159,7 +158,7 @@ class Settings:
             click.echo(exposed, err=True)
 
     def service(self) -> Service:
-        from workflow.service import Service
+        from memberflow.workflow.service import Service
 
         return Service(self.store())
 
@@ -273,7 +272,7 @@ def render_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
 
 
 def business_date(value: str | None, option: str = "--date") -> date:
-    from workflow.dates import parse_date, today
+    from memberflow.workflow.dates import parse_date, today
 
     return parse_date(value, option) if value else today()
 
@@ -323,9 +322,9 @@ def init(settings: Settings, admin: str | None, admin_name: str | None) -> None:
     bundled definition that differs from every stored version (a newer memberflow) is
     published by the administrator named with --actor, like 'definition publish' (pending
     while approval is required); with nothing new, init needs no one."""
-    from storage.schema_migrations import is_new
-    from workflow.administration import Administration
-    from workflow.publishing import Publishing
+    from memberflow.storage.schema_migrations import is_new
+    from memberflow.workflow.administration import Administration
+    from memberflow.workflow.publishing import Publishing
 
     store = settings.store(must_exist=False)
     if not admin and is_new(store.db):
@@ -365,7 +364,7 @@ def db() -> None:
 @pass_settings
 def db_upgrade(settings: Settings) -> None:
     """Bring the database to this program's schema (back it up first)."""
-    from storage.schema_migrations import upgrade
+    from memberflow.storage.schema_migrations import upgrade
 
     before, after = upgrade(settings.store(schema_current=False).db)
     settings.warn_if_exposed()
@@ -391,7 +390,7 @@ def _recount_stored_deadlines(settings: Settings) -> None:
 @pass_settings
 def db_current(settings: Settings) -> None:
     """Show the database's schema revision and whether it needs an upgrade."""
-    from storage.schema_migrations import state
+    from memberflow.storage.schema_migrations import state
 
     found = state(settings.store(schema_current=False).db)
     if found.current:
@@ -408,7 +407,7 @@ def calendar() -> None:
 
 
 def calendar_administration(settings: Settings) -> Any:
-    from workflow.calendar_admin import CalendarAdministration
+    from memberflow.workflow.calendar_admin import CalendarAdministration
 
     return CalendarAdministration(settings.service())
 
@@ -416,8 +415,8 @@ def calendar_administration(settings: Settings) -> Any:
 def warn_about_calendar(service: Service) -> None:
     """One line on stderr when the holiday data should be refreshed (deadlines keep being
     counted on the snapshot in force)."""
-    from workflow.calendar_admin import calendar_warnings
-    from workflow.dates import today
+    from memberflow.workflow.calendar_admin import calendar_warnings
+    from memberflow.workflow.dates import today
 
     for warning in calendar_warnings(service.engine.calendar, today().year):
         click.echo(f"warning: {warning}", err=True)
@@ -476,7 +475,7 @@ def _load_calendar(settings: Settings, actor: str | None, path: Path) -> None:
 def calendar_set_day(settings: Settings, day: str, off: bool, working: bool, reason: str) -> None:
     """Override one day (administrators); the open deadlines it moves are counted again in
     the same transaction."""
-    from workflow.dates import format_date, parse_date
+    from memberflow.workflow.dates import format_date, parse_date
 
     if off == working:
         raise BadInput("say whether the day is --off or --working (one of them)")
@@ -519,7 +518,7 @@ def calendar_refresh(settings: Settings, dry_run: bool, lang: str, fmt: str) -> 
 
 
 def _day_change_text(change: Any, lang: str) -> str:
-    from workflow.dates import format_date
+    from memberflow.workflow.dates import format_date
 
     def state(day: Any) -> str:
         return f"{'working' if day.working else 'day off'}, {day.name(lang)}"
@@ -533,7 +532,7 @@ def _day_change_text(change: Any, lang: str) -> str:
 
 
 def _moved_text(moved: Any) -> str:
-    from workflow.dates import format_date
+    from memberflow.workflow.dates import format_date
 
     after = moved.after
     new = "no deadline" if after is None else (
@@ -576,7 +575,7 @@ ORG_KINDS = ["province_committee", "committee_above", "grassroots", "branch"]
 
 
 def administration(settings: Settings) -> Any:
-    from workflow.administration import Administration
+    from memberflow.workflow.administration import Administration
 
     return Administration(settings.store())
 
@@ -663,7 +662,7 @@ def person() -> None:
 @pass_settings
 def person_add(settings: Settings, name: str, birth_date: str, **fields: Any) -> None:
     """Register a person (any officer)."""
-    from workflow.dates import parse_date
+    from memberflow.workflow.dates import parse_date
 
     person_id = administration(settings).add_person(
         settings.require_actor(), name, parse_date(birth_date, "--birth-date"), **fields)
@@ -678,7 +677,7 @@ def person_import(settings: Settings, file: Path) -> None:
 
     Columns: full_name, birth_date (required), gender (female/nữ, male/nam), ethnicity,
     religion, education, youth_union, trade_union (yes/no)."""
-    from workflow.bulk import import_people
+    from memberflow.workflow.bulk import import_people
 
     imported = import_people(administration(settings), settings.require_actor(), file)
     ids = imported.ids
@@ -696,7 +695,7 @@ def person_import(settings: Settings, file: Path) -> None:
 @format_option
 @pass_settings
 def person_show(settings: Settings, person_id: int, fmt: str) -> None:
-    from workflow.dates import format_date
+    from memberflow.workflow.dates import format_date
 
     row = settings.store().directory.person(person_id)
     if fmt == "table":
@@ -710,7 +709,7 @@ def person_show(settings: Settings, person_id: int, fmt: str) -> None:
 @format_option
 @pass_settings
 def person_list(settings: Settings, limit: int, fmt: str) -> None:
-    from workflow.dates import format_date
+    from memberflow.workflow.dates import format_date
 
     rows = settings.store().directory.people(limit)
     if fmt == "table":
@@ -758,9 +757,9 @@ def case_readmit(settings: Settings, person_id: int, org_code: str, definition_n
                  exceptions: tuple[str, ...], record_cleared_on: str | None) -> None:
     """Open a readmission case linked to the person's earlier membership; every readmission
     rule of the definition is checked first, and a refusal lists each one broken."""
-    from workflow.dates import parse_date
-    from workflow.inputs import clean_text
-    from workflow.readmission import Claim
+    from memberflow.workflow.dates import parse_date
+    from memberflow.workflow.inputs import clean_text
+    from memberflow.workflow.readmission import Claim
 
     attached = {code: clean_text(ref or code, f"document {code}", 500)
                 for code, ref in key_values(documents, "--document").items()}
@@ -790,8 +789,8 @@ def case_advance(settings: Settings, case_id: int, trigger: str, inputs: tuple[s
                  documents: tuple[str, ...], date_text: str | None, role: str | None,
                  lang: str, fmt: str) -> None:
     """Make a move; refused moves print every rule that blocked them and write nothing."""
-    from workflow.dates import format_date
-    from workflow.inputs import clean_text
+    from memberflow.workflow.dates import format_date
+    from memberflow.workflow.inputs import clean_text
 
     attached = {code: clean_text(ref or code, f"document {code}", 500)
                 for code, ref in key_values(documents, "--document").items()}
@@ -825,8 +824,8 @@ def case_advance_many(settings: Settings, trigger: str, file: Path, date_text: s
     'already done' and applies only the others."""
     from dataclasses import asdict
 
-    from workflow.bulk import advance_rows, summary
-    from workflow.dates import parse_date
+    from memberflow.workflow.bulk import advance_rows, summary
+    from memberflow.workflow.dates import parse_date
 
     actor = settings.require_actor()
     service = settings.service()
@@ -852,7 +851,7 @@ def _deadlines(service: Service, deadlines: Sequence[Any], on: date, lang: str,
     ``decide_admission by 22/09/2026 (calendar VN 2026 v1 (…))``; JSON gives the fields: the
     move, the due date (ISO), working days left from ``on`` and the calendar version, all
     counted on the same calendar as the stored deadline ``due`` and ``tick`` read."""
-    from workflow.dates import format_date
+    from memberflow.workflow.dates import format_date
 
     calendar = service.engine.calendar
     if fmt != "json":
@@ -870,8 +869,8 @@ def _deadlines(service: Service, deadlines: Sequence[Any], on: date, lang: str,
 
 
 def _case_summary(service: Service, case_id: int, lang: str = "vi", fmt: str = "table") -> dict[str, Any]:
-    from workflow.dates import format_date, today
-    from workflow.presenting import state_row
+    from memberflow.workflow.dates import format_date, today
+    from memberflow.workflow.presenting import state_row
 
     record = service.store.cases.load(case_id)
     definition = service.definition(record.definition_id)
@@ -909,8 +908,8 @@ def case_show(settings: Settings, case_id: int, lang: str, as_of: str | None,
 
 def _case_in_the_past(service: Service, case_id: int, lang: str, as_of: str | None,
                       recorded_as_of: str | None, fmt: str) -> dict[str, Any]:
-    from workflow.dates import format_date, parse_date, today
-    from workflow.engine import CaseView
+    from memberflow.workflow.dates import format_date, parse_date, today
+    from memberflow.workflow.engine import CaseView
 
     day = parse_date(as_of, "--as-of") if as_of else None
     known = _utc_timestamp(recorded_as_of) if recorded_as_of else None
@@ -950,7 +949,7 @@ def _utc_timestamp(text: str) -> str:
 def case_list(settings: Settings, org_code: str | None, states: tuple[str, ...], limit: int,
               lang: str, fmt: str) -> None:
     """Cases, optionally of one organization's subtree or in given states."""
-    from workflow.dates import format_date
+    from memberflow.workflow.dates import format_date
 
     service = settings.service()
     store = service.store
@@ -988,7 +987,7 @@ def case_history(settings: Settings, case_id: int, lang: str, fmt: str) -> None:
 
 def _history_rows(service: Service, case_id: int, lang: str,
                   full: bool = False) -> list[dict[str, Any]]:
-    from workflow.presenting import event_row
+    from memberflow.workflow.presenting import event_row
 
     record = service.store.cases.load(case_id)
     definition = service.definition(record.definition_id)
@@ -1055,7 +1054,7 @@ def due(settings: Settings, org_code: str | None, within: int, overdue: bool,
     with the calendar version each was counted on."""
     from datetime import timedelta
 
-    from workflow.dates import format_date
+    from memberflow.workflow.dates import format_date
 
     service = settings.service()
     warn_about_calendar(service)
@@ -1122,7 +1121,7 @@ def assess() -> None:
 def assess_record(settings: Settings, person_id: int, year: int, score: int, rating: str | None,
                   absence_months: int, unpaid_dues_months: int, no_progress_months: int) -> None:
     """Record one member's assessment for a year (a newer record corrects an older one)."""
-    from workflow.screening import Screening, YearRecord
+    from memberflow.workflow.screening import Screening, YearRecord
 
     months = {"absence_months": absence_months, "unpaid_dues_months": unpaid_dues_months,
               "no_progress_months": no_progress_months}
@@ -1140,7 +1139,7 @@ def assess_import(settings: Settings, file: Path) -> None:
 
     Columns: person, year, score (required); rating, absence_months, unpaid_dues_months,
     no_progress_months (optional)."""
-    from workflow.screening import Screening
+    from memberflow.workflow.screening import Screening
 
     count, unchanged = Screening(settings.service()).record_file(settings.require_actor(), file)
     again = f"; {unchanged} already recorded as given (not added again)" if unchanged else ""
@@ -1154,7 +1153,7 @@ def assess_import(settings: Settings, file: Path) -> None:
 @pass_settings
 def assess_show(settings: Settings, person_id: int, lang: str, fmt: str) -> None:
     """Every assessment of a person, corrections included, oldest first."""
-    from workflow.screening import rating_labels
+    from memberflow.workflow.screening import rating_labels
 
     service = settings.service()
     service.store.directory.person(person_id)
@@ -1181,7 +1180,7 @@ def screen(settings: Settings, year: int | None, org_code: str | None, propose: 
     --open, a proposal to strike off is made on each (one move per case)."""
     from dataclasses import asdict
 
-    from workflow.screening import Screening
+    from memberflow.workflow.screening import Screening
 
     on = business_date(date_text)
     screening = Screening(settings.service())
@@ -1226,7 +1225,7 @@ def _emit_listed(listed: Sequence[Any], lang: str, fmt: str) -> None:
 def _shown_date(iso: str | None) -> str | None:
     from datetime import date
 
-    from workflow.dates import format_date
+    from memberflow.workflow.dates import format_date
 
     return format_date(date.fromisoformat(iso)) if iso else None
 
@@ -1252,7 +1251,7 @@ def definition() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def definition_validate(files: tuple[str, ...]) -> None:
     """Check definition files; every problem is reported with file and line."""
-    from workflow.loader import load_definition
+    from memberflow.workflow.loader import load_definition
 
     problems = []
     for file in files:
@@ -1275,8 +1274,8 @@ def definition_lint(settings: Settings, files: tuple[str, ...], strict: bool) ->
     """Validate and lint files: every finding with file, line, and whether it blocks publishing.
 
     With a database (--db), also warns of moves no granted role can make."""
-    from workflow.lint import has_errors, lint
-    from workflow.loader import load_definition
+    from memberflow.workflow.lint import has_errors, lint
+    from memberflow.workflow.loader import load_definition
 
     granted = _granted_roles(settings)
     blocking = []
@@ -1310,7 +1309,7 @@ def _granted_roles(settings: Settings) -> set[str] | None:
 @pass_settings
 def definition_publish(settings: Settings, file: Path, comment: str, strict: bool) -> None:
     """Validate, lint and store FILE as a new immutable version (administrators)."""
-    from workflow.publishing import Publishing
+    from memberflow.workflow.publishing import Publishing
 
     published = Publishing(settings.store()).publish(settings.require_actor(), file, comment, strict)
     for finding in published.findings:
@@ -1331,7 +1330,7 @@ def definition_publish(settings: Settings, file: Path, comment: str, strict: boo
 @pass_settings
 def definition_approve(settings: Settings, spec: str) -> None:
     """Approve a pending version published by another administrator (maker–checker)."""
-    from workflow.publishing import Publishing
+    from memberflow.workflow.publishing import Publishing
 
     row = Publishing(settings.store()).approve(settings.require_actor(), spec)
     click.echo(f"{row['name']}@{row['version']} approved by {row['approved_by']}: published")
@@ -1342,7 +1341,7 @@ def definition_approve(settings: Settings, spec: str) -> None:
 @pass_settings
 def definition_require_approval(settings: Settings, mode: str) -> None:
     """Maker–checker: when on, a published version waits for a second administrator."""
-    from workflow.publishing import Publishing
+    from memberflow.workflow.publishing import Publishing
 
     Publishing(settings.store()).set_approval(settings.require_actor(), mode == "on")
     click.echo(f"approval of new definition versions by a second administrator: {mode}")
@@ -1378,7 +1377,7 @@ VERSION_COLUMNS = ["name", "version", "status", "sha256", "author", "created_at"
 @pass_settings
 def definition_show(settings: Settings, spec: str, lang: str, fmt: str) -> None:
     """States and moves of a stored version (the newest published one by default)."""
-    from workflow.publishing import Publishing
+    from memberflow.workflow.publishing import Publishing
 
     row, loaded = Publishing(settings.store()).stored(spec)
     states = [{"state": s.name, "stage": s.stage, "terminal": s.terminal,
@@ -1404,7 +1403,7 @@ def definition_show(settings: Settings, spec: str, lang: str, fmt: str) -> None:
 @pass_settings
 def definition_diff(settings: Settings, old: str, new: str) -> None:
     """What changed from A to B (each a YAML file or a stored NAME@VERSION), in plain words."""
-    from workflow.diff import diff
+    from memberflow.workflow.diff import diff
 
     changes = diff(_definition_at(settings, old), _definition_at(settings, new))
     for change in changes:
@@ -1424,7 +1423,7 @@ def definition_diff(settings: Settings, old: str, new: str) -> None:
 def definition_migrate(settings: Settings, name: str, version: int, pairs: tuple[str, ...],
                        dry_run: bool, chunk: int) -> None:
     """Move running cases of NAME to version --to (administrators); finished cases stay pinned."""
-    from workflow.migration import Migrator
+    from memberflow.workflow.migration import Migrator
 
     actor = settings.require_actor()
     migrator = Migrator(settings.service())
@@ -1464,8 +1463,8 @@ def _bar(total: int, label: str, streamed: bool = False) -> Any:
 
 def _definition_at(settings: Settings, spec: str) -> Any:
     """A YAML file (validated; no database needed) or a stored ``NAME[@VERSION]``."""
-    from workflow.loader import load_definition
-    from workflow.publishing import Publishing
+    from memberflow.workflow.loader import load_definition
+    from memberflow.workflow.publishing import Publishing
 
     if Path(spec).is_file():
         return load_definition(spec)
@@ -1482,7 +1481,7 @@ def _definition_at(settings: Settings, spec: str) -> Any:
 @pass_settings
 def definition_graph(settings: Settings, spec: str, fmt: str, lang: str, output: Path | None) -> None:
     """The procedure as a diagram: states by stage, moves labeled with trigger and roles."""
-    from workflow.diagram import dot, mermaid
+    from memberflow.workflow.diagram import dot, mermaid
 
     text = (mermaid if fmt == "mermaid" else dot)(_definition_at(settings, spec), lang)
     if output is None:
@@ -1534,7 +1533,7 @@ def _emit_report(found: Any, fmt: str) -> None:
 def report_admissions(settings: Settings, year: str, by: str | None, org_code: str | None,
                       lang: str, fmt: str) -> None:
     """People admitted in YEAR, of whom women, ethnic minorities, religious, Youth Union members."""
-    from workflow.reports import Reports
+    from memberflow.workflow.reports import Reports
 
     _emit_report(Reports(settings.service()).admissions(year, by, org_code, lang), fmt)
 
@@ -1546,8 +1545,8 @@ def report_admissions(settings: Settings, year: str, by: str | None, org_code: s
 def report_membership(settings: Settings, as_of: str | None, org_code: str | None, lang: str,
                       fmt: str) -> None:
     """Cases by organization on a date: running ones by stage, finished ones by final state."""
-    from workflow.dates import parse_date, today
-    from workflow.reports import Reports
+    from memberflow.workflow.dates import parse_date, today
+    from memberflow.workflow.reports import Reports
 
     day = parse_date(as_of, "--as-of") if as_of else today()
     _emit_report(Reports(settings.service()).membership(day, org_code, lang), fmt)
@@ -1560,7 +1559,7 @@ def report_membership(settings: Settings, as_of: str | None, org_code: str | Non
 def report_durations(settings: Settings, year: str | None, org_code: str | None, lang: str,
                      fmt: str) -> None:
     """Median working days of each main-path step, and how many were made after their deadline."""
-    from workflow.reports import Reports
+    from memberflow.workflow.reports import Reports
 
     _emit_report(Reports(settings.service()).durations(year, org_code, lang), fmt)
 
@@ -1585,7 +1584,7 @@ def _progress(settings: Settings, label: str) -> Any:
 def audit_verify(settings: Settings, case_id: int | None, checkpoint_file: Path | None,
                  fmt: str) -> None:
     """Recompute every chain; report the first bad row of each broken case (exit 8)."""
-    from storage.audit import verify
+    from memberflow.storage.audit import verify
 
     with _progress(settings, "verifying") as bar:
         report = verify(settings.store().db, case_id, checkpoint_file, bar.update if bar else None)
@@ -1610,7 +1609,7 @@ def audit_verify(settings: Settings, case_id: int | None, checkpoint_file: Path 
 @pass_settings
 def audit_checkpoint(settings: Settings, output: Path | None) -> None:
     """One digest over all case heads; keep the file outside the database."""
-    from storage.audit import take_checkpoint
+    from memberflow.storage.audit import take_checkpoint
 
     taken = take_checkpoint(settings.store().db, output)
     click.echo(f"checkpoint {taken.digest} over {taken.cases} cases, {taken.events} events "
@@ -1631,7 +1630,7 @@ def audit_replay(settings: Settings, case_id: int | None, every: bool, fmt: str)
         return
     service = settings.service()
     service.store.cases.load(case_id)
-    from storage.audit import case_histories
+    from memberflow.storage.audit import case_histories
 
     result = next((service.replayer().replay(cid, events)
                    for cid, events in case_histories(service.store.db, case_id)), None)
@@ -1649,7 +1648,7 @@ def audit_replay(settings: Settings, case_id: int | None, every: bool, fmt: str)
 
 
 def _step_row(step: Any) -> dict[str, Any]:
-    from workflow.dates import format_date
+    from memberflow.workflow.dates import format_date
 
     return {"seq": step.seq, "business_date": format_date(step.business_date),
             "trigger": step.trigger, "from": step.from_state or "-", "to": step.to_state,
@@ -1688,8 +1687,8 @@ def audit_export(settings: Settings, fmt: str, since: str | None, case_id: int |
     import csv
     import io
 
-    from storage.audit import export_rows
-    from workflow.dates import parse_date
+    from memberflow.storage.audit import export_rows
+    from memberflow.workflow.dates import parse_date
 
     service = settings.service()
     start = parse_date(since, "--since").isoformat() if since else None
@@ -1756,10 +1755,9 @@ def _export_row(service: Service, event: dict[str, Any], lang: str) -> dict[str,
 def demo(ctx: click.Context, demo_db: str | None) -> None:
     """Build a provincial bloc and walk ~20 applicants through every stage."""
     from click.core import ParameterSource
-
-    from storage.store import Store
-    from workflow.demo import run_demo
-    from workflow.service import Service
+    from memberflow.storage.store import Store
+    from memberflow.workflow.demo import run_demo
+    from memberflow.workflow.service import Service
 
     root = ctx.find_root()
     given = root.params.get("db") if root.get_parameter_source("db") == \
@@ -1790,7 +1788,7 @@ def demo(ctx: click.Context, demo_db: str | None) -> None:
 
 def _clear_earlier_demo(path: Path) -> None:
     """Replace an earlier demo database, never anything else (a typo must not wipe real data)."""
-    from storage.store import Store
+    from memberflow.storage.store import Store
 
     if not path.exists():
         return

@@ -13,11 +13,11 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from storage.audit import verify
-from storage.chain import GENESIS, event_hash, row_digest
-from storage.store import Store
-from workflow.dates import add_months, today
-from workflow.service import Service
+from memberflow.storage.audit import verify
+from memberflow.storage.chain import GENESIS, event_hash, row_digest
+from memberflow.storage.store import Store
+from memberflow.workflow.dates import add_months, today
+from memberflow.workflow.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMISSION = ["record_training", "prepare_dossier", "verify_background", "record_branch_vote",

@@ -8,8 +8,9 @@ import time
 from datetime import date
 from pathlib import Path
 
+from memberflow.workflow.service import AdvanceRequest, Service
+
 from bench.moves import FLOOR_INSERT, FLOOR_UPDATE, Floor, interleaved
-from workflow.service import AdvanceRequest, Service
 
 BATCH = 1000
 # Moves per figure: five transactions of BATCH (after the single-move figure has warmed up).

@@ -25,15 +25,15 @@ from functools import partial
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
+from memberflow.storage.audit import verify
+from memberflow.storage.chain import canonical_json, chain_digest, utc_now
+from memberflow.storage.store import Store
+from memberflow.workflow.service import AdvanceRequest, Service
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bench import moves
-from storage.audit import verify
-from storage.chain import canonical_json, chain_digest, utc_now
-from storage.store import Store
-from workflow.service import AdvanceRequest, Service
 
 URL = os.environ.get("MEMBERFLOW_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BATCH = 1000

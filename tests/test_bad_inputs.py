@@ -33,9 +33,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import CLI_BLOC
-
-from cli import main
-from workflow.dates import format_date, today
+from memberflow.cli import main
+from memberflow.workflow.dates import format_date, today
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
 DEFINITION_FILES = CORPUS / "definitions"

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 from conftest import ACTING, World
-
-from storage.audit import verify
-from workflow.errors import MoveRefused, NotPermitted
-from workflow.service import AdvanceRequest
+from memberflow.storage.audit import verify
+from memberflow.workflow.errors import MoveRefused, NotPermitted
+from memberflow.workflow.service import AdvanceRequest
 
 
 def request(world: World, case_id: int, trigger: str, on: date, from_state: str | None = None,
@@ -120,8 +119,7 @@ def test_empty_batch_writes_nothing(world: World) -> None:
 # -- case advance-many from a CSV file ----------------------------------------------------------
 def run_many(world: World, *args: str) -> Any:
     from click.testing import CliRunner
-
-    from cli import main
+    from memberflow.cli import main
 
     return CliRunner().invoke(main, ["--db", world.store.url, "--actor", "secretary", "case",
                                      "advance-many", *args])
@@ -230,9 +228,8 @@ def test_running_a_file_again_reports_rows_already_done_and_records_no_vote_twic
     was recorded: the row's request key does. Two identical rows are two votes, recognised as
     such on the rerun; the rerun writes nothing and exits 0."""
     from click.testing import CliRunner
-
-    from cli import main
-    from workflow.dates import format_timestamp
+    from memberflow.cli import main
+    from memberflow.workflow.dates import format_timestamp
 
     first, second, third = world.verified_cases(3)
     on = world.ago(months=16)
@@ -330,8 +327,8 @@ def test_request_keys_are_kept_with_their_events_under_the_chain_and_unique_per_
         world: World, tmp_path: Any, write_path: str) -> None:
     """The key is in the event's payload (covered by the hash chain) and in its own column,
     which the database keeps unique per case; a move made one at a time has none."""
-    from storage.cases import EventDraft
-    from storage.errors import RequestKeyTaken
+    from memberflow.storage.cases import EventDraft
+    from memberflow.storage.errors import RequestKeyTaken
 
     first, second = world.verified_cases(2)
     done = run_many(world, FAILED_VOTE, write_csv(tmp_path, vote_rows(world, [(first, 5)])),
@@ -406,8 +403,7 @@ def test_table_output_is_a_header_then_one_line_per_row(world: World, tmp_path: 
 # -- person import from a CSV file ----------------------------------------------------------------
 def run_import(world: World, path: Any, actor: str = "secretary") -> Any:
     from click.testing import CliRunner
-
-    from cli import main
+    from memberflow.cli import main
 
     return CliRunner().invoke(main, ["--db", world.store.url, "--actor", actor, "person", "import",
                                      str(path)])
@@ -472,8 +468,7 @@ def test_a_cell_over_the_csv_field_limit_is_bad_input_naming_line_and_column(
     """Every CSV reader (people, assessments, moves): a cell longer than the csv module's
     limit (131,072 characters) is the file's line and column, exit 2, nothing written."""
     from click.testing import CliRunner
-
-    from cli import main
+    from memberflow.cli import main
 
     path = tmp_path / "big.csv"
     cell = '"' + "Đ" * 131_073 + '"'

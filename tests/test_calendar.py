@@ -14,10 +14,9 @@ from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, World
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from cli import main
-from workflow.dates import format_date
-from workflow.workdays import Override, WorkingCalendar, default_calendar, package_holidays
+from memberflow.cli import main
+from memberflow.workflow.dates import format_date
+from memberflow.workflow.workdays import Override, WorkingCalendar, default_calendar, package_holidays
 
 
 def cli(world: World, *args: str, actor: str = "quantri") -> Result:
@@ -170,7 +169,7 @@ def test_a_bad_year_file_names_each_line_and_applies_nothing(world: World, tmp_p
 def test_the_bundled_2026_file_agrees_with_the_holidays_package() -> None:
     from pathlib import Path
 
-    from workflow.calendar_files import load_calendar_file
+    from memberflow.workflow.calendar_files import load_calendar_file
 
     bundled = load_calendar_file(Path(__file__).parent.parent / "definitions/calendars/VN-2026.yaml")
     assert [d.day for d in bundled.days] == [date(2026, 2, 14) + timedelta(n) for n in range(9)]

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import CLI_BLOC
-
-from cli import main
+from memberflow.cli import main
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 

@@ -31,11 +31,10 @@ from typing import Any
 
 import pytest
 from conftest import ACTING, ADMISSION_PATH, OFFICERS, World
+from memberflow.storage.database import BUSY_TIMEOUT_MS
+from memberflow.storage.store import Store
+from memberflow.workflow.dates import format_date
 from sqlalchemy import create_engine, text
-
-from storage.database import BUSY_TIMEOUT_MS
-from storage.store import Store
-from workflow.dates import format_date
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 RACERS = 4  # processes sending the same move at once
@@ -328,8 +327,8 @@ DRIVER = r"""
 import json, sys, time
 from datetime import date
 
-from storage.store import Store
-from workflow.service import Service
+from memberflow.storage.store import Store
+from memberflow.workflow.service import Service
 
 url, plan = sys.argv[1], json.loads(sys.argv[2])
 store = Store(url)

@@ -18,21 +18,20 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ADMISSION_PATH, MEMBERSHIP, World
-
-from storage.store import Store
-from workflow import assessment, calendar_files, loader, readmission
-from workflow.dates import add_months, format_date
-from workflow.definition import LANGUAGES, STAGES, Definition
-from workflow.diff import diff
-from workflow.errors import MoveRefused
-from workflow.guards import EDUCATION_LEVELS, REGISTRY, current_guards
-from workflow.inputs import INPUT_TYPES
-from workflow.lint import lint
-from workflow.loader import load_definition
-from workflow.migration import Migrator
-from workflow.readmission import Claim
-from workflow.screening import Screening, YearRecord
-from workflow.service import Service
+from memberflow.storage.store import Store
+from memberflow.workflow import assessment, calendar_files, loader, readmission
+from memberflow.workflow.dates import add_months, format_date
+from memberflow.workflow.definition import LANGUAGES, STAGES, Definition
+from memberflow.workflow.diff import diff
+from memberflow.workflow.errors import MoveRefused
+from memberflow.workflow.guards import EDUCATION_LEVELS, REGISTRY, current_guards
+from memberflow.workflow.inputs import INPUT_TYPES
+from memberflow.workflow.lint import lint
+from memberflow.workflow.loader import load_definition
+from memberflow.workflow.migration import Migrator
+from memberflow.workflow.readmission import Claim
+from memberflow.workflow.screening import Screening, YearRecord
+from memberflow.workflow.service import Service
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NAMES = yaml.safe_load((FIXTURES / "definition_names.yaml").read_text(encoding="utf-8"))

@@ -15,13 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from memberflow.workflow.definition import Definition
+from memberflow.workflow.diagram import dot, mermaid, state_ids
+from memberflow.workflow.diff import Change, diff
+from memberflow.workflow.lint import Finding, has_errors, lint
+from memberflow.workflow.loader import load_definition, parse_definition
 from test_definitions import BUNDLED, MEMBERSHIP, edit, line_of, write
-
-from workflow.definition import Definition
-from workflow.diagram import dot, mermaid, state_ids
-from workflow.diff import Change, diff
-from workflow.lint import Finding, has_errors, lint
-from workflow.loader import load_definition, parse_definition
 
 ALL_ROLES = {"branch_secretary", "grassroots_committee", "standing_committee_above",
              "organization_department", "inspection_commission"}

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
-import cli
-from workflow.definition import STAGES
-from workflow.errors import DefinitionInvalid, Problem
-from workflow.guards import REGISTRY, current_guards
-from workflow.lint import lint
-from workflow.loader import load_definition, parse_definition
-from workflow.yaml_source import MAX_BYTES, MAX_DEPTH, parse_yaml
+from memberflow import cli
+from memberflow.workflow.definition import STAGES
+from memberflow.workflow.errors import DefinitionInvalid, Problem
+from memberflow.workflow.guards import REGISTRY, current_guards
+from memberflow.workflow.lint import lint
+from memberflow.workflow.loader import load_definition, parse_definition
+from memberflow.workflow.yaml_source import MAX_BYTES, MAX_DEPTH, parse_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERSHIP = ROOT / "definitions" / "membership.yaml"

@@ -8,10 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from conftest import ADMISSION_PATH, World
-
-from cli import main
-from workflow.dates import add_months
-from workflow.workdays import default_calendar
+from memberflow.cli import main
+from memberflow.workflow.dates import add_months
+from memberflow.workflow.workdays import default_calendar
 
 
 def due_rows(db_path: Path, *args: str) -> list[dict]:

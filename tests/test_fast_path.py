@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 from conftest import ADMISSION_PATH, World
+from memberflow.storage.audit import verify
+from memberflow.storage.errors import Conflict, Missing
+from memberflow.workflow.errors import MoveRefused
+from memberflow.workflow.service import AdvanceRequest
 from sqlalchemy import text
-
-from storage.audit import verify
-from storage.errors import Conflict, Missing
-from workflow.errors import MoveRefused
-from workflow.service import AdvanceRequest
 
 
 def request(world: World, case_id: int, trigger: str, on: date,

@@ -18,15 +18,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, ROOT, World
+from memberflow.cli import main
+from memberflow.storage.schema import cases, holiday_snapshots
+from memberflow.storage.store import Store
+from memberflow.workflow.dates import format_date
+from memberflow.workflow.holiday_data import HolidayData, HolidayDay, generate, installed_version
+from memberflow.workflow.workdays import WorkingCalendar, default_calendar, package_holidays
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
-
-from cli import main
-from storage.schema import cases, holiday_snapshots
-from storage.store import Store
-from workflow.dates import format_date
-from workflow.holiday_data import HolidayData, HolidayDay, generate, installed_version
-from workflow.workdays import WorkingCalendar, default_calendar, package_holidays
 
 OLD = json.loads((ROOT / "tests/data/holidays-VN-0.60.json").read_text(encoding="utf-8"))
 OLD_DATA = HolidayData(OLD["package_version"], OLD["first_year"], OLD["last_year"],

@@ -14,16 +14,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from conftest import DEFINITIONS
+from memberflow.storage.audit import verify
+from memberflow.storage.database import Database
+from memberflow.storage.schema import metadata
+from memberflow.storage.schema_migrations import BASELINE, HEAD, MIGRATIONS, REVISIONS, state, upgrade
+from memberflow.storage.store import Store
+from memberflow.workflow.demo import run_demo
+from memberflow.workflow.service import Service
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
-
-from storage.audit import verify
-from storage.database import Database
-from storage.schema import metadata
-from storage.schema_migrations import BASELINE, HEAD, MIGRATIONS, REVISIONS, state, upgrade
-from storage.store import Store
-from workflow.demo import run_demo
-from workflow.service import Service
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 NEW_IN_0002 = {"status", "author", "comment", "approved_by", "approved_at"}

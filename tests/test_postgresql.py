@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from memberflow.storage.audit import verify
+from memberflow.storage.store import Store
+from memberflow.workflow.demo import run_demo
+from memberflow.workflow.service import Service
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
-
-from storage.audit import verify
-from storage.store import Store
-from workflow.demo import run_demo
-from workflow.service import Service
 
 PG_URL = os.environ.get("MEMBERFLOW_TEST_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -36,19 +36,18 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from memberflow.storage.audit import case_histories, verify
+from memberflow.storage.errors import StorageError
+from memberflow.storage.store import Store
+from memberflow.workflow import administration, engine
+from memberflow.workflow.dates import add_months
+from memberflow.workflow.dates import today as business_today
+from memberflow.workflow.definition import Transition
+from memberflow.workflow.errors import AlreadyMoved, BadInput, MemberflowError, MoveRefused, NotPermitted
+from memberflow.workflow.loader import STATE_ENTERED, load_definition
+from memberflow.workflow.service import Service
 from sqlalchemy import text
 from test_transitions import EXTRA_INPUTS
-
-from storage.audit import case_histories, verify
-from storage.errors import StorageError
-from storage.store import Store
-from workflow import administration, engine
-from workflow.dates import add_months
-from workflow.dates import today as business_today
-from workflow.definition import Transition
-from workflow.errors import AlreadyMoved, BadInput, MemberflowError, MoveRefused, NotPermitted
-from workflow.loader import STATE_ENTERED, load_definition
-from workflow.service import Service
 
 DEFINITION = load_definition(MEMBERSHIP)
 TRIGGERS = DEFINITION.triggers()

@@ -14,15 +14,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
-
-from cli import main
-from storage.audit import verify
-from storage.store import Store
-from workflow.dates import add_months
-from workflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted
-from workflow.migration import MIGRATION_KIND, Migrator
-from workflow.publishing import Publishing
-from workflow.service import Service
+from memberflow.cli import main
+from memberflow.storage.audit import verify
+from memberflow.storage.store import Store
+from memberflow.workflow.dates import add_months
+from memberflow.workflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted
+from memberflow.workflow.migration import MIGRATION_KIND, Migrator
+from memberflow.workflow.publishing import Publishing
+from memberflow.workflow.service import Service
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NOT_PERMITTED = 1, 2, 5

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 from conftest import CLI_BLOC, World
+from memberflow.storage.audit import verify
+from memberflow.workflow.dates import add_months, format_date
+from memberflow.workflow.errors import BadInput, MoveRefused
+from memberflow.workflow.readmission import READMISSION_FACT, Claim
 from sqlalchemy import text
-
-from storage.audit import verify
-from workflow.dates import add_months, format_date
-from workflow.errors import BadInput, MoveRefused
-from workflow.readmission import READMISSION_FACT, Claim
 
 CONSENT = {"TU-DY": "CV 123-TU", "1-KNĐ": "đơn"}
 

@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
-
-from cli import main
-from workflow.definition import Deadline
-from workflow.loader import load_definition
-from workflow.reports import (
+from memberflow.cli import main
+from memberflow.workflow.definition import Deadline
+from memberflow.workflow.loader import load_definition
+from memberflow.workflow.reports import (
     ClockStart,
     WorkdayCounter,
     admission_triggers,
@@ -25,7 +24,7 @@ from workflow.reports import (
     main_path,
     median,
 )
-from workflow.workdays import default_calendar
+from memberflow.workflow.workdays import default_calendar
 
 
 def run_report(db_url: str, *args: str) -> Result:

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 from conftest import CLI_BLOC, World
-
-from workflow.errors import BadInput, NotPermitted
-from workflow.screening import Screening, YearRecord
+from memberflow.workflow.errors import BadInput, NotPermitted
+from memberflow.workflow.screening import Screening, YearRecord
 
 MONTHS = ("absence_months", "unpaid_dues_months", "no_progress_months")
 
@@ -207,9 +206,8 @@ def test_assess_import_run_again_records_nothing_twice(world: World, tmp_path: P
 
 
 def test_assessments_are_append_only_in_the_database(world: World) -> None:
+    from memberflow.storage.errors import Conflict, Unavailable
     from sqlalchemy import text
-
-    from storage.errors import Conflict, Unavailable
 
     record(world, world.members[0], world.today.year, 80)
     for statement in ("UPDATE assessments SET score = 100", "DELETE FROM assessments"):

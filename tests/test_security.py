@@ -37,19 +37,18 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 from conftest import DEFINITIONS, MEMBERSHIP, OFFICERS, ORGS, World
+from memberflow.cli import main
+from memberflow.storage.audit import verify
+from memberflow.storage.store import Store
+from memberflow.workflow import administration
+from memberflow.workflow.administration import Administration
+from memberflow.workflow.dates import add_months, format_date
+from memberflow.workflow.dates import today as business_today
+from memberflow.workflow.errors import BadInput, DefinitionInvalid, NotPermitted
+from memberflow.workflow.loader import load_definition, parse_definition
+from memberflow.workflow.service import AdvanceRequest, Service
 from sqlalchemy import text
 from test_transitions import EXTRA_INPUTS, case_in, ceremony_of, move_date
-
-from cli import main
-from storage.audit import verify
-from storage.store import Store
-from workflow import administration
-from workflow.administration import Administration
-from workflow.dates import add_months, format_date
-from workflow.dates import today as business_today
-from workflow.errors import BadInput, DefinitionInvalid, NotPermitted
-from workflow.loader import load_definition, parse_definition
-from workflow.service import AdvanceRequest, Service
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITION = load_definition(MEMBERSHIP)

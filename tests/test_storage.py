@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from conftest import World
-
-from storage.chain import GENESIS, event_hash
-from storage.errors import Conflict
-from storage.store import Store
-from workflow.engine import CaseView, MoveRequest
+from memberflow.storage.chain import GENESIS, event_hash
+from memberflow.storage.errors import Conflict
+from memberflow.storage.store import Store
+from memberflow.workflow.engine import CaseView, MoveRequest
 
 
 def dump(db_path: Path) -> list[str]:
@@ -91,7 +90,7 @@ def test_stale_writer_gets_conflict_and_writes_nothing(world: World, db_path: Pa
     request = MoveRequest("reject_application", frozenset({"branch_secretary"}),
                           world.ago(months=1), {"reason": "trùng hồ sơ"})
     move = service.engine.plan(definition, CaseView(stale.state, stale.facts), request)
-    from storage.cases import EventDraft
+    from memberflow.storage.cases import EventDraft
 
     draft = EventDraft("move", move.trigger, "secretary", move.role, move.business_date, {})
     with pytest.raises(Conflict, match="changed by someone else"):
@@ -115,7 +114,7 @@ def test_vietnamese_text_is_stored_nfc_and_intact(world: World) -> None:
 
 
 def test_new_case_refused_while_one_is_open(world: World) -> None:
-    from workflow.errors import MoveRefused
+    from memberflow.workflow.errors import MoveRefused
 
     person = world.add_person()
     world.open_case(person)
@@ -130,10 +129,9 @@ def test_postgresql_sessions_bound_waits_and_long_reads_opt_out(db_url: str,
     transaction opened for the audit's long reads runs without it."""
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has a busy timeout and no statement timeout")
+    import memberflow.storage.database as database
+    from memberflow.storage.errors import Busy
     from sqlalchemy import text
-
-    import storage.database as database
-    from storage.errors import Busy
 
     monkeypatch.setattr(database, "STATEMENT_TIMEOUT_MS", 300)
     store = Store(db_url, must_exist=False)

@@ -8,12 +8,11 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, MEMBERSHIP, World
-
-from cli import main
-from storage.audit import verify
-from workflow.administration import TICK_ACTOR, Administration
-from workflow.errors import BadInput, DefinitionInvalid
-from workflow.loader import parse_definition
+from memberflow.cli import main
+from memberflow.storage.audit import verify
+from memberflow.workflow.administration import TICK_ACTOR, Administration
+from memberflow.workflow.errors import BadInput, DefinitionInvalid
+from memberflow.workflow.loader import parse_definition
 
 
 def tick(world: World, *args: str) -> Result:
@@ -84,8 +83,8 @@ def test_tick_counts_again_a_deadline_stored_on_a_calendar_changed_meanwhile(wor
     before. ``due`` marks it, and ``tick`` counts it again before flagging anything."""
     import json
 
-    from workflow.dates import format_date
-    from workflow.workdays import default_calendar
+    from memberflow.workflow.dates import format_date
+    from memberflow.workflow.workdays import default_calendar
 
     world.store.directory.add_user("quantri", "Quản trị")
     world.store.directory.grant("quantri", "administrator", None)

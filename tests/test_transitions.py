@@ -14,14 +14,13 @@ from typing import Any
 
 import pytest
 from conftest import ACTING, ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
-
-from workflow.dates import add_months, format_date
-from workflow.deadlines import extension_fact, met_fact, open_deadlines
-from workflow.engine import DOCUMENTS_FACT, CaseView, Engine, MoveRequest, made_by_fact
-from workflow.errors import AlreadyMoved, BadInput, DefinitionInvalid, MoveRefused, NotPermitted
-from workflow.guards import REGISTRY, GuardContext
-from workflow.loader import STATE_ENTERED, load_definition, parse_definition
-from workflow.workdays import default_calendar
+from memberflow.workflow.dates import add_months, format_date
+from memberflow.workflow.deadlines import extension_fact, met_fact, open_deadlines
+from memberflow.workflow.engine import DOCUMENTS_FACT, CaseView, Engine, MoveRequest, made_by_fact
+from memberflow.workflow.errors import AlreadyMoved, BadInput, DefinitionInvalid, MoveRefused, NotPermitted
+from memberflow.workflow.guards import REGISTRY, GuardContext
+from memberflow.workflow.loader import STATE_ENTERED, load_definition, parse_definition
+from memberflow.workflow.workdays import default_calendar
 
 PATH = ADMISSION_PATH + RECOGNITION_PATH
 # Number of PATH steps that bring a freshly opened case into each state.
@@ -1378,7 +1377,7 @@ def test_repeating_a_move_just_made_says_another_officer_made_it(world: World) -
 def test_repeating_ones_own_move_just_made_says_you_made_it(world: World) -> None:
     """A command run again after a crash: the officer is told they made the move, when, and
     as which event, not that another officer (named as themselves) beat them to it."""
-    from workflow.dates import format_timestamp
+    from memberflow.workflow.dates import format_timestamp
 
     case_id = world.open_case()
     on = world.ago(months=19)
@@ -1569,7 +1568,7 @@ def test_a_move_recorded_before_impossibility_was_checked_still_replays(world: W
     """An earlier memberflow recorded a paper membership dated before the person's birth (it
     did not check that). Today the same move is bad input, but the record replays as it was
     judged, and the case goes on."""
-    from workflow.service import Service
+    from memberflow.workflow.service import Service
 
     case_id = world.open_case(on=start_of(world))
     inputs = {**REGISTER_INPUTS, "admission_date": "1990-05-19"}  # born 15/06/1995

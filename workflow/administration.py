@@ -15,7 +15,7 @@ from .errors import BadInput, MoveRefused, NotPermitted
 from .inputs import clean_text
 
 if TYPE_CHECKING:
-    from storage.store import Store
+    from memberflow.storage.store import Store
 
 ADMINISTRATOR, AUDITOR = "administrator", "auditor"
 SYSTEM_ROLES = (ADMINISTRATOR, AUDITOR)

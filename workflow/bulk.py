@@ -31,8 +31,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storage.chain import canonical_json
-from storage.errors import AlreadyApplied, StorageError, Unavailable
+from memberflow.storage.chain import canonical_json
+from memberflow.storage.errors import AlreadyApplied, StorageError, Unavailable
 
 from .administration import person_fields
 from .dates import format_timestamp, parse_date

@@ -38,8 +38,8 @@ from .service import stored_calendar
 from .workdays import Override, WorkingCalendar
 
 if TYPE_CHECKING:
-    from storage.calendar import CalendarChange
-    from storage.cases import DueRow, StoredDue
+    from memberflow.storage.calendar import CalendarChange
+    from memberflow.storage.cases import DueRow, StoredDue
 
     from .service import Service
 

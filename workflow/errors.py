@@ -72,7 +72,7 @@ class StoppedPartWay(MemberflowError):
     @staticmethod
     def reason(cause: Exception) -> str:
         """What stopped the work, in one line (a bug shows as one, not as a domain sentence)."""
-        from storage.errors import StorageError
+        from memberflow.storage.errors import StorageError
 
         if isinstance(cause, MemberflowError | StorageError):
             return str(cause)

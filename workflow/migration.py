@@ -22,8 +22,8 @@ from .guards import is_pending
 from .workdays import WorkingCalendar
 
 if TYPE_CHECKING:
-    from storage.cases import CaseRecord
-    from storage.store import MoveSnapshot, MoveWrite
+    from memberflow.storage.cases import CaseRecord
+    from memberflow.storage.store import MoveSnapshot, MoveWrite
 
     from .service import Service
 
@@ -176,7 +176,7 @@ class Migrator:
         migrated before it. Running the migration again moves only the cases still on other
         versions, so nothing is migrated twice.
         """
-        from storage.store import MoveOrder
+        from memberflow.storage.store import MoveOrder
 
         if report.stranded:
             raise MoveRefused(_stranded_text(report))
@@ -218,8 +218,8 @@ class Migrator:
 
     def _decide(self, actor: str, row: dict[str, Any],
                 report: MigrationPlan) -> Callable[[MoveSnapshot], MoveWrite]:
-        from storage.cases import EventDraft
-        from storage.store import MoveWrite
+        from memberflow.storage.cases import EventDraft
+        from memberflow.storage.store import MoveWrite
 
         from .service import stored_due
 

@@ -19,7 +19,7 @@ from .lint import Finding, has_errors, lint
 from .loader import load_definition, parse_definition
 
 if TYPE_CHECKING:
-    from storage.store import Store
+    from memberflow.storage.store import Store
 
 APPROVAL_SETTING = "definition_approval"
 PUBLISHED, PENDING = "published", "pending"

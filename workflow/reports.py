@@ -263,7 +263,7 @@ def median(histogram: Mapping[int, int]) -> float | int | None:
 # -- the reports ------------------------------------------------------------------------------------
 class Reports:
     def __init__(self, service: Service) -> None:
-        from storage.reports import ReportQueries
+        from memberflow.storage.reports import ReportQueries
 
         self.service = service
         self.store = service.store

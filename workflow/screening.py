@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storage.errors import StorageError, Unavailable
+from memberflow.storage.errors import StorageError, Unavailable
 
 from .assessment import MONTH_FIELDS, AssessmentRules, Finding
 from .bulk import RowResult, read_rows

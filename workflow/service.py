@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storage.errors import AlreadyApplied
+from memberflow.storage.errors import AlreadyApplied
 
 from .administration import TICK_ACTOR
 from .dates import format_date, format_timestamp, local_time
@@ -41,9 +41,9 @@ from .replay import Replayer, ReplayResult
 from .workdays import WorkingCalendar, calendar_from
 
 if TYPE_CHECKING:
-    from storage.calendar import CalendarState
-    from storage.cases import CaseRecord, StoredDue
-    from storage.store import Decide, MoveSnapshot, MoveWrite, Store
+    from memberflow.storage.calendar import CalendarState
+    from memberflow.storage.cases import CaseRecord, StoredDue
+    from memberflow.storage.store import Decide, MoveSnapshot, MoveWrite, Store
 
 
 RACE_WINDOW = timedelta(minutes=2)
@@ -67,8 +67,8 @@ class ReplaySummary:
 
 
 def _replay_span(task: tuple[Any, ...]) -> ReplaySummary:
-    from storage.audit import case_histories
-    from storage.store import Store
+    from memberflow.storage.audit import case_histories
+    from memberflow.storage.store import Store
 
     url, span = task
     store = Store(url)
@@ -138,7 +138,7 @@ def stored_calendar(state: CalendarState) -> WorkingCalendar:
 def stored_due(deadlines: Sequence[OpenDeadline], calendar: WorkingCalendar) -> StoredDue | None:
     """What a case row keeps of its deadlines: the earliest, with the calendar version it
     was counted on. Moves, openings and calendar changes all store it through here."""
-    from storage.cases import StoredDue
+    from memberflow.storage.cases import StoredDue
 
     first = next(iter(deadlines), None)
     return StoredDue(first.due_on, first.trigger, calendar.version(first.due_on.year)) if first else None
@@ -167,7 +167,7 @@ class Service:
         """The stored definition version with this content hash, or None if none is stored."""
         cached = self._by_sha.get(sha256)
         if cached is None:
-            from storage.errors import Missing
+            from memberflow.storage.errors import Missing
 
             try:
                 row = self.store.definitions.by_sha(sha256)
@@ -183,7 +183,7 @@ class Service:
     def case_as_of(self, case_id: int, as_of: date | None = None,
                    recorded_as_of: str | None = None) -> ReplayResult:
         """The case as it stood on a business date, or as the database knew it at a time."""
-        from storage.audit import case_histories
+        from memberflow.storage.audit import case_histories
 
         self.store.cases.load(case_id)
         events: list[dict[str, Any]] = []
@@ -196,7 +196,7 @@ class Service:
     def replay_all(self, progress: Callable[[int], None] | None = None,
                    workers: int | None = None) -> ReplaySummary:
         """Replay every case, the id range split across worker processes (cases are independent)."""
-        from storage.audit import over_case_ranges
+        from memberflow.storage.audit import over_case_ranges
 
         summary = ReplaySummary()
         for part in over_case_ranges(self.store.db, _replay_span, (),
@@ -221,7 +221,7 @@ class Service:
                   business_date: date, readmission: Claim | None = None) -> int:
         """Open a case; with a ``readmission`` claim, a new membership after an earlier one
         ended, checked against the definition's readmission rules first."""
-        from storage.cases import EventDraft
+        from memberflow.storage.cases import EventDraft
 
         if business_date > business_today():
             raise BadInput(f"business date {format_date(business_date)} is in the future")
@@ -337,7 +337,7 @@ class Service:
         with the case id. A keyed request the case's record already holds is not planned:
         its result is the event that applied it (``AlreadyApplied``).
         """
-        from storage.store import MoveOrder
+        from memberflow.storage.store import MoveOrder
 
         plans: list[list[Move]] = [[] for _ in requests]
         orders = [MoveOrder(request.case_id,
@@ -353,8 +353,8 @@ class Service:
                  planned: list[Move]) -> Decide:
         """The decision for one move, made on what its transaction read; each planned move
         is appended to ``planned`` (the store returns only sequence numbers)."""
-        from storage.cases import EventDraft
-        from storage.store import MoveWrite
+        from memberflow.storage.cases import EventDraft
+        from memberflow.storage.store import MoveWrite
 
         def decide(snapshot: MoveSnapshot) -> MoveWrite:
             case = snapshot.case

@@ -1,8 +1,7 @@
 """Alembic environment: memberflow hands Alembic an open connection (``storage.schema_migrations``)."""
 
 from alembic import context
-
-from storage.schema import metadata
+from memberflow.storage.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
