@@ -32,8 +32,8 @@ from memberflow.workflow.errors import (
 if TYPE_CHECKING:
     from datetime import date
 
+    from memberflow.app.service import Service
     from memberflow.storage.store import Store
-    from memberflow.workflow.service import Service
 
 BUNDLED_DEFINITIONS = Path(__file__).resolve().parent / "definitions"
 DEMO_DB = "memberflow-demo.db"
@@ -141,7 +141,7 @@ class Settings:
 
     def store(self, must_exist: bool = True, schema_current: bool = True) -> Store:
         """The database named by --db; by default it must exist at this program's schema."""
-        from memberflow.storage.schema_migrations import require_current
+        from memberflow.storage.schema_upgrade import require_current
         from memberflow.storage.store import Store
 
         if self._store is None:
@@ -158,7 +158,7 @@ class Settings:
             click.echo(exposed, err=True)
 
     def service(self) -> Service:
-        from memberflow.workflow.service import Service
+        from memberflow.app.service import Service
 
         return Service(self.store())
 
@@ -322,9 +322,9 @@ def init(settings: Settings, admin: str | None, admin_name: str | None) -> None:
     bundled definition that differs from every stored version (a newer memberflow) is
     published by the administrator named with --actor, like 'definition publish' (pending
     while approval is required); with nothing new, init needs no one."""
-    from memberflow.storage.schema_migrations import is_new
-    from memberflow.workflow.administration import Administration
-    from memberflow.workflow.publishing import Publishing
+    from memberflow.app.administration import Administration
+    from memberflow.app.publishing import Publishing
+    from memberflow.storage.schema_upgrade import is_new
 
     store = settings.store(must_exist=False)
     if not admin and is_new(store.db):
@@ -364,7 +364,7 @@ def db() -> None:
 @pass_settings
 def db_upgrade(settings: Settings) -> None:
     """Bring the database to this program's schema (back it up first)."""
-    from memberflow.storage.schema_migrations import upgrade
+    from memberflow.storage.schema_upgrade import upgrade
 
     before, after = upgrade(settings.store(schema_current=False).db)
     settings.warn_if_exposed()
@@ -390,7 +390,7 @@ def _recount_stored_deadlines(settings: Settings) -> None:
 @pass_settings
 def db_current(settings: Settings) -> None:
     """Show the database's schema revision and whether it needs an upgrade."""
-    from memberflow.storage.schema_migrations import state
+    from memberflow.storage.schema_upgrade import state
 
     found = state(settings.store(schema_current=False).db)
     if found.current:
@@ -407,7 +407,7 @@ def calendar() -> None:
 
 
 def calendar_administration(settings: Settings) -> Any:
-    from memberflow.workflow.calendar_admin import CalendarAdministration
+    from memberflow.app.calendar import CalendarAdministration
 
     return CalendarAdministration(settings.service())
 
@@ -415,7 +415,7 @@ def calendar_administration(settings: Settings) -> Any:
 def warn_about_calendar(service: Service) -> None:
     """One line on stderr when the holiday data should be refreshed (deadlines keep being
     counted on the snapshot in force)."""
-    from memberflow.workflow.calendar_admin import calendar_warnings
+    from memberflow.app.calendar import calendar_warnings
     from memberflow.workflow.dates import today
 
     for warning in calendar_warnings(service.engine.calendar, today().year):
@@ -575,7 +575,7 @@ ORG_KINDS = ["province_committee", "committee_above", "grassroots", "branch"]
 
 
 def administration(settings: Settings) -> Any:
-    from memberflow.workflow.administration import Administration
+    from memberflow.app.administration import Administration
 
     return Administration(settings.store())
 
@@ -677,7 +677,7 @@ def person_import(settings: Settings, file: Path) -> None:
 
     Columns: full_name, birth_date (required), gender (female/nữ, male/nam), ethnicity,
     religion, education, youth_union, trade_union (yes/no)."""
-    from memberflow.workflow.bulk import import_people
+    from memberflow.app.csv_files import import_people
 
     imported = import_people(administration(settings), settings.require_actor(), file)
     ids = imported.ids
@@ -824,7 +824,7 @@ def case_advance_many(settings: Settings, trigger: str, file: Path, date_text: s
     'already done' and applies only the others."""
     from dataclasses import asdict
 
-    from memberflow.workflow.bulk import advance_rows, summary
+    from memberflow.app.csv_files import advance_rows, summary
     from memberflow.workflow.dates import parse_date
 
     actor = settings.require_actor()
@@ -1121,7 +1121,7 @@ def assess() -> None:
 def assess_record(settings: Settings, person_id: int, year: int, score: int, rating: str | None,
                   absence_months: int, unpaid_dues_months: int, no_progress_months: int) -> None:
     """Record one member's assessment for a year (a newer record corrects an older one)."""
-    from memberflow.workflow.screening import Screening, YearRecord
+    from memberflow.app.screening import Screening, YearRecord
 
     months = {"absence_months": absence_months, "unpaid_dues_months": unpaid_dues_months,
               "no_progress_months": no_progress_months}
@@ -1139,7 +1139,7 @@ def assess_import(settings: Settings, file: Path) -> None:
 
     Columns: person, year, score (required); rating, absence_months, unpaid_dues_months,
     no_progress_months (optional)."""
-    from memberflow.workflow.screening import Screening
+    from memberflow.app.screening import Screening
 
     count, unchanged = Screening(settings.service()).record_file(settings.require_actor(), file)
     again = f"; {unchanged} already recorded as given (not added again)" if unchanged else ""
@@ -1153,7 +1153,7 @@ def assess_import(settings: Settings, file: Path) -> None:
 @pass_settings
 def assess_show(settings: Settings, person_id: int, lang: str, fmt: str) -> None:
     """Every assessment of a person, corrections included, oldest first."""
-    from memberflow.workflow.screening import rating_labels
+    from memberflow.app.screening import rating_labels
 
     service = settings.service()
     service.store.directory.person(person_id)
@@ -1180,7 +1180,7 @@ def screen(settings: Settings, year: int | None, org_code: str | None, propose: 
     --open, a proposal to strike off is made on each (one move per case)."""
     from dataclasses import asdict
 
-    from memberflow.workflow.screening import Screening
+    from memberflow.app.screening import Screening
 
     on = business_date(date_text)
     screening = Screening(settings.service())
@@ -1309,7 +1309,7 @@ def _granted_roles(settings: Settings) -> set[str] | None:
 @pass_settings
 def definition_publish(settings: Settings, file: Path, comment: str, strict: bool) -> None:
     """Validate, lint and store FILE as a new immutable version (administrators)."""
-    from memberflow.workflow.publishing import Publishing
+    from memberflow.app.publishing import Publishing
 
     published = Publishing(settings.store()).publish(settings.require_actor(), file, comment, strict)
     for finding in published.findings:
@@ -1330,7 +1330,7 @@ def definition_publish(settings: Settings, file: Path, comment: str, strict: boo
 @pass_settings
 def definition_approve(settings: Settings, spec: str) -> None:
     """Approve a pending version published by another administrator (maker–checker)."""
-    from memberflow.workflow.publishing import Publishing
+    from memberflow.app.publishing import Publishing
 
     row = Publishing(settings.store()).approve(settings.require_actor(), spec)
     click.echo(f"{row['name']}@{row['version']} approved by {row['approved_by']}: published")
@@ -1341,7 +1341,7 @@ def definition_approve(settings: Settings, spec: str) -> None:
 @pass_settings
 def definition_require_approval(settings: Settings, mode: str) -> None:
     """Maker–checker: when on, a published version waits for a second administrator."""
-    from memberflow.workflow.publishing import Publishing
+    from memberflow.app.publishing import Publishing
 
     Publishing(settings.store()).set_approval(settings.require_actor(), mode == "on")
     click.echo(f"approval of new definition versions by a second administrator: {mode}")
@@ -1377,7 +1377,7 @@ VERSION_COLUMNS = ["name", "version", "status", "sha256", "author", "created_at"
 @pass_settings
 def definition_show(settings: Settings, spec: str, lang: str, fmt: str) -> None:
     """States and moves of a stored version (the newest published one by default)."""
-    from memberflow.workflow.publishing import Publishing
+    from memberflow.app.publishing import Publishing
 
     row, loaded = Publishing(settings.store()).stored(spec)
     states = [{"state": s.name, "stage": s.stage, "terminal": s.terminal,
@@ -1463,8 +1463,8 @@ def _bar(total: int, label: str, streamed: bool = False) -> Any:
 
 def _definition_at(settings: Settings, spec: str) -> Any:
     """A YAML file (validated; no database needed) or a stored ``NAME[@VERSION]``."""
+    from memberflow.app.publishing import Publishing
     from memberflow.workflow.loader import load_definition
-    from memberflow.workflow.publishing import Publishing
 
     if Path(spec).is_file():
         return load_definition(spec)
@@ -1584,7 +1584,7 @@ def _progress(settings: Settings, label: str) -> Any:
 def audit_verify(settings: Settings, case_id: int | None, checkpoint_file: Path | None,
                  fmt: str) -> None:
     """Recompute every chain; report the first bad row of each broken case (exit 8)."""
-    from memberflow.storage.audit import verify
+    from memberflow.storage.verification import verify
 
     with _progress(settings, "verifying") as bar:
         report = verify(settings.store().db, case_id, checkpoint_file, bar.update if bar else None)
@@ -1609,7 +1609,7 @@ def audit_verify(settings: Settings, case_id: int | None, checkpoint_file: Path 
 @pass_settings
 def audit_checkpoint(settings: Settings, output: Path | None) -> None:
     """One digest over all case heads; keep the file outside the database."""
-    from memberflow.storage.audit import take_checkpoint
+    from memberflow.storage.verification import take_checkpoint
 
     taken = take_checkpoint(settings.store().db, output)
     click.echo(f"checkpoint {taken.digest} over {taken.cases} cases, {taken.events} events "
@@ -1630,7 +1630,7 @@ def audit_replay(settings: Settings, case_id: int | None, every: bool, fmt: str)
         return
     service = settings.service()
     service.store.cases.load(case_id)
-    from memberflow.storage.audit import case_histories
+    from memberflow.storage.verification import case_histories
 
     result = next((service.replayer().replay(cid, events)
                    for cid, events in case_histories(service.store.db, case_id)), None)
@@ -1687,7 +1687,7 @@ def audit_export(settings: Settings, fmt: str, since: str | None, case_id: int |
     import csv
     import io
 
-    from memberflow.storage.audit import export_rows
+    from memberflow.storage.verification import export_rows
     from memberflow.workflow.dates import parse_date
 
     service = settings.service()
@@ -1755,9 +1755,9 @@ def _export_row(service: Service, event: dict[str, Any], lang: str) -> dict[str,
 def demo(ctx: click.Context, demo_db: str | None) -> None:
     """Build a provincial bloc and walk ~20 applicants through every stage."""
     from click.core import ParameterSource
+    from memberflow.app.demo import run_demo
+    from memberflow.app.service import Service
     from memberflow.storage.store import Store
-    from memberflow.workflow.demo import run_demo
-    from memberflow.workflow.service import Service
 
     root = ctx.find_root()
     given = root.params.get("db") if root.get_parameter_source("db") == \

@@ -13,11 +13,11 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from memberflow.storage.audit import verify
+from memberflow.app.service import Service
 from memberflow.storage.chain import GENESIS, event_hash, row_digest
 from memberflow.storage.store import Store
+from memberflow.storage.verification import verify
 from memberflow.workflow.dates import add_months, today
-from memberflow.workflow.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMISSION = ["record_training", "prepare_dossier", "verify_background", "record_branch_vote",

@@ -8,7 +8,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from memberflow.workflow.service import AdvanceRequest, Service
+from memberflow.app.service import AdvanceRequest, Service
 
 from bench.moves import FLOOR_INSERT, FLOOR_UPDATE, Floor, interleaved
 

@@ -58,9 +58,9 @@ def _memory_mb(field: str) -> float:
 def advance_all(path: Path) -> dict[str, Any]:
     """In this process: one move on every trained case; returns moves, seconds and peak RSS
     before and after the moves (MB)."""
+    from memberflow.app.service import AdvanceRequest, Service
     from memberflow.storage.store import Store
     from memberflow.workflow.dates import today
-    from memberflow.workflow.service import AdvanceRequest, Service
 
     store = Store(str(path))
     service = Service(store)

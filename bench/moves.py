@@ -10,10 +10,10 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
+from memberflow.app.service import Service
 from memberflow.storage.chain import GENESIS, canonical_json
 from memberflow.storage.store import Store
 from memberflow.workflow.dates import today
-from memberflow.workflow.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 # Single moves are timed in alternating slices of this many, ours then the floor's.

@@ -25,10 +25,10 @@ from functools import partial
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
-from memberflow.storage.audit import verify
+from memberflow.app.service import AdvanceRequest, Service
 from memberflow.storage.chain import canonical_json, chain_digest, utc_now
 from memberflow.storage.store import Store
-from memberflow.workflow.service import AdvanceRequest, Service
+from memberflow.storage.verification import verify
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError

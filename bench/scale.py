@@ -37,10 +37,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from memberflow.app.service import Service, applicant_snapshot
 from memberflow.storage.chain import GENESIS, canonical_json
 from memberflow.storage.store import Store
 from memberflow.workflow.dates import add_months, today
-from memberflow.workflow.service import Service, applicant_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERFLOW = Path(sys.executable).parent / "memberflow"

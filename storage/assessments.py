@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from memberflow.storage.chain import utc_now
+from memberflow.storage.database import Database
+from memberflow.storage.schema import assessments, cases, organizations, people
 from sqlalchemy import Connection, func, select
-
-from .chain import utc_now
-from .database import Database
-from .schema import assessments, cases, organizations, people
 
 CHUNK = 1000  # ids per IN list: well inside every driver's parameter limit
 # What an assessment says (who recorded it, and when, aside).

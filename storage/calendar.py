@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from memberflow.storage.cases import Cases, DueRow, StoredDue
+from memberflow.storage.chain import utc_now
+from memberflow.storage.database import Database
+from memberflow.storage.errors import Unavailable
+from memberflow.storage.schema import calendar_days, holiday_days, holiday_snapshots
 from sqlalchemy import Connection, select
-
-from .cases import Cases, DueRow, StoredDue
-from .chain import utc_now
-from .database import Database
-from .errors import Unavailable
-from .schema import calendar_days, holiday_days, holiday_snapshots
 
 
 @dataclass(frozen=True)

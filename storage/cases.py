@@ -9,12 +9,10 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, exists, func, or_, select, update
-
-from .chain import FIELDS, GENESIS, canonical_json, seal, utc_now
-from .database import Database
-from .errors import AlreadyApplied, Conflict, Missing
-from .schema import (
+from memberflow.storage.chain import FIELDS, GENESIS, canonical_json, seal, utc_now
+from memberflow.storage.database import Database
+from memberflow.storage.errors import AlreadyApplied, Conflict, Missing
+from memberflow.storage.schema import (
     audit_events,
     cases,
     definition_versions,
@@ -23,6 +21,7 @@ from .schema import (
     overdue_flags,
     people,
 )
+from sqlalchemy import Connection, bindparam, exists, func, or_, select, update
 
 
 @dataclass(frozen=True)

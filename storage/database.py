@@ -10,12 +10,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from memberflow.storage.errors import Busy, Conflict, RequestKeyTaken, StorageError, Unavailable
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
-
-from .errors import Busy, Conflict, RequestKeyTaken, StorageError, Unavailable
 
 DEFAULT_URL = "sqlite:///memberflow.db"
 BUSY_TIMEOUT_MS = 5000
@@ -116,7 +115,7 @@ class Database:
     def create_schema(self) -> None:
         """Create or upgrade the schema through the migrations (the only way it is built).
         Another application's database is refused before anything is changed in it."""
-        from .schema_migrations import state, upgrade
+        from memberflow.storage.schema_upgrade import state, upgrade
 
         with _owner_only(self.is_sqlite):
             state(self)

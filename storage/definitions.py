@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from memberflow.storage.chain import utc_now
+from memberflow.storage.database import Database
+from memberflow.storage.errors import Conflict, Missing
+from memberflow.storage.schema import definition_versions
 from sqlalchemy import func, select, update
-
-from .chain import utc_now
-from .database import Database
-from .errors import Conflict, Missing
-from .schema import definition_versions
 
 PUBLISHED, PENDING = "published", "pending"
 _LISTED = [c for c in definition_versions.c if c.name != "source"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from memberflow.storage.chain import utc_now
+from memberflow.storage.database import Database
+from memberflow.storage.errors import Duplicate, Missing
+from memberflow.storage.schema import organizations, people, role_grants, users
 from sqlalchemy import Connection, bindparam, func, literal, or_, select, text
 from sqlalchemy.exc import IntegrityError
-
-from .chain import utc_now
-from .database import Database
-from .errors import Duplicate, Missing
-from .schema import organizations, people, role_grants, users
 
 
 def _ancestors_query() -> Any:

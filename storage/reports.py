@@ -14,10 +14,9 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
+from memberflow.storage.database import Database
+from memberflow.storage.schema import audit_events, cases, definition_versions, organizations, people
 from sqlalchemy import Connection, Row, and_, bindparam, case, exists, func, literal, or_, select
-
-from .database import Database
-from .schema import audit_events, cases, definition_versions, organizations, people
 
 # What ``admissions --by`` may group on: the case's organization and the person's data.
 DIMENSIONS: dict[str, tuple[Any, ...]] = {

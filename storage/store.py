@@ -7,18 +7,17 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from memberflow.storage.assessments import Assessments
+from memberflow.storage.calendar import CalendarChange, CalendarDays
+from memberflow.storage.cases import CaseRecord, Cases, EventDraft, StoredDue, already_applied, keyed
+from memberflow.storage.database import Database
+from memberflow.storage.definitions import DefinitionVersions
+from memberflow.storage.directory import Directory
+from memberflow.storage.errors import AlreadyApplied, Busy, Conflict, Missing, RequestKeyTaken
+from memberflow.storage.move_sql import Batch, MoveSQL, Step, decide_step, reread, supports
+from memberflow.storage.schema import cases as case_rows
+from memberflow.storage.schema import installation
 from sqlalchemy import Connection, bindparam, select
-
-from .assessments import Assessments
-from .calendar import CalendarChange, CalendarDays
-from .cases import CaseRecord, Cases, EventDraft, StoredDue, already_applied, keyed
-from .database import Database
-from .definitions import DefinitionVersions
-from .directory import Directory
-from .errors import AlreadyApplied, Busy, Conflict, Missing, RequestKeyTaken
-from .hotpath import Batch, MoveSQL, Step, decide_step, reread, supports
-from .schema import cases as case_rows
-from .schema import installation
 
 
 @dataclass(frozen=True)

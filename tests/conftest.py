@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from memberflow.app.service import Service
 from memberflow.storage.store import Store
 from memberflow.workflow.dates import add_months, today
-from memberflow.workflow.service import Service
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -174,7 +174,7 @@ class World:
     def verified_cases(self, count: int) -> list[int]:
         """``count`` new cases whose background is verified (where a failed branch vote is
         recorded and the case stays), walked there in three batches."""
-        from memberflow.workflow.service import AdvanceRequest
+        from memberflow.app.service import AdvanceRequest
 
         cases = [self.open_case() for _ in range(count)]
         for months, trigger in ((19, "record_training"), (18, "prepare_dossier"),

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, World
+from memberflow.app.demo import run_demo
+from memberflow.app.service import Service
 from memberflow.cli import main
-from memberflow.storage.audit import case_histories, verify
 from memberflow.storage.chain import GENESIS, event_hash, utc_now
 from memberflow.storage.store import Store
+from memberflow.storage.verification import case_histories, verify
 from memberflow.workflow.dates import format_date
-from memberflow.workflow.demo import run_demo
-from memberflow.workflow.service import Service
 
 EXIT_BAD_INPUT, EXIT_UNAVAILABLE, EXIT_AUDIT_FAILED = 2, 6, 8
 DROP_TRIGGERS = "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;"

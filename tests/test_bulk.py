@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from conftest import ACTING, World
-from memberflow.storage.audit import verify
+from memberflow.app.service import AdvanceRequest
+from memberflow.storage.verification import verify
 from memberflow.workflow.errors import MoveRefused, NotPermitted
-from memberflow.workflow.service import AdvanceRequest
 
 
 def request(world: World, case_id: int, trigger: str, on: date, from_state: str | None = None,

@@ -328,7 +328,7 @@ import json, sys, time
 from datetime import date
 
 from memberflow.storage.store import Store
-from memberflow.workflow.service import Service
+from memberflow.app.service import Service
 
 url, plan = sys.argv[1], json.loads(sys.argv[2])
 store = Store(url)

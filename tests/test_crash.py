@@ -20,7 +20,7 @@ from typing import Any
 
 from conftest import World
 from interruptions import storage_fails_during
-from memberflow.storage.audit import verify
+from memberflow.storage.verification import verify
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 EXIT_OK, EXIT_UNAVAILABLE = 0, 6

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ADMISSION_PATH, MEMBERSHIP, World
+from memberflow.app.screening import Screening, YearRecord
+from memberflow.app.service import Service
 from memberflow.storage.store import Store
 from memberflow.workflow import assessment, calendar_files, loader, readmission
 from memberflow.workflow.dates import add_months, format_date
@@ -30,8 +32,6 @@ from memberflow.workflow.lint import lint
 from memberflow.workflow.loader import load_definition
 from memberflow.workflow.migration import Migrator
 from memberflow.workflow.readmission import Claim
-from memberflow.workflow.screening import Screening, YearRecord
-from memberflow.workflow.service import Service
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NAMES = yaml.safe_load((FIXTURES / "definition_names.yaml").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""The move hot path (``storage/hotpath.py`` on the connection a ``Store`` keeps checked out):
+"""The move hot path (``storage/move_sql.py`` on the connection a ``Store`` keeps checked out):
 the rows it writes, what a failure leaves behind, and that the kept connection is shared
 safely. Both backends, real databases."""
 
@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from conftest import ADMISSION_PATH, World
-from memberflow.storage.audit import verify
+from memberflow.app.service import AdvanceRequest
 from memberflow.storage.errors import Conflict, Missing
+from memberflow.storage.verification import verify
 from memberflow.workflow.errors import MoveRefused
-from memberflow.workflow.service import AdvanceRequest
 from sqlalchemy import text
 
 

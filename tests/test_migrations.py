@@ -14,13 +14,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from conftest import DEFINITIONS
-from memberflow.storage.audit import verify
+from memberflow.app.demo import run_demo
+from memberflow.app.service import Service
 from memberflow.storage.database import Database
 from memberflow.storage.schema import metadata
-from memberflow.storage.schema_migrations import BASELINE, HEAD, MIGRATIONS, REVISIONS, state, upgrade
+from memberflow.storage.schema_upgrade import BASELINE, HEAD, REVISIONS, SCRIPTS, state, upgrade
 from memberflow.storage.store import Store
-from memberflow.workflow.demo import run_demo
-from memberflow.workflow.service import Service
+from memberflow.storage.verification import verify
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
@@ -33,7 +33,7 @@ LATER_COLUMNS = {"definition_versions": NEW_IN_0002, "cases": {"due_calendar"},
 
 def script_head() -> str:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(SCRIPTS))
     return ScriptDirectory.from_config(config).get_current_head()
 
 
@@ -193,7 +193,7 @@ def test_cli_refuses_an_older_schema_until_db_upgrade(db_url: str) -> None:
 
 def test_known_revisions_are_the_revision_files() -> None:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(SCRIPTS))
     assert {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()} == REVISIONS
 
 

@@ -27,11 +27,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from conftest import postgresql_schema
-from memberflow.storage.audit import verify
 from memberflow.storage.chain import json_row_digest, row_digest
 from memberflow.storage.database import Database
 from memberflow.storage.schema import metadata
-from memberflow.storage.schema_migrations import HEAD, upgrade
+from memberflow.storage.schema_upgrade import HEAD, upgrade
+from memberflow.storage.verification import verify
 from memberflow.workflow.dates import format_date
 from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError

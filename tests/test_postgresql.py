@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from memberflow.storage.audit import verify
+from memberflow.app.demo import run_demo
+from memberflow.app.service import Service
 from memberflow.storage.store import Store
-from memberflow.workflow.demo import run_demo
-from memberflow.workflow.service import Service
+from memberflow.storage.verification import verify
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 

@@ -36,16 +36,17 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from memberflow.storage.audit import case_histories, verify
+from memberflow.app import administration
+from memberflow.app.service import Service
 from memberflow.storage.errors import StorageError
 from memberflow.storage.store import Store
-from memberflow.workflow import administration, engine
+from memberflow.storage.verification import case_histories, verify
+from memberflow.workflow import engine
 from memberflow.workflow.dates import add_months
 from memberflow.workflow.dates import today as business_today
 from memberflow.workflow.definition import Transition
 from memberflow.workflow.errors import AlreadyMoved, BadInput, MemberflowError, MoveRefused, NotPermitted
 from memberflow.workflow.loader import STATE_ENTERED, load_definition
-from memberflow.workflow.service import Service
 from sqlalchemy import text
 from test_transitions import EXTRA_INPUTS
 

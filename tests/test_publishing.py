@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
+from memberflow.app.publishing import Publishing
+from memberflow.app.service import Service
 from memberflow.cli import main
-from memberflow.storage.audit import verify
 from memberflow.storage.store import Store
+from memberflow.storage.verification import verify
 from memberflow.workflow.dates import add_months
 from memberflow.workflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted
 from memberflow.workflow.migration import MIGRATION_KIND, Migrator
-from memberflow.workflow.publishing import Publishing
-from memberflow.workflow.service import Service
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NOT_PERMITTED = 1, 2, 5

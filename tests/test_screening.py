@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from conftest import CLI_BLOC, World
+from memberflow.app.screening import Screening, YearRecord
 from memberflow.workflow.errors import BadInput, NotPermitted
-from memberflow.workflow.screening import Screening, YearRecord
 
 MONTHS = ("absence_months", "unpaid_dues_months", "no_progress_months")
 

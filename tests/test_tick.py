@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, MEMBERSHIP, World
+from memberflow.app.administration import TICK_ACTOR, Administration
 from memberflow.cli import main
-from memberflow.storage.audit import verify
-from memberflow.workflow.administration import TICK_ACTOR, Administration
+from memberflow.storage.verification import verify
 from memberflow.workflow.errors import BadInput, DefinitionInvalid
 from memberflow.workflow.loader import parse_definition
 

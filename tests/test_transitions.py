@@ -1568,7 +1568,7 @@ def test_a_move_recorded_before_impossibility_was_checked_still_replays(world: W
     """An earlier memberflow recorded a paper membership dated before the person's birth (it
     did not check that). Today the same move is bad input, but the record replays as it was
     judged, and the case goes on."""
-    from memberflow.workflow.service import Service
+    from memberflow.app.service import Service
 
     case_id = world.open_case(on=start_of(world))
     inputs = {**REGISTER_INPUTS, "admission_date": "1990-05-19"}  # born 15/06/1995

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .definition import Labels, Transition
-from .yaml_source import LineDict
+from memberflow.workflow.definition import Labels, Transition
+from memberflow.workflow.yaml_source import LineDict
 
 if TYPE_CHECKING:
-    from .loader import _Checker
+    from memberflow.workflow.loader import _Checker
 
 # What a yearly record holds besides the score: months in the year, 0 to 12.
 MONTH_FIELDS = ("absence_months", "unpaid_dues_months", "no_progress_months")

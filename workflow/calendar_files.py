@@ -14,11 +14,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from .dates import parse_date
-from .errors import BadInput, DefinitionInvalid, Problem
-from .inputs import HIDDEN_CATEGORIES
-from .workdays import WorkingCalendar
-from .yaml_source import LineDict, LineList, parse_yaml, read_text
+from memberflow.workflow.dates import parse_date
+from memberflow.workflow.errors import BadInput, DefinitionInvalid, Problem
+from memberflow.workflow.inputs import HIDDEN_CATEGORIES
+from memberflow.workflow.workdays import WorkingCalendar
+from memberflow.workflow.yaml_source import LineDict, LineList, parse_yaml, read_text
 
 FILE_KEYS = {"country", "year", "decision", "days"}
 DAY_KEYS = {"date", "kind", "reason"}

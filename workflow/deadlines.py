@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from .dates import add_months
-from .definition import Deadline, Definition, Labels
-from .workdays import WorkingCalendar
+from memberflow.workflow.dates import add_months
+from memberflow.workflow.definition import Deadline, Definition, Labels
+from memberflow.workflow.workdays import WorkingCalendar
 
 
 @dataclass(frozen=True)

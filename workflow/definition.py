@@ -7,8 +7,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .assessment import AssessmentRules
-    from .readmission import ReadmissionRules
+    from memberflow.workflow.assessment import AssessmentRules
+    from memberflow.workflow.readmission import ReadmissionRules
 
 STAGES = ("application", "probation", "official", "removal")
 LANGUAGES = ("vi", "en")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .definition import STAGES, Definition, State, Transition
+from memberflow.workflow.definition import STAGES, Definition, State, Transition
 
 # Fill and border colour of each stage, in both outputs.
 STAGE_COLOURS = {

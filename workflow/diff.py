@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from .assessment import AssessmentRules
-from .definition import (
+from memberflow.workflow.assessment import AssessmentRules
+from memberflow.workflow.definition import (
     LANGUAGES,
     Deadline,
     Definition,
@@ -24,7 +24,7 @@ from .definition import (
     State,
     Transition,
 )
-from .readmission import ReadmissionRules
+from memberflow.workflow.readmission import ReadmissionRules
 
 Kind = Literal["added", "removed", "changed"]
 K = TypeVar("K")

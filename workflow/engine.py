@@ -13,18 +13,17 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from memberflow.workflow.dates import add_months, format_date
+from memberflow.workflow.dates import today as business_today
+from memberflow.workflow.deadlines import OpenDeadline, extension_fact, met_fact, open_deadlines
+from memberflow.workflow.definition import Definition, Labels, Transition
+from memberflow.workflow.errors import BadInput, MoveRefused, NotPermitted
+from memberflow.workflow.guards import REGISTRY, GuardContext
+from memberflow.workflow.inputs import parse_inputs
+from memberflow.workflow.loader import STATE_ENTERED
+from memberflow.workflow.possible import check_possible
+from memberflow.workflow.workdays import WorkingCalendar, default_calendar
 from transitions import Machine, MachineError
-
-from .dates import add_months, format_date
-from .dates import today as business_today
-from .deadlines import OpenDeadline, extension_fact, met_fact, open_deadlines
-from .definition import Definition, Labels, Transition
-from .errors import BadInput, MoveRefused, NotPermitted
-from .guards import REGISTRY, GuardContext
-from .inputs import parse_inputs
-from .loader import STATE_ENTERED
-from .possible import check_possible
-from .workdays import WorkingCalendar, default_calendar
 
 logging.getLogger("transitions").setLevel(logging.WARNING)
 

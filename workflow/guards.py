@@ -20,7 +20,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from .dates import add_months, describe_months, format_date, whole_months_between
+from memberflow.workflow.dates import add_months, describe_months, format_date, whole_months_between
 
 EDUCATION_LEVELS = (
     "primary",

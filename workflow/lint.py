@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from .definition import Definition, GuardUse, Transition
-from .guards import REGISTRY, parse_ratio
-from .loader import STATE_ENTERED, graph_problems
+from memberflow.workflow.definition import Definition, GuardUse, Transition
+from memberflow.workflow.guards import REGISTRY, parse_ratio
+from memberflow.workflow.loader import STATE_ENTERED, graph_problems
 
 MOVE_DATE = "business_date"
 # Facts every case has from its opening on (``Engine.opening_facts``).

@@ -15,8 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .assessment import parse_assessment
-from .definition import (
+from memberflow.workflow.assessment import parse_assessment
+from memberflow.workflow.definition import (
     LANGUAGES,
     STAGES,
     Deadline,
@@ -28,12 +28,12 @@ from .definition import (
     State,
     Transition,
 )
-from .errors import DefinitionInvalid, Problem
-from .guards import EDUCATION_LEVELS, REGISTRY, current_guards, parse_ratio
-from .inputs import HIDDEN_CATEGORIES as HIDDEN
-from .inputs import INPUT_TYPES
-from .readmission import parse_readmission
-from .yaml_source import LineDict, LineList, parse_yaml, read_text
+from memberflow.workflow.errors import DefinitionInvalid, Problem
+from memberflow.workflow.guards import EDUCATION_LEVELS, REGISTRY, current_guards, parse_ratio
+from memberflow.workflow.inputs import HIDDEN_CATEGORIES as HIDDEN
+from memberflow.workflow.inputs import INPUT_TYPES
+from memberflow.workflow.readmission import parse_readmission
+from memberflow.workflow.yaml_source import LineDict, LineList, parse_yaml, read_text
 
 TOP_KEYS = {"name", "title", "regulation", "initial", "opened_by", "roles", "documents",
             "states", "transitions", "assessment", "readmission"}

@@ -13,19 +13,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .administration import ADMINISTRATOR, Administration
-from .dates import today
-from .deadlines import OpenDeadline, open_deadlines
-from .definition import Definition
-from .errors import BadInput, MoveRefused, StoppedPartWay
-from .guards import is_pending
-from .workdays import WorkingCalendar
+from memberflow.app.administration import ADMINISTRATOR, Administration
+from memberflow.workflow.dates import today
+from memberflow.workflow.deadlines import OpenDeadline, open_deadlines
+from memberflow.workflow.definition import Definition
+from memberflow.workflow.errors import BadInput, MoveRefused, StoppedPartWay
+from memberflow.workflow.guards import is_pending
+from memberflow.workflow.workdays import WorkingCalendar
 
 if TYPE_CHECKING:
+    from memberflow.app.service import Service
     from memberflow.storage.cases import CaseRecord
     from memberflow.storage.store import MoveSnapshot, MoveWrite
-
-    from .service import Service
 
 MIGRATION_KIND, MIGRATION_TRIGGER = "migration", "migrate_definition"
 
@@ -218,10 +217,9 @@ class Migrator:
 
     def _decide(self, actor: str, row: dict[str, Any],
                 report: MigrationPlan) -> Callable[[MoveSnapshot], MoveWrite]:
+        from memberflow.app.service import stored_due
         from memberflow.storage.cases import EventDraft
         from memberflow.storage.store import MoveWrite
-
-        from .service import stored_due
 
         def decide(snapshot: MoveSnapshot) -> MoveWrite:
             case = self._running(snapshot.case)

@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from .dates import format_date
-from .definition import GuardUse, Transition
-from .errors import BadInput
-from .guards import REGISTRY
+from memberflow.workflow.dates import format_date
+from memberflow.workflow.definition import GuardUse, Transition
+from memberflow.workflow.errors import BadInput
+from memberflow.workflow.guards import REGISTRY
 
 # More than the Party has members (about 5.4 million): no count a move records is larger.
 MAX_COUNT = 10_000_000

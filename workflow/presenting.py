@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .dates import format_date
-from .definition import Definition
+from memberflow.workflow.dates import format_date
+from memberflow.workflow.definition import Definition
 
 
 def state_row(definition: Definition, state: str, lang: str = "vi") -> dict[str, str]:

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from .dates import add_months, format_date
-from .definition import Labels, State
-from .yaml_source import LineDict
+from memberflow.workflow.dates import add_months, format_date
+from memberflow.workflow.definition import Labels, State
+from memberflow.workflow.yaml_source import LineDict
 
 if TYPE_CHECKING:
-    from .loader import _Checker
+    from memberflow.workflow.loader import _Checker
 
 READMISSION_KEYS = {"labels", "ended_in", "ended_on", "ground_input", "wait_months", "once_only",
                     "documents", "record_cleared_wait_months", "exceptions", "barred"}
@@ -212,7 +212,7 @@ def _bars(block: LineDict, check: _Checker, states: Mapping[str, State],
 def opening_facts(earlier: Mapping[str, Any], documents: Mapping[str, str]) -> dict[str, Any]:
     """Facts a readmission case starts with besides the usual ones: the link to the earlier
     case and the documents filed with the opening (the same for the service and for replay)."""
-    from .engine import DOCUMENTS_FACT
+    from memberflow.workflow.engine import DOCUMENTS_FACT
 
     facts: dict[str, Any] = {READMISSION_FACT: earlier["case_id"]}
     if documents:

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from .dates import local_time
-from .definition import Definition
-from .engine import CaseView, Engine, MoveRequest
-from .errors import MemberflowError
-from .migration import MIGRATION_KIND
-from .readmission import Claim
-from .readmission import opening_facts as readmission_facts
+from memberflow.workflow.dates import local_time
+from memberflow.workflow.definition import Definition
+from memberflow.workflow.engine import CaseView, Engine, MoveRequest
+from memberflow.workflow.errors import MemberflowError
+from memberflow.workflow.migration import MIGRATION_KIND
+from memberflow.workflow.readmission import Claim
+from memberflow.workflow.readmission import opening_facts as readmission_facts
 
 
 @dataclass(slots=True)

@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .dates import EARLIEST, add_months, format_date, today
-from .deadlines import due_date
-from .definition import STAGES, Deadline, Definition, Labels, Transition
-from .errors import BadInput
-from .loader import STATE_ENTERED
-from .workdays import WorkingCalendar
+from memberflow.workflow.dates import EARLIEST, add_months, format_date, today
+from memberflow.workflow.deadlines import due_date
+from memberflow.workflow.definition import STAGES, Deadline, Definition, Labels, Transition
+from memberflow.workflow.errors import BadInput
+from memberflow.workflow.loader import STATE_ENTERED
+from memberflow.workflow.workdays import WorkingCalendar
 
 if TYPE_CHECKING:
-    from .service import Service
+    from memberflow.app.service import Service
 
 DEFINITION = "membership"
 MOVE_KIND, OPEN_KIND = "move", "open"

@@ -21,8 +21,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from .dates import format_date
-from .holiday_data import FIRST_YEAR, HolidayData, generate, years_to_cover
+from memberflow.workflow.dates import format_date
+from memberflow.workflow.holiday_data import FIRST_YEAR, HolidayData, generate, years_to_cover
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def calendar_from(holidays: HolidayData, entries: Iterable[Mapping[str, Any]],
 def package_holidays() -> HolidayData:
     """The installed package's day list, for code that runs without a database (tests,
     tools); a database's deadlines are counted on its stored snapshot instead."""
-    from .dates import today
+    from memberflow.workflow.dates import today
 
     return generate(*years_to_cover(today().year))
 

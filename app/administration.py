@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from .dates import format_date, today
-from .errors import BadInput, MoveRefused, NotPermitted
-from .inputs import clean_text
+from memberflow.workflow.dates import format_date, today
+from memberflow.workflow.errors import BadInput, MoveRefused, NotPermitted
+from memberflow.workflow.inputs import clean_text
 
 if TYPE_CHECKING:
     from memberflow.storage.store import Store

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .dates import add_months, format_date, today
-from .errors import MoveRefused
+from memberflow.workflow.dates import add_months, format_date, today
+from memberflow.workflow.errors import MoveRefused
 
 if TYPE_CHECKING:
-    from .service import Service
+    from memberflow.app.service import Service
 
 ORGANIZATIONS = [
     ("TU", "Tỉnh ủy (tỉnh mẫu)", "province_committee", None),
@@ -297,7 +297,7 @@ def _refused_and_removed(bloc: _Bloc) -> None:
 
 def _screened(bloc: _Bloc) -> None:
     """The year-end review: every registered member rated for two years, then screened."""
-    from .screening import Screening, YearRecord
+    from memberflow.app.screening import Screening, YearRecord
 
     screening = Screening(bloc.service)
     year = bloc.today.year

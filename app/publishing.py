@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .administration import ADMINISTRATOR, Administration
-from .definition import Definition
-from .errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted, Problem
-from .inputs import clean_text
-from .lint import Finding, has_errors, lint
-from .loader import load_definition, parse_definition
+from memberflow.app.administration import ADMINISTRATOR, Administration
+from memberflow.workflow.definition import Definition
+from memberflow.workflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted, Problem
+from memberflow.workflow.inputs import clean_text
+from memberflow.workflow.lint import Finding, has_errors, lint
+from memberflow.workflow.loader import load_definition, parse_definition
 
 if TYPE_CHECKING:
     from memberflow.storage.store import Store

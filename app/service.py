@@ -13,14 +13,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memberflow.app.administration import TICK_ACTOR
 from memberflow.storage.errors import AlreadyApplied
-
-from .administration import TICK_ACTOR
-from .dates import format_date, format_timestamp, local_time
-from .dates import today as business_today
-from .deadlines import OpenDeadline, open_deadlines
-from .definition import Definition, Transition
-from .engine import (
+from memberflow.workflow.dates import format_date, format_timestamp, local_time
+from memberflow.workflow.dates import today as business_today
+from memberflow.workflow.deadlines import OpenDeadline, open_deadlines
+from memberflow.workflow.definition import Definition, Transition
+from memberflow.workflow.engine import (
     SYSTEM_ROLE,
     CaseView,
     Engine,
@@ -30,15 +29,15 @@ from .engine import (
     rule_failures,
     separation_failures,
 )
-from .errors import AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
-from .guards import REGISTRY
-from .holiday_data import changes_by_year, stored_holiday_data
-from .inputs import parse_value
-from .loader import STATE_ENTERED, load_definition, parse_definition
-from .readmission import READMISSION_FACT, Claim, ReadmissionRules
-from .readmission import opening_facts as readmission_facts
-from .replay import Replayer, ReplayResult
-from .workdays import WorkingCalendar, calendar_from
+from memberflow.workflow.errors import AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
+from memberflow.workflow.guards import REGISTRY
+from memberflow.workflow.holiday_data import changes_by_year, stored_holiday_data
+from memberflow.workflow.inputs import parse_value
+from memberflow.workflow.loader import STATE_ENTERED, load_definition, parse_definition
+from memberflow.workflow.readmission import READMISSION_FACT, Claim, ReadmissionRules
+from memberflow.workflow.readmission import opening_facts as readmission_facts
+from memberflow.workflow.replay import Replayer, ReplayResult
+from memberflow.workflow.workdays import WorkingCalendar, calendar_from
 
 if TYPE_CHECKING:
     from memberflow.storage.calendar import CalendarState
@@ -67,8 +66,8 @@ class ReplaySummary:
 
 
 def _replay_span(task: tuple[Any, ...]) -> ReplaySummary:
-    from memberflow.storage.audit import case_histories
     from memberflow.storage.store import Store
+    from memberflow.storage.verification import case_histories
 
     url, span = task
     store = Store(url)
@@ -183,7 +182,7 @@ class Service:
     def case_as_of(self, case_id: int, as_of: date | None = None,
                    recorded_as_of: str | None = None) -> ReplayResult:
         """The case as it stood on a business date, or as the database knew it at a time."""
-        from memberflow.storage.audit import case_histories
+        from memberflow.storage.verification import case_histories
 
         self.store.cases.load(case_id)
         events: list[dict[str, Any]] = []
@@ -196,7 +195,7 @@ class Service:
     def replay_all(self, progress: Callable[[int], None] | None = None,
                    workers: int | None = None) -> ReplaySummary:
         """Replay every case, the id range split across worker processes (cases are independent)."""
-        from memberflow.storage.audit import over_case_ranges
+        from memberflow.storage.verification import over_case_ranges
 
         summary = ReplaySummary()
         for part in over_case_ranges(self.store.db, _replay_span, (),
@@ -392,7 +391,7 @@ class Service:
         only deadlines that are missed on it are flagged."""
         if as_of > business_today():
             raise BadInput(f"--as-of {format_date(as_of)} is in the future; tick acts on days that have come")
-        from .calendar_admin import CalendarAdministration
+        from memberflow.app.calendar import CalendarAdministration
 
         report = TickReport()
         report.recounted = CalendarAdministration(self).recount_stale().counted

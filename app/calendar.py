@@ -20,11 +20,12 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .administration import Administration
-from .calendar_files import CalendarDay, CalendarFile, load_calendar_file
-from .dates import format_date, today
-from .errors import BadInput
-from .holiday_data import (
+from memberflow.app.administration import Administration
+from memberflow.app.service import stored_calendar
+from memberflow.workflow.calendar_files import CalendarDay, CalendarFile, load_calendar_file
+from memberflow.workflow.dates import format_date, today
+from memberflow.workflow.errors import BadInput
+from memberflow.workflow.holiday_data import (
     COUNTRY,
     DayChange,
     HolidayData,
@@ -33,15 +34,13 @@ from .holiday_data import (
     installed_version,
     years_to_cover,
 )
-from .inputs import clean_text
-from .service import stored_calendar
-from .workdays import Override, WorkingCalendar
+from memberflow.workflow.inputs import clean_text
+from memberflow.workflow.workdays import Override, WorkingCalendar
 
 if TYPE_CHECKING:
+    from memberflow.app.service import Service
     from memberflow.storage.calendar import CalendarChange
     from memberflow.storage.cases import DueRow, StoredDue
-
-    from .service import Service
 
 
 @dataclass(frozen=True)

@@ -33,15 +33,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from memberflow.storage.cases import CaseRecord, already_applied, event_fields, keyed, stale_message
+from memberflow.storage.chain import canonical_json, row_digest, utc_now
+from memberflow.storage.errors import AlreadyApplied, Conflict, Missing
+from memberflow.storage.schema import people
 from sqlalchemy import Boolean, Date
 
-from .cases import CaseRecord, already_applied, event_fields, keyed, stale_message
-from .chain import canonical_json, row_digest, utc_now
-from .errors import AlreadyApplied, Conflict, Missing
-from .schema import people
-
 if TYPE_CHECKING:
-    from .store import MoveWrite
+    from memberflow.storage.store import MoveWrite
 
 # A statement's bind parameters are limited (SQLite: 32,766; keep well below).
 CHUNK = 500

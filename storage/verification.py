@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from memberflow.storage.chain import GENESIS, json_row_digest, row_digest, sealed, utc_now
+from memberflow.storage.database import Database
+from memberflow.storage.errors import Unavailable
+from memberflow.storage.schema import audit_checkpoints
 from sqlalchemy import Connection
-
-from .chain import GENESIS, json_row_digest, row_digest, sealed, utc_now
-from .database import Database
-from .errors import Unavailable
-from .schema import audit_checkpoints
 
 T = TypeVar("T")
 EVENT_COLUMNS = ("case_id, seq, kind, definition_sha256, trigger, from_state, to_state, actor, "

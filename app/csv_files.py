@@ -31,19 +31,18 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memberflow.app.administration import person_fields
 from memberflow.storage.chain import canonical_json
 from memberflow.storage.errors import AlreadyApplied, StorageError, Unavailable
-
-from .administration import person_fields
-from .dates import format_timestamp, parse_date
-from .dates import today as business_today
-from .errors import BadInput, MemberflowError, StoppedPartWay
-from .guards import EDUCATION_LEVELS
-from .inputs import clean_text, parse_bool
+from memberflow.workflow.dates import format_timestamp, parse_date
+from memberflow.workflow.dates import today as business_today
+from memberflow.workflow.errors import BadInput, MemberflowError, StoppedPartWay
+from memberflow.workflow.guards import EDUCATION_LEVELS
+from memberflow.workflow.inputs import clean_text, parse_bool
 
 if TYPE_CHECKING:
-    from .administration import Administration
-    from .service import AdvanceRequest, Service
+    from memberflow.app.administration import Administration
+    from memberflow.app.service import AdvanceRequest, Service
 
 CASE_COLUMN, DATE_COLUMN, ROLE_COLUMN, DOCUMENT_PREFIX = "case", "date", "role", "doc:"
 REQUEST_COLUMN = "request_id"
@@ -114,7 +113,7 @@ def _check_cells(path: Path, line: int, names: list[str], cells: list[str]) -> N
 
 def move_request(trigger: str, values: dict[str, str], default_date: date) -> AdvanceRequest:
     """One row as a move; a wrong value is bad input naming its column."""
-    from .service import AdvanceRequest
+    from memberflow.app.service import AdvanceRequest
 
     raw_case = values[CASE_COLUMN].strip()
     if not raw_case.isdigit() or int(raw_case) <= 0:

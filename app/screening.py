@@ -15,18 +15,17 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memberflow.app.csv_files import RowResult, read_rows
 from memberflow.storage.errors import StorageError, Unavailable
-
-from .assessment import MONTH_FIELDS, AssessmentRules, Finding
-from .bulk import RowResult, read_rows
-from .dates import format_date
-from .dates import today as business_today
-from .definition import Definition
-from .errors import BadInput, MemberflowError, NotPermitted, StoppedPartWay
-from .guards import is_pending
+from memberflow.workflow.assessment import MONTH_FIELDS, AssessmentRules, Finding
+from memberflow.workflow.dates import format_date
+from memberflow.workflow.dates import today as business_today
+from memberflow.workflow.definition import Definition
+from memberflow.workflow.errors import BadInput, MemberflowError, NotPermitted, StoppedPartWay
+from memberflow.workflow.guards import is_pending
 
 if TYPE_CHECKING:
-    from .service import Service
+    from memberflow.app.service import Service
 
 MEMBER_STAGES = ("probation", "official")
 FIRST_YEAR = 1930  # the Party's founding: no rating is older

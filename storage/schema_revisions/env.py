@@ -1,4 +1,4 @@
-"""Alembic environment: memberflow hands Alembic an open connection (``storage.schema_migrations``)."""
+"""Alembic environment: memberflow hands Alembic an open connection (``storage.schema_upgrade``)."""
 
 from alembic import context
 from memberflow.storage.schema import metadata

@@ -11,19 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memberflow.storage.database import Database
+from memberflow.storage.errors import Unavailable
 from sqlalchemy import Column, Connection, Integer, String, inspect, text
 from sqlalchemy.types import TypeEngine
 
-from .database import Database
-from .errors import Unavailable
-
-MIGRATIONS = Path(__file__).parent / "migrations"
+SCRIPTS = Path(__file__).parent / "schema_revisions"
 # The newest revision; a test checks it against the revision files.
 HEAD = "0008"
 BASELINE = "0001"
 # Every revision this program has (a test checks them against the revision files).
 REVISIONS = frozenset(path.name.split("_", 1)[0]
-                      for path in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+                      for path in (SCRIPTS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 _NUMBERED = re.compile(r"[0-9]{4}")
 
 
@@ -41,7 +40,7 @@ def _config(conn: Connection):  # type: ignore[no-untyped-def]
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(SCRIPTS))
     config.attributes["connection"] = conn
     return config
 
