@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from memberflow.storage.errors import AlreadyApplied, Conflict, Duplicate, Missing, Unavailable
-from memberflow.workflow.errors import (
-    AlreadyMoved,
+from memberflow.errors import (
     AuditFailed,
     BadInput,
+    Conflict,
     DefinitionInvalid,
+    MemberflowError,
     MoveRefused,
     NotFound,
     NotPermitted,
     StoppedPartWay,
+    Unavailable,
 )
 
 if TYPE_CHECKING:
@@ -45,23 +46,17 @@ EXIT_NOT_PERMITTED, EXIT_UNAVAILABLE, EXIT_AUDIT_FAILED, EXIT_INTERNAL = 5, 6, 8
 # reports for a Unix tool stopped by SIGPIPE there.
 EXIT_PIPE_CLOSED = 128 + 13
 RECORD_ID = click.IntRange(1, 2**63 - 1)
+# Each branch of the error tree (memberflow.errors) and its exit code.
 EXIT_CODES: list[tuple[type[Exception], int]] = [
     (MoveRefused, EXIT_REFUSED),
     (BadInput, EXIT_BAD_INPUT),
-    (DefinitionInvalid, EXIT_BAD_INPUT),
-    (Duplicate, EXIT_BAD_INPUT),
     (Conflict, EXIT_CONFLICT),
-    (AlreadyMoved, EXIT_CONFLICT),
-    (AlreadyApplied, EXIT_CONFLICT),
     (NotFound, EXIT_NOT_FOUND),
-    (Missing, EXIT_NOT_FOUND),
     (NotPermitted, EXIT_NOT_PERMITTED),
     (Unavailable, EXIT_UNAVAILABLE),
     (AuditFailed, EXIT_AUDIT_FAILED),
 ]
-
-
-HANDLED: tuple[type[Exception], ...] = (*(kind for kind, _ in EXIT_CODES), StoppedPartWay)
+HANDLED = MemberflowError
 
 
 def exit_code(error: Exception) -> int:

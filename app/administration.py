@@ -10,8 +10,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from memberflow.errors import BadInput, MoveRefused, NotPermitted
 from memberflow.workflow.dates import format_date, today
-from memberflow.workflow.errors import BadInput, MoveRefused, NotPermitted
 from memberflow.workflow.inputs import clean_text
 
 if TYPE_CHECKING:

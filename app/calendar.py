@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 from memberflow.app.administration import Administration
 from memberflow.app.service import stored_calendar
+from memberflow.errors import BadInput
 from memberflow.workflow.calendar_files import CalendarDay, CalendarFile, load_calendar_file
 from memberflow.workflow.dates import format_date, today
-from memberflow.workflow.errors import BadInput
 from memberflow.workflow.holiday_data import (
     COUNTRY,
     DayChange,

@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memberflow.app.administration import person_fields
+from memberflow.errors import AlreadyApplied, BadInput, MemberflowError, StoppedPartWay, Unavailable
 from memberflow.storage.chain import canonical_json
-from memberflow.storage.errors import AlreadyApplied, StorageError, Unavailable
 from memberflow.workflow.dates import format_timestamp, parse_date
 from memberflow.workflow.dates import today as business_today
-from memberflow.workflow.errors import BadInput, MemberflowError, StoppedPartWay
 from memberflow.workflow.guards import EDUCATION_LEVELS
 from memberflow.workflow.inputs import clean_text, parse_bool
 
@@ -224,7 +223,7 @@ def _one_row(service: Service, actor: str, line: int, request: AdvanceRequest | 
         return RowResult(line, request.case_id, "already done", already_done(done, actor))
     except Unavailable:
         raise
-    except (MemberflowError, StorageError) as refused:
+    except MemberflowError as refused:
         return RowResult(line, request.case_id, "refused", str(refused))
     return RowResult(line, request.case_id, "moved", f"{recorded.move.from_state} → "
                      f"{recorded.move.to_state} (event {recorded.seq})")

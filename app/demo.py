@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from memberflow.errors import MoveRefused
 from memberflow.workflow.dates import add_months, format_date, today
-from memberflow.workflow.errors import MoveRefused
 
 if TYPE_CHECKING:
     from memberflow.app.service import Service

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memberflow.app.csv_files import RowResult, read_rows
-from memberflow.storage.errors import StorageError, Unavailable
+from memberflow.errors import BadInput, MemberflowError, NotPermitted, StoppedPartWay, Unavailable
 from memberflow.workflow.assessment import MONTH_FIELDS, AssessmentRules, Finding
 from memberflow.workflow.dates import format_date
 from memberflow.workflow.dates import today as business_today
 from memberflow.workflow.definition import Definition
-from memberflow.workflow.errors import BadInput, MemberflowError, NotPermitted, StoppedPartWay
 from memberflow.workflow.guards import is_pending
 
 if TYPE_CHECKING:
@@ -151,7 +150,7 @@ class Screening:
                                             {"ground": first.criterion.ground, "reason": reason})
         except Unavailable:
             raise
-        except (MemberflowError, StorageError) as refused:  # one case's trouble stops no other
+        except MemberflowError as refused:  # one case's trouble stops no other
             return RowResult(index, member.case_id, "refused", str(refused))
         return RowResult(index, member.case_id, "moved", f"{recorded.move.trigger} "
                          f"({first.criterion.ground}, event {recorded.seq})")

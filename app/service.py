@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memberflow.app.administration import TICK_ACTOR
-from memberflow.storage.errors import AlreadyApplied
+from memberflow.errors import AlreadyApplied, AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
 from memberflow.workflow.dates import format_date, format_timestamp, local_time
 from memberflow.workflow.dates import today as business_today
 from memberflow.workflow.deadlines import OpenDeadline, open_deadlines
@@ -29,7 +29,6 @@ from memberflow.workflow.engine import (
     rule_failures,
     separation_failures,
 )
-from memberflow.workflow.errors import AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
 from memberflow.workflow.guards import REGISTRY
 from memberflow.workflow.holiday_data import changes_by_year, stored_holiday_data
 from memberflow.workflow.inputs import parse_value
@@ -166,11 +165,11 @@ class Service:
         """The stored definition version with this content hash, or None if none is stored."""
         cached = self._by_sha.get(sha256)
         if cached is None:
-            from memberflow.storage.errors import Missing
+            from memberflow.errors import NotFound
 
             try:
                 row = self.store.definitions.by_sha(sha256)
-            except Missing:
+            except NotFound:
                 return None
             cached = self.definition(row["id"])
             self._by_sha[sha256] = cached

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from memberflow.errors import Unavailable
 from memberflow.storage.cases import Cases, DueRow, StoredDue
 from memberflow.storage.chain import utc_now
 from memberflow.storage.database import Database
-from memberflow.storage.errors import Unavailable
 from memberflow.storage.schema import calendar_days, holiday_days, holiday_snapshots
 from sqlalchemy import Connection, select
 

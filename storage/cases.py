@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, NamedTuple
 
+from memberflow.errors import AlreadyApplied, Conflict, NotFound
 from memberflow.storage.chain import FIELDS, GENESIS, canonical_json, seal, utc_now
 from memberflow.storage.database import Database
-from memberflow.storage.errors import AlreadyApplied, Conflict, Missing
 from memberflow.storage.schema import (
     audit_events,
     cases,
@@ -239,7 +239,7 @@ class Cases:
         if row is None and for_move:  # the locked row may have changed: read it again
             row = conn.execute(query, {"case_id": case_id}).first()
         if row is None:
-            raise Missing(f"case {case_id} not found")
+            raise NotFound(f"case {case_id} not found")
         return _record(row)
 
     def last_event(self, case_id: int) -> dict[str, Any] | None:

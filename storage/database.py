@@ -10,7 +10,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from memberflow.storage.errors import Busy, Conflict, RequestKeyTaken, StorageError, Unavailable
+from memberflow.errors import Busy, Conflict, MemberflowError, RequestKeyTaken, Unavailable
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -231,7 +231,7 @@ class Database:
         if kept:
             self._kept = None
 
-    def _storage_error(self, exc: BaseException) -> StorageError:
+    def _storage_error(self, exc: BaseException) -> MemberflowError:
         """The storage error a driver error means, on every path (``connect``, ``write``,
         ``driver_write``)."""
         dbapi = self.engine.dialect.loaded_dbapi

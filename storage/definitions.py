@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from memberflow.errors import Conflict, NotFound
 from memberflow.storage.chain import utc_now
 from memberflow.storage.database import Database
-from memberflow.storage.errors import Conflict, Missing
 from memberflow.storage.schema import definition_versions
 from sqlalchemy import func, select, update
 
@@ -57,7 +57,7 @@ class DefinitionVersions:
         with self.db.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
-            raise Missing(f"no published definition named {name} is stored; run 'memberflow init'")
+            raise NotFound(f"no published definition named {name} is stored; run 'memberflow init'")
         return dict(row._mapping)
 
     def numbered(self, name: str, version: int) -> dict[str, Any]:
@@ -84,7 +84,7 @@ class DefinitionVersions:
         with self.db.connect() as conn:
             row = conn.execute(select(definition_versions).where(condition)).first()
         if row is None:
-            raise Missing(missing)
+            raise NotFound(missing)
         return dict(row._mapping)
 
     def all(self, name: str | None = None) -> list[dict[str, Any]]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from memberflow.errors import Duplicate, NotFound
 from memberflow.storage.chain import utc_now
 from memberflow.storage.database import Database
-from memberflow.storage.errors import Duplicate, Missing
 from memberflow.storage.schema import organizations, people, role_grants, users
 from sqlalchemy import Connection, bindparam, func, literal, or_, select, text
 from sqlalchemy.exc import IntegrityError
@@ -50,7 +50,7 @@ class Directory:
         with self.db.connect() as conn:
             row = conn.execute(select(organizations).where(organizations.c.code == code)).first()
         if row is None:
-            raise Missing(f"organization {code} not found")
+            raise NotFound(f"organization {code} not found")
         return dict(row._mapping)
 
     def organizations(self) -> list[dict[str, Any]]:
@@ -68,7 +68,7 @@ class Directory:
         with self.db.connect() as conn:
             ids = list(conn.execute(select(tree.c.id)).scalars())
         if not ids:
-            raise Missing(f"organization {code} not found")
+            raise NotFound(f"organization {code} not found")
         return ids
 
     def ancestor_ids(self, organization_id: int, conn: Connection | None = None) -> list[int]:
@@ -86,7 +86,7 @@ class Directory:
     def _org_id(conn: Any, code: str) -> int:
         found = conn.execute(select(organizations.c.id).where(organizations.c.code == code)).scalar()
         if found is None:
-            raise Missing(f"organization {code} not found")
+            raise NotFound(f"organization {code} not found")
         return found
 
     # -- users and grants ------------------------------------------------------------
@@ -103,7 +103,7 @@ class Directory:
         with self.db.connect() as conn:
             row = conn.execute(select(users).where(users.c.username == username)).first()
         if row is None:
-            raise Missing(f"user {username} not found")
+            raise NotFound(f"user {username} not found")
         return dict(row._mapping)
 
     def grant(self, username: str, role: str, org_code: str | None) -> None:
@@ -207,7 +207,7 @@ class Directory:
                 return self.person(person_id, own)
         row = conn.execute(_PERSON, {"person_id": person_id}).first()
         if row is None:
-            raise Missing(f"person {person_id} not found")
+            raise NotFound(f"person {person_id} not found")
         return dict(row._mapping)
 
     def people_by_id(self, ids: list[int]) -> dict[int, dict[str, Any]]:

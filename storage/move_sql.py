@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from memberflow.errors import AlreadyApplied, Conflict, NotFound
 from memberflow.storage.cases import CaseRecord, already_applied, event_fields, keyed, stale_message
 from memberflow.storage.chain import canonical_json, row_digest, utc_now
-from memberflow.storage.errors import AlreadyApplied, Conflict, Missing
 from memberflow.storage.schema import people
 from sqlalchemy import Boolean, Date
 
@@ -145,7 +145,7 @@ class MoveSQL:
             cursor.execute(self._one, (username, case_id))
             row = cursor.fetchone()
         if row is None:
-            raise Missing(f"case {case_id} not found")
+            raise NotFound(f"case {case_id} not found")
         roles = row[-1]
         return (_case(row), _person(row[_CASE_WIDTH:-1]),
                 frozenset(roles.split(_SEPARATOR)) if roles else frozenset())

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memberflow.errors import Unavailable
 from memberflow.storage.database import Database
-from memberflow.storage.errors import Unavailable
 from sqlalchemy import Column, Connection, Integer, String, inspect, text
 from sqlalchemy.types import TypeEngine
 

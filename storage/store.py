@@ -7,13 +7,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from memberflow.errors import AlreadyApplied, Busy, Conflict, NotFound, RequestKeyTaken
 from memberflow.storage.assessments import Assessments
 from memberflow.storage.calendar import CalendarChange, CalendarDays
 from memberflow.storage.cases import CaseRecord, Cases, EventDraft, StoredDue, already_applied, keyed
 from memberflow.storage.database import Database
 from memberflow.storage.definitions import DefinitionVersions
 from memberflow.storage.directory import Directory
-from memberflow.storage.errors import AlreadyApplied, Busy, Conflict, Missing, RequestKeyTaken
 from memberflow.storage.move_sql import Batch, MoveSQL, Step, decide_step, reread, supports
 from memberflow.storage.schema import cases as case_rows
 from memberflow.storage.schema import installation
@@ -222,7 +222,7 @@ def _decide_batch(moves: Sequence[MoveOrder], read: Batch) -> tuple[list[Done], 
     for case_id, decide, request_key in moves:
         case = read.cases.get(case_id)
         if case is None:
-            raise Missing(f"case {case_id} not found")
+            raise NotFound(f"case {case_id} not found")
         left[case_id] -= 1
         found = read.applied.get((case_id, request_key)) if request_key else None
         if found is not None:

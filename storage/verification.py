@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from memberflow.errors import Unavailable
 from memberflow.storage.chain import GENESIS, json_row_digest, row_digest, sealed, utc_now
 from memberflow.storage.database import Database
-from memberflow.storage.errors import Unavailable
 from memberflow.storage.schema import audit_checkpoints
 from sqlalchemy import Connection
 

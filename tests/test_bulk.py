@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from conftest import ACTING, World
 from memberflow.app.service import AdvanceRequest
+from memberflow.errors import MoveRefused, NotPermitted
 from memberflow.storage.verification import verify
-from memberflow.workflow.errors import MoveRefused, NotPermitted
 
 
 def request(world: World, case_id: int, trigger: str, on: date, from_state: str | None = None,
@@ -327,8 +327,8 @@ def test_request_keys_are_kept_with_their_events_under_the_chain_and_unique_per_
         world: World, tmp_path: Any, write_path: str) -> None:
     """The key is in the event's payload (covered by the hash chain) and in its own column,
     which the database keeps unique per case; a move made one at a time has none."""
+    from memberflow.errors import RequestKeyTaken
     from memberflow.storage.cases import EventDraft
-    from memberflow.storage.errors import RequestKeyTaken
 
     first, second = world.verified_cases(2)
     done = run_many(world, FAILED_VOTE, write_csv(tmp_path, vote_rows(world, [(first, 5)])),

@@ -20,12 +20,12 @@ import yaml
 from conftest import ADMISSION_PATH, MEMBERSHIP, World
 from memberflow.app.screening import Screening, YearRecord
 from memberflow.app.service import Service
+from memberflow.errors import MoveRefused
 from memberflow.storage.store import Store
 from memberflow.workflow import assessment, calendar_files, loader, readmission
 from memberflow.workflow.dates import add_months, format_date
 from memberflow.workflow.definition import LANGUAGES, STAGES, Definition
 from memberflow.workflow.diff import diff
-from memberflow.workflow.errors import MoveRefused
 from memberflow.workflow.guards import EDUCATION_LEVELS, REGISTRY, current_guards
 from memberflow.workflow.inputs import INPUT_TYPES
 from memberflow.workflow.lint import lint

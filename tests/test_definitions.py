@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from memberflow import cli
+from memberflow.errors import DefinitionInvalid, Problem
 from memberflow.workflow.definition import STAGES
-from memberflow.workflow.errors import DefinitionInvalid, Problem
 from memberflow.workflow.guards import REGISTRY, current_guards
 from memberflow.workflow.lint import lint
 from memberflow.workflow.loader import load_definition, parse_definition

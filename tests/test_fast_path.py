@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from conftest import ADMISSION_PATH, World
 from memberflow.app.service import AdvanceRequest
-from memberflow.storage.errors import Conflict, Missing
+from memberflow.errors import Conflict, MoveRefused, NotFound
 from memberflow.storage.verification import verify
-from memberflow.workflow.errors import MoveRefused
 from sqlalchemy import text
 
 
@@ -63,7 +62,7 @@ def test_refused_move_writes_nothing_and_the_next_move_goes_through(world: World
 
 
 def test_unknown_case_is_missing(world: World) -> None:
-    with pytest.raises(Missing, match="case 999999 not found"):
+    with pytest.raises(NotFound, match="case 999999 not found"):
         world.service.advance("secretary", 999_999, "record_training", world.ago(months=1))
 
 
@@ -78,7 +77,7 @@ def test_batch_decides_in_order_before_it_notices_a_later_unknown_case(world: Wo
     with pytest.raises(MoveRefused, match=f"^case {case_id}: "):
         world.service.advance_many("secretary", batch)
     assert snapshot(world, [case_id]) == before
-    with pytest.raises(Missing, match="case 999999 not found"):
+    with pytest.raises(NotFound, match="case 999999 not found"):
         world.service.advance_many("secretary", batch[:1] + batch[2:])
     assert snapshot(world, [case_id]) == before
 

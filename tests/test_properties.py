@@ -38,14 +38,13 @@ from hypothesis.stateful import (
 )
 from memberflow.app import administration
 from memberflow.app.service import Service
-from memberflow.storage.errors import StorageError
+from memberflow.errors import AlreadyMoved, BadInput, MemberflowError, MoveRefused, NotPermitted
 from memberflow.storage.store import Store
 from memberflow.storage.verification import case_histories, verify
 from memberflow.workflow import engine
 from memberflow.workflow.dates import add_months
 from memberflow.workflow.dates import today as business_today
 from memberflow.workflow.definition import Transition
-from memberflow.workflow.errors import AlreadyMoved, BadInput, MemberflowError, MoveRefused, NotPermitted
 from memberflow.workflow.loader import STATE_ENTERED, load_definition
 from sqlalchemy import text
 from test_transitions import EXTRA_INPUTS
@@ -53,7 +52,7 @@ from test_transitions import EXTRA_INPUTS
 DEFINITION = load_definition(MEMBERSHIP)
 TRIGGERS = DEFINITION.triggers()
 ROLES = list(DEFINITION.roles)
-REFUSALS = (MemberflowError, StorageError)
+REFUSALS = (MemberflowError,)
 
 AUDITOR, ADMIN, NOBODY = "kiemtoan", "quantri", "ai.do"  # NOBODY is no user at all
 # ``memberflow tick`` (automatic moves, recorded as this actor in the system role), if present.

@@ -17,10 +17,10 @@ from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
 from memberflow.app.publishing import Publishing
 from memberflow.app.service import Service
 from memberflow.cli import main
+from memberflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted
 from memberflow.storage.store import Store
 from memberflow.storage.verification import verify
 from memberflow.workflow.dates import add_months
-from memberflow.workflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted
 from memberflow.workflow.migration import MIGRATION_KIND, Migrator
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from conftest import CLI_BLOC, World
+from memberflow.errors import BadInput, MoveRefused
 from memberflow.storage.verification import verify
 from memberflow.workflow.dates import add_months, format_date
-from memberflow.workflow.errors import BadInput, MoveRefused
 from memberflow.workflow.readmission import READMISSION_FACT, Claim
 from sqlalchemy import text
 

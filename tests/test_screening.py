@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import CLI_BLOC, World
 from memberflow.app.screening import Screening, YearRecord
-from memberflow.workflow.errors import BadInput, NotPermitted
+from memberflow.errors import BadInput, NotPermitted
 
 MONTHS = ("absence_months", "unpaid_dues_months", "no_progress_months")
 
@@ -206,7 +206,7 @@ def test_assess_import_run_again_records_nothing_twice(world: World, tmp_path: P
 
 
 def test_assessments_are_append_only_in_the_database(world: World) -> None:
-    from memberflow.storage.errors import Conflict, Unavailable
+    from memberflow.errors import Conflict, Unavailable
     from sqlalchemy import text
 
     record(world, world.members[0], world.today.year, 80)

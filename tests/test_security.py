@@ -41,11 +41,11 @@ from memberflow.app import administration
 from memberflow.app.administration import Administration
 from memberflow.app.service import AdvanceRequest, Service
 from memberflow.cli import main
+from memberflow.errors import BadInput, DefinitionInvalid, NotPermitted
 from memberflow.storage.store import Store
 from memberflow.storage.verification import verify
 from memberflow.workflow.dates import add_months, format_date
 from memberflow.workflow.dates import today as business_today
-from memberflow.workflow.errors import BadInput, DefinitionInvalid, NotPermitted
 from memberflow.workflow.loader import load_definition, parse_definition
 from sqlalchemy import text
 from test_transitions import EXTRA_INPUTS, case_in, ceremony_of, move_date

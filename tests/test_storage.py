@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import World
+from memberflow.errors import Conflict
 from memberflow.storage.chain import GENESIS, event_hash
-from memberflow.storage.errors import Conflict
 from memberflow.storage.store import Store
 from memberflow.workflow.engine import CaseView, MoveRequest
 
@@ -114,7 +114,7 @@ def test_vietnamese_text_is_stored_nfc_and_intact(world: World) -> None:
 
 
 def test_new_case_refused_while_one_is_open(world: World) -> None:
-    from memberflow.workflow.errors import MoveRefused
+    from memberflow.errors import MoveRefused
 
     person = world.add_person()
     world.open_case(person)
@@ -130,7 +130,7 @@ def test_postgresql_sessions_bound_waits_and_long_reads_opt_out(db_url: str,
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has a busy timeout and no statement timeout")
     import memberflow.storage.database as database
-    from memberflow.storage.errors import Busy
+    from memberflow.errors import Busy
     from sqlalchemy import text
 
     monkeypatch.setattr(database, "STATEMENT_TIMEOUT_MS", 300)

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from conftest import ACTING, ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
+from memberflow.errors import AlreadyMoved, BadInput, DefinitionInvalid, MoveRefused, NotPermitted
 from memberflow.workflow.dates import add_months, format_date
 from memberflow.workflow.deadlines import extension_fact, met_fact, open_deadlines
 from memberflow.workflow.engine import DOCUMENTS_FACT, CaseView, Engine, MoveRequest, made_by_fact
-from memberflow.workflow.errors import AlreadyMoved, BadInput, DefinitionInvalid, MoveRefused, NotPermitted
 from memberflow.workflow.guards import REGISTRY, GuardContext
 from memberflow.workflow.loader import STATE_ENTERED, load_definition, parse_definition
 from memberflow.workflow.workdays import default_calendar

@@ -14,8 +14,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from memberflow.errors import BadInput, DefinitionInvalid, Problem
 from memberflow.workflow.dates import parse_date
-from memberflow.workflow.errors import BadInput, DefinitionInvalid, Problem
 from memberflow.workflow.inputs import HIDDEN_CATEGORIES
 from memberflow.workflow.workdays import WorkingCalendar
 from memberflow.workflow.yaml_source import LineDict, LineList, parse_yaml, read_text

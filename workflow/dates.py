@@ -10,7 +10,7 @@ import calendar
 import re
 from datetime import date, datetime, timedelta, timezone
 
-from memberflow.workflow.errors import BadInput
+from memberflow.errors import BadInput
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 EARLIEST = date(1900, 1, 1)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from memberflow.errors import BadInput, MoveRefused, NotPermitted
 from memberflow.workflow.dates import add_months, format_date
 from memberflow.workflow.dates import today as business_today
 from memberflow.workflow.deadlines import OpenDeadline, extension_fact, met_fact, open_deadlines
 from memberflow.workflow.definition import Definition, Labels, Transition
-from memberflow.workflow.errors import BadInput, MoveRefused, NotPermitted
 from memberflow.workflow.guards import REGISTRY, GuardContext
 from memberflow.workflow.inputs import parse_inputs
 from memberflow.workflow.loader import STATE_ENTERED

@@ -114,7 +114,7 @@ def generate(first_year: int, last_year: int) -> HolidayData:
 
 def stored_holiday_data(snapshot: Mapping[str, Any], days: Iterable[Mapping[str, Any]]) -> HolidayData:
     """A stored snapshot; its day list must still have the sha256 recorded with it."""
-    from memberflow.workflow.errors import AuditFailed
+    from memberflow.errors import AuditFailed
 
     data = HolidayData(
         snapshot["package_version"], snapshot["first_year"], snapshot["last_year"],

@@ -11,9 +11,9 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+from memberflow.errors import BadInput
 from memberflow.workflow.dates import parse_date
 from memberflow.workflow.definition import InputSpec, Transition
-from memberflow.workflow.errors import BadInput
 
 INPUT_TYPES = ("count", "int", "text", "date", "bool", "choice", "person", "introducers")
 MAX_TEXT = 2000

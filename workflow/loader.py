@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from memberflow.errors import DefinitionInvalid, Problem
 from memberflow.workflow.assessment import parse_assessment
 from memberflow.workflow.definition import (
     LANGUAGES,
@@ -28,7 +29,6 @@ from memberflow.workflow.definition import (
     State,
     Transition,
 )
-from memberflow.workflow.errors import DefinitionInvalid, Problem
 from memberflow.workflow.guards import EDUCATION_LEVELS, REGISTRY, current_guards, parse_ratio
 from memberflow.workflow.inputs import HIDDEN_CATEGORIES as HIDDEN
 from memberflow.workflow.inputs import INPUT_TYPES

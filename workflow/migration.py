@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from memberflow.app.administration import ADMINISTRATOR, Administration
+from memberflow.errors import BadInput, MoveRefused, StoppedPartWay
 from memberflow.workflow.dates import today
 from memberflow.workflow.deadlines import OpenDeadline, open_deadlines
 from memberflow.workflow.definition import Definition
-from memberflow.workflow.errors import BadInput, MoveRefused, StoppedPartWay
 from memberflow.workflow.guards import is_pending
 from memberflow.workflow.workdays import WorkingCalendar
 

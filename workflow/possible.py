@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from memberflow.errors import BadInput
 from memberflow.workflow.dates import format_date
 from memberflow.workflow.definition import GuardUse, Transition
-from memberflow.workflow.errors import BadInput
 from memberflow.workflow.guards import REGISTRY
 
 # More than the Party has members (about 5.4 million): no count a move records is larger.

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from memberflow.errors import MemberflowError
 from memberflow.workflow.dates import local_time
 from memberflow.workflow.definition import Definition
 from memberflow.workflow.engine import CaseView, Engine, MoveRequest
-from memberflow.workflow.errors import MemberflowError
 from memberflow.workflow.migration import MIGRATION_KIND
 from memberflow.workflow.readmission import Claim
 from memberflow.workflow.readmission import opening_facts as readmission_facts

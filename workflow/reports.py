@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from memberflow.errors import BadInput
 from memberflow.workflow.dates import EARLIEST, add_months, format_date, today
 from memberflow.workflow.deadlines import due_date
 from memberflow.workflow.definition import STAGES, Deadline, Definition, Labels, Transition
-from memberflow.workflow.errors import BadInput
 from memberflow.workflow.loader import STATE_ENTERED
 from memberflow.workflow.workdays import WorkingCalendar
 

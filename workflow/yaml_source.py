@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from memberflow.workflow.errors import Problem
+from memberflow.errors import Problem
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 40
@@ -97,7 +97,7 @@ _DefinitionLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 def read_text(path: Path) -> str:
     """Read a definition file as UTF-8; oversize or undecodable files are problems, not crashes."""
-    from memberflow.workflow.errors import DefinitionInvalid
+    from memberflow.errors import DefinitionInvalid
 
     try:
         size = path.stat().st_size
