@@ -1418,7 +1418,7 @@ def definition_diff(settings: Settings, old: str, new: str) -> None:
 def definition_migrate(settings: Settings, name: str, version: int, pairs: tuple[str, ...],
                        dry_run: bool, chunk: int) -> None:
     """Move running cases of NAME to version --to (administrators); finished cases stay pinned."""
-    from memberflow.workflow.migration import Migrator
+    from memberflow.app.repinning import Migrator
 
     actor = settings.require_actor()
     migrator = Migrator(settings.service())
@@ -1528,7 +1528,7 @@ def _emit_report(found: Any, fmt: str) -> None:
 def report_admissions(settings: Settings, year: str, by: str | None, org_code: str | None,
                       lang: str, fmt: str) -> None:
     """People admitted in YEAR, of whom women, ethnic minorities, religious, Youth Union members."""
-    from memberflow.workflow.reports import Reports
+    from memberflow.app.reports import Reports
 
     _emit_report(Reports(settings.service()).admissions(year, by, org_code, lang), fmt)
 
@@ -1540,8 +1540,8 @@ def report_admissions(settings: Settings, year: str, by: str | None, org_code: s
 def report_membership(settings: Settings, as_of: str | None, org_code: str | None, lang: str,
                       fmt: str) -> None:
     """Cases by organization on a date: running ones by stage, finished ones by final state."""
+    from memberflow.app.reports import Reports
     from memberflow.workflow.dates import parse_date, today
-    from memberflow.workflow.reports import Reports
 
     day = parse_date(as_of, "--as-of") if as_of else today()
     _emit_report(Reports(settings.service()).membership(day, org_code, lang), fmt)
@@ -1554,7 +1554,7 @@ def report_membership(settings: Settings, as_of: str | None, org_code: str | Non
 def report_durations(settings: Settings, year: str | None, org_code: str | None, lang: str,
                      fmt: str) -> None:
     """Median working days of each main-path step, and how many were made after their deadline."""
-    from memberflow.workflow.reports import Reports
+    from memberflow.app.reports import Reports
 
     _emit_report(Reports(settings.service()).durations(year, org_code, lang), fmt)
 

@@ -11,18 +11,18 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from memberflow.errors import BadInput, MoveRefused, NotPermitted
-from memberflow.workflow.dates import format_date, today
+from memberflow.workflow.directory import (
+    ADMINISTRATOR,
+    AUDITOR,
+    ORGANIZATION_KINDS,
+    SYSTEM_ROLES,
+    TICK_ACTOR,
+    person_fields,
+)
 from memberflow.workflow.inputs import clean_text
 
 if TYPE_CHECKING:
     from memberflow.storage.store import Store
-
-ADMINISTRATOR, AUDITOR = "administrator", "auditor"
-SYSTEM_ROLES = (ADMINISTRATOR, AUDITOR)
-# The actor recorded on moves ``memberflow tick`` makes; no user may take this name.
-TICK_ACTOR = "memberflow-tick"
-ORGANIZATION_KINDS = ("province_committee", "committee_above", "grassroots", "branch")
-
 
 class Administration:
     def __init__(self, store: Store) -> None:
@@ -94,12 +94,3 @@ class Administration:
             return
         where = f"at {org_code} or above" if org_code else "for the whole installation"
         raise NotPermitted(f"{actor} is not an administrator {where}")
-
-
-def person_fields(full_name: str, birth_date: date, **fields: Any) -> dict[str, Any]:
-    """A person's record checked for registration: names cleaned, no birth in the future."""
-    if birth_date > today():
-        raise BadInput(f"birth date {format_date(birth_date)} is in the future")
-    for key in ("ethnicity", "religion"):
-        fields[key] = clean_text(fields[key], key, 100)
-    return {"full_name": clean_text(full_name, "name", 300), "birth_date": birth_date, **fields}

@@ -31,11 +31,11 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memberflow.app.administration import person_fields
 from memberflow.errors import AlreadyApplied, BadInput, MemberflowError, StoppedPartWay, Unavailable
 from memberflow.storage.chain import canonical_json
 from memberflow.workflow.dates import format_timestamp, parse_date
 from memberflow.workflow.dates import today as business_today
+from memberflow.workflow.directory import person_fields
 from memberflow.workflow.guards import EDUCATION_LEVELS
 from memberflow.workflow.inputs import clean_text, parse_bool
 

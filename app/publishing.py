@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memberflow.app.administration import ADMINISTRATOR, Administration
+from memberflow.app.administration import Administration
 from memberflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted, Problem
 from memberflow.workflow.definition import Definition
+from memberflow.workflow.directory import ADMINISTRATOR
 from memberflow.workflow.inputs import clean_text
 from memberflow.workflow.lint import Finding, has_errors, lint
 from memberflow.workflow.loader import load_definition, parse_definition

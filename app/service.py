@@ -13,12 +13,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memberflow.app.administration import TICK_ACTOR
 from memberflow.errors import AlreadyApplied, AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
 from memberflow.workflow.dates import format_date, format_timestamp, local_time
 from memberflow.workflow.dates import today as business_today
 from memberflow.workflow.deadlines import OpenDeadline, open_deadlines
 from memberflow.workflow.definition import Definition, Transition
+from memberflow.workflow.directory import TICK_ACTOR
 from memberflow.workflow.engine import (
     SYSTEM_ROLE,
     CaseView,

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ADMISSION_PATH, MEMBERSHIP, World
+from memberflow.app.repinning import Migrator
 from memberflow.app.screening import Screening, YearRecord
 from memberflow.app.service import Service
 from memberflow.errors import MoveRefused
@@ -30,7 +31,6 @@ from memberflow.workflow.guards import EDUCATION_LEVELS, REGISTRY, current_guard
 from memberflow.workflow.inputs import INPUT_TYPES
 from memberflow.workflow.lint import lint
 from memberflow.workflow.loader import load_definition
-from memberflow.workflow.migration import Migrator
 from memberflow.workflow.readmission import Claim
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

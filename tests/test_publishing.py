@@ -15,13 +15,14 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
 from memberflow.app.publishing import Publishing
+from memberflow.app.repinning import Migrator
 from memberflow.app.service import Service
 from memberflow.cli import main
 from memberflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted
 from memberflow.storage.store import Store
 from memberflow.storage.verification import verify
 from memberflow.workflow.dates import add_months
-from memberflow.workflow.migration import MIGRATION_KIND, Migrator
+from memberflow.workflow.repinning import MIGRATION_KIND
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_NOT_PERMITTED = 1, 2, 5

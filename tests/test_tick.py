@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner, Result
 from conftest import ADMISSION_PATH, MEMBERSHIP, World
-from memberflow.app.administration import TICK_ACTOR, Administration
+from memberflow.app.administration import Administration
 from memberflow.cli import main
 from memberflow.errors import BadInput, DefinitionInvalid
 from memberflow.storage.verification import verify
+from memberflow.workflow.directory import TICK_ACTOR
 from memberflow.workflow.loader import parse_definition
 
 

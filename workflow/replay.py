@@ -17,9 +17,9 @@ from memberflow.errors import MemberflowError
 from memberflow.workflow.dates import local_time
 from memberflow.workflow.definition import Definition
 from memberflow.workflow.engine import CaseView, Engine, MoveRequest
-from memberflow.workflow.migration import MIGRATION_KIND
 from memberflow.workflow.readmission import Claim
 from memberflow.workflow.readmission import opening_facts as readmission_facts
+from memberflow.workflow.repinning import MIGRATION_KIND
 
 
 @dataclass(slots=True)
