@@ -10,13 +10,25 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from memberflow.commands.context import Invocation
+from memberflow.commands.options import (
+    RECORD_ID,
+    business_date,
+    format_option,
+    key_values,
+    lang_option,
+    output_file,
+)
+from memberflow.commands.output import RowStream, emit, render_table
+from memberflow.commands.output import progress_bar as _bar
+from memberflow.commands.output import spreadsheet_safe as _spreadsheet_safe
+from memberflow.commands.output import write_csv as _write_csv
 from memberflow.errors import (
     AuditFailed,
     BadInput,
@@ -29,6 +41,8 @@ from memberflow.errors import (
     StoppedPartWay,
     Unavailable,
 )
+from memberflow.i18n import LANGUAGES
+from memberflow.i18n import use as use_language
 
 if TYPE_CHECKING:
     from datetime import date
@@ -45,7 +59,6 @@ EXIT_NOT_PERMITTED, EXIT_UNAVAILABLE, EXIT_AUDIT_FAILED, EXIT_INTERNAL = 5, 6, 8
 # Output into a pipe whose reader has gone (``memberflow … | head``): the status a shell
 # reports for a Unix tool stopped by SIGPIPE there.
 EXIT_PIPE_CLOSED = 128 + 13
-RECORD_ID = click.IntRange(1, 2**63 - 1)
 # Each branch of the error tree (memberflow.errors) and its exit code.
 EXIT_CODES: list[tuple[type[Exception], int]] = [
     (MoveRefused, EXIT_REFUSED),
@@ -127,30 +140,12 @@ class MemberflowGroup(click.Group):
             ctx.exit(EXIT_INTERNAL)
 
 
-@dataclass
-class Settings:
-    db: str | None
-    actor: str | None
-    lang: str = "vi"
-    _store: Store | None = None
+class Settings(Invocation):
+    """Transitional: what the commands not yet moved onto the application layer still use
+    (a store, a service and a declared actor); each moves to ``Invocation`` and is gone."""
 
     def store(self, must_exist: bool = True, schema_current: bool = True) -> Store:
-        """The database named by --db; by default it must exist at this program's schema."""
-        from memberflow.storage.schema_upgrade import require_current
-        from memberflow.storage.store import Store
-
-        if self._store is None:
-            self._store = Store(self.db, must_exist=must_exist)
-            if must_exist and schema_current:
-                require_current(self._store.db)
-                self.warn_if_exposed()
-        return self._store
-
-    def warn_if_exposed(self) -> None:
-        """One line on stderr when others can read the memberflow database's file."""
-        exposed = self.store(schema_current=False).db.readable_by_others()
-        if exposed:
-            click.echo(exposed, err=True)
+        return self.application(must_exist, schema_current).store
 
     def service(self) -> Service:
         from memberflow.app.service import Service
@@ -167,129 +162,6 @@ class Settings:
 pass_settings = click.make_pass_decorator(Settings)
 
 
-# -- output -------------------------------------------------------------------------------
-LANGUAGES = ("vi", "en")
-
-
-def _inherit_lang(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
-    settings = ctx.find_object(Settings)
-    return value or (settings.lang if settings else "vi")
-
-
-def lang_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--lang`` on a command; without it, the language given to ``memberflow --lang``."""
-    return click.option("--lang", type=click.Choice(LANGUAGES), default=None,
-                        callback=_inherit_lang,
-                        help="Language of labels (default: memberflow --lang, else vi).")(func)
-
-
-def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--format", "fmt", type=click.Choice(["table", "json"]),
-                        default="table", show_default=True, help="Output format.")(func)
-
-
-def _json_default(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-def emit(rows: Sequence[Mapping[str, Any]] | Mapping[str, Any], fmt: str,
-         columns: Sequence[str] | None = None) -> None:
-    if fmt == "json":
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=_json_default))
-    elif isinstance(rows, Mapping):
-        width = max((len(k) for k in rows), default=0)
-        for key, value in rows.items():
-            click.echo(f"{key.ljust(width)}  {_cell(value)}")
-    else:
-        click.echo(render_table(rows, columns))
-
-
-class RowStream:
-    """Bulk results printed and flushed one by one, each as soon as its transaction has
-    committed, so a run that stops (or is killed) has already shown every row it committed.
-
-    A table is a header, then one line per row in fixed-width columns (the last runs on).
-    JSON is still one array, closed also when the run stops, with one object per line (the
-    comma leads the line), so every line written is complete even if the process is killed.
-    """
-
-    def __init__(self, fmt: str, columns: Sequence[str], widths: Sequence[int]) -> None:
-        self.fmt, self.columns, self.widths = fmt, list(columns), list(widths)
-        self.counts: dict[str, int] = {}
-
-    def __enter__(self) -> RowStream:
-        if self.fmt == "json":
-            self._out("[")
-        else:
-            self._out(self._line(self.columns))
-            self._out(self._line(["-" * w for w in self.widths]))
-        return self
-
-    def write(self, row: Mapping[str, Any], outcome: str) -> None:
-        if self.fmt == "json":
-            lead = ", " if self.counts else "  "
-            self._out(lead + json.dumps(row, ensure_ascii=False, default=_json_default))
-        else:
-            self._out(self._line([_cell(row.get(c)) for c in self.columns]))
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
-
-    def __exit__(self, *_: object) -> None:
-        if self.fmt == "json":
-            self._out("]")
-
-    def _line(self, cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, self.widths, strict=True)).rstrip()
-
-    @staticmethod
-    def _out(text: str) -> None:
-        click.echo(text)
-        sys.stdout.flush()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, default=_json_default)
-    return str(value)
-
-
-def render_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    if not rows:
-        return "(none)"
-    columns = list(columns or rows[0].keys())
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines)
-
-
-def business_date(value: str | None, option: str = "--date") -> date:
-    from memberflow.workflow.dates import parse_date, today
-
-    return parse_date(value, option) if value else today()
-
-
-def output_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
-    """An -o file must be creatable: its folder exists (checked before any work is done)."""
-    if value is not None and not value.resolve().parent.is_dir():
-        raise BadInput(f"cannot write {value}: folder {value.parent} does not exist")
-    return value
-
-
-def key_values(pairs: Iterable[str], what: str) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not key.strip():
-            raise BadInput(f"{what} {pair!r} must be NAME=VALUE")
-        if key.strip() in result:
-            raise BadInput(f"{what} {key.strip()} is given twice")
-        result[key.strip()] = value if sep else ""
-    return result
-
 
 # -- root -----------------------------------------------------------------------------------
 @click.group(cls=MemberflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -303,6 +175,7 @@ def key_values(pairs: Iterable[str], what: str) -> dict[str, str]:
 @click.pass_context
 def main(ctx: click.Context, db: str | None, actor: str | None, lang: str) -> None:
     """Audited workflow for party membership: admission, probation, recognition, removal."""
+    use_language(lang)
     ctx.obj = Settings(db, actor, lang)
 
 
@@ -1225,15 +1098,6 @@ def _shown_date(iso: str | None) -> str | None:
     return format_date(date.fromisoformat(iso)) if iso else None
 
 
-def _write_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    import csv
-    import io
-
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows([_spreadsheet_safe(dict(row)) for row in rows])
-    click.echo(text.getvalue(), nl=False)
 
 
 # -- definitions ------------------------------------------------------------------------------
@@ -1444,16 +1308,6 @@ def _echo_impact(report: Any) -> None:
                    f"{fact} ({n} case{'' if n == 1 else 's'})")
     if report.stranded:
         click.echo(f"states that vanish without a --map: {', '.join(report.vanishing)}")
-
-
-def _bar(total: int, label: str, streamed: bool = False) -> Any:
-    """A progress bar on a terminal; silent otherwise, and when results streamed to the
-    same terminal are the progress."""
-    from contextlib import nullcontext
-
-    if not sys.stderr.isatty() or (streamed and sys.stdout.isatty()):
-        return nullcontext(None)
-    return click.progressbar(length=total, label=label, file=sys.stderr)
 
 
 def _definition_at(settings: Settings, spec: str) -> Any:
@@ -1718,13 +1572,6 @@ def audit_export(settings: Settings, fmt: str, since: str | None, case_id: int |
 EXPORT_COLUMNS = ["case_id", "seq", "kind", "business_date", "recorded_at", "organization",
                   "person_id", "trigger", "from_state", "to_state", "to_label", "actor", "role",
                   "inputs", "documents", "definition_sha256", "prev_hash", "hash"]
-
-
-def _spreadsheet_safe(row: dict[str, Any]) -> dict[str, Any]:
-    """Text that a spreadsheet would run as a formula (= + - @ tab CR first) is prefixed with a
-    quote in CSV, so opening an export can never execute what someone typed as a name."""
-    return {key: f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r")
-            else value for key, value in row.items()}
 
 
 def _export_row(service: Service, event: dict[str, Any], lang: str) -> dict[str, Any]:

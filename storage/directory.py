@@ -9,7 +9,7 @@ from memberflow.errors import Duplicate, NotFound
 from memberflow.storage.chain import utc_now
 from memberflow.storage.database import Database
 from memberflow.storage.schema import organizations, people, role_grants, users
-from sqlalchemy import Connection, bindparam, func, literal, or_, select, text
+from sqlalchemy import Connection, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 
@@ -153,6 +153,50 @@ class Directory:
                  .order_by(users.c.username, role_grants.c.role))
         with self.db.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    def grants_of(self, username: str) -> list[tuple[str, int | None, str | None]]:
+        """Every grant of a user: (role, organization id, organization code); the id and code
+        are None for a grant covering the whole installation."""
+        query = (select(role_grants.c.role, role_grants.c.organization_id, organizations.c.code)
+                 .join(users, users.c.id == role_grants.c.user_id)
+                 .outerjoin(organizations, organizations.c.id == role_grants.c.organization_id)
+                 .where(users.c.username == username)
+                 .order_by(role_grants.c.role, organizations.c.code))
+        with self.db.connect() as conn:
+            return [(r.role, r.organization_id, r.code) for r in conn.execute(query)]
+
+    def session_login(self) -> str:
+        """The database login this connection was opened as (PostgreSQL's ``session_user``,
+        which ``SET ROLE`` does not change)."""
+        with self.db.connect() as conn:
+            return conn.execute(text("SELECT session_user")).scalar_one()
+
+    def user_of_login(self, login: str) -> str | None:
+        """The memberflow user a database login acts as, if it is linked to one."""
+        with self.db.connect() as conn:
+            return conn.execute(select(users.c.username).where(users.c.db_login == login)).scalar()
+
+    def link_login(self, username: str, login: str | None) -> None:
+        """Make ``login`` act as ``username`` (None: unlink); a login acts as one user only."""
+        with self.db.connect() as conn:
+            taken = conn.execute(select(users.c.username).where(
+                users.c.db_login == login, users.c.username != username)).scalar() if login else None
+            if taken:
+                raise Duplicate(f"database login {login} already acts as {taken}")
+            changed = conn.execute(update(users).where(users.c.username == username)
+                                   .values(db_login=login)).rowcount
+        if not changed:
+            raise NotFound(f"user {username} not found")
+
+    def subtree_ids_of(self, organization_ids: list[int]) -> list[int]:
+        """The organizations given and everything below them."""
+        if not organization_ids:
+            return []
+        tree = (select(organizations.c.id).where(organizations.c.id.in_(organization_ids))
+                .cte(recursive=True))
+        tree = tree.union_all(select(organizations.c.id).where(organizations.c.parent_id == tree.c.id))
+        with self.db.connect() as conn:
+            return sorted(set(conn.execute(select(tree.c.id)).scalars()))
 
     def roles_at(self, username: str, organization_id: int,
                  conn: Connection | None = None) -> frozenset[str]:

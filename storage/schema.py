@@ -48,6 +48,9 @@ people = Table(
     Column("youth_union", Boolean, nullable=False),
     Column("trade_union", Boolean, nullable=False),
     Column("created_at", String(32), nullable=False),
+    # Where the person was registered (officers see their subtree's people); NULL before 0009.
+    Column("organization_id", Integer, ForeignKey("organizations.id", name="fk_people_organization")),
+    Index("ix_people_organization", "organization_id"),
 )
 
 users = Table(
@@ -56,6 +59,9 @@ users = Table(
     Column("username", String(64), nullable=False, unique=True),
     Column("full_name", String(300), nullable=False),
     Column("created_at", String(32), nullable=False),
+    # The PostgreSQL login that acts as this user (``session_user``); NULL: none.
+    Column("db_login", String(63)),
+    Index("uq_users_db_login", "db_login", unique=True),
 )
 
 role_grants = Table(

@@ -28,7 +28,8 @@ ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 NEW_IN_0002 = {"status", "author", "comment", "approved_by", "approved_at"}
 # Columns later revisions add to tables of the baseline.
 LATER_COLUMNS = {"definition_versions": NEW_IN_0002, "cases": {"due_calendar"},
-                 "audit_events": {"request_key"}}
+                 "audit_events": {"request_key"}, "users": {"db_login"},
+                 "people": {"organization_id"}}
 
 
 def script_head() -> str:
