@@ -153,10 +153,7 @@ class Settings(Invocation):
         return Service(self.store())
 
     def require_actor(self) -> str:
-        if not self.actor:
-            raise BadInput("name the acting user with --actor or MEMBERFLOW_ACTOR")
-        self.store().directory.user(self.actor)
-        return self.actor
+        return self.principal().username
 
 
 pass_settings = click.make_pass_decorator(Settings)

@@ -4,6 +4,7 @@ small bloc (organizations, officers, two official members) to run moves against.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from memberflow.app.service import Service
 from memberflow.storage.store import Store
 from memberflow.workflow.dates import add_months, today
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -239,7 +241,56 @@ def postgresql_schema() -> Iterator[str]:
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            for login in _LOGINS.pop(schema, []):
+                conn.execute(text(f"DROP OWNED BY {login}"))
+                conn.execute(text(f"DROP ROLE {login}"))
         admin.dispose()
+
+
+_LOGINS: dict[str, list[str]] = {}  # test schema → the login roles made for it
+
+
+def _schema_of(url: str) -> str:
+    return make_url(url).query["options"].split("search_path=", 1)[1]
+
+
+def login_url(db_url: str, username: str) -> str:
+    """The ``--db`` a command acting as ``username`` takes.
+
+    On PostgreSQL the principal is the database login, so the user gets a login role of its
+    own (made once per test schema, with the privileges of the schema's tables) linked to it
+    (``users.db_login``), and the URL connects as that login; an SQLite file is the same file
+    for everyone (``--actor`` names the user there)."""
+    if not is_postgresql_url(db_url):
+        return db_url
+    schema = _schema_of(db_url)
+    login = re.sub(r"[^a-z0-9_]", "_", f"l{schema[3:15]}_{username}".lower())[:63]
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            if login not in _LOGINS.get(schema, []):
+                conn.execute(text(f"CREATE ROLE {login} LOGIN"))
+                conn.execute(text(f"GRANT USAGE ON SCHEMA {schema} TO {login}"))
+                conn.execute(text(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {login}"))
+                conn.execute(text(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {login}"))
+                _LOGINS.setdefault(schema, []).append(login)
+            conn.execute(text("UPDATE users SET db_login = NULL WHERE db_login = :login"), {"login": login})
+            conn.execute(text("UPDATE users SET db_login = :login WHERE username = :user"),
+                         {"login": login, "user": username})
+    finally:
+        engine.dispose()
+    return make_url(db_url).set(username=login).render_as_string(hide_password=False)
+
+
+def acting(db_url: str, username: str | None) -> list[str]:
+    """``--db`` and ``--actor`` for a command run as ``username`` (None: no one named)."""
+    if username is None:
+        return ["--db", db_url]
+    return ["--db", login_url(db_url, username), "--actor", username]
+
+
+def is_postgresql_url(db_url: str) -> bool:
+    return db_url.startswith("postgresql")
 
 
 @pytest.fixture

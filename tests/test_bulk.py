@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from conftest import ACTING, World
+from conftest import ACTING, World, acting
 from memberflow.app.service import AdvanceRequest
 from memberflow.errors import MoveRefused, NotPermitted
 from memberflow.storage.verification import verify
@@ -121,7 +121,7 @@ def run_many(world: World, *args: str) -> Any:
     from click.testing import CliRunner
     from memberflow.cli import main
 
-    return CliRunner().invoke(main, ["--db", world.store.url, "--actor", "secretary", "case",
+    return CliRunner().invoke(main, [*acting(world.store.url, "secretary"), "case",
                                      "advance-many", *args])
 
 
@@ -242,7 +242,7 @@ def test_running_a_file_again_reports_rows_already_done_and_records_no_vote_twic
                               (5, third, "moved")]
     events = world.store.cases.count_events()
 
-    again = CliRunner().invoke(main, ["--db", world.store.url, "--actor", "secretary", "case",
+    again = CliRunner().invoke(main, [*acting(world.store.url, "secretary"), "case",
                                       "advance-many", *args])
     assert again.exit_code == 0, again.output
     assert outcomes(again) == [(2, first, "already done"), (3, second, "already done"),
@@ -256,7 +256,7 @@ def test_running_a_file_again_reports_rows_already_done_and_records_no_vote_twic
     assert world.store.cases.count_events() == events
     assert [len(failed_votes(world, c)) for c in (first, second, third)] == [2, 1, 1]
 
-    other = CliRunner().invoke(main, ["--db", world.store.url, "--actor", "committee", "case",
+    other = CliRunner().invoke(main, [*acting(world.store.url, "committee"), "case",
                                       "advance-many", *args])
     assert other.exit_code == 0  # another officer running the file learns who did it
     assert json.loads(other.stdout)[0]["detail"].startswith("already done by secretary at ")
@@ -405,7 +405,7 @@ def run_import(world: World, path: Any, actor: str = "secretary") -> Any:
     from click.testing import CliRunner
     from memberflow.cli import main
 
-    return CliRunner().invoke(main, ["--db", world.store.url, "--actor", actor, "person", "import",
+    return CliRunner().invoke(main, [*acting(world.store.url, actor), "person", "import",
                                      str(path)])
 
 
@@ -474,7 +474,7 @@ def test_a_cell_over_the_csv_field_limit_is_bad_input_naming_line_and_column(
     cell = '"' + "Đ" * 131_073 + '"'
     path.write_text(f"{header}\n{row.format(cell='1')}\n{row.format(cell=cell)}\n", encoding="utf-8")
     before = (world.store.cases.count_events(), len(world.store.directory.people()))
-    result = CliRunner().invoke(main, ["--db", world.store.url, "--actor", "secretary", *command,
+    result = CliRunner().invoke(main, [*acting(world.store.url, "secretary"), *command,
                                        str(path)])
     column = header.split(",")[row.split(",").index("{cell}")]
     assert (result.exit_code, result.stdout) == (2, ""), result.output

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from click.testing import CliRunner, Result
-from conftest import ADMISSION_PATH, World
+from conftest import ADMISSION_PATH, World, acting
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from memberflow.cli import main
@@ -20,7 +20,7 @@ from memberflow.workflow.workdays import Override, WorkingCalendar, default_cale
 
 
 def cli(world: World, *args: str, actor: str = "quantri") -> Result:
-    return CliRunner().invoke(main, ["--db", world.store.url, "--actor", actor, *args])
+    return CliRunner().invoke(main, [*acting(world.store.url, actor), *args])
 
 
 def admin(world: World) -> World:

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CLI_BLOC
+from conftest import CLI_BLOC, acting
 from memberflow.cli import main
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 
 
 def run(db: Path, *args: str, actor: str | None = None) -> Result:
-    prefix = ["--db", str(db)] + (["--actor", actor] if actor else [])
+    prefix = acting(str(db), actor)
     return CliRunner().invoke(main, [*prefix, *args])
 
 
@@ -285,7 +285,7 @@ def test_init_and_demo_create_the_database_readable_by_its_owner_only(tmp_path: 
     assert (mode(db), mode(demo)) == (0o600, 0o600)
     with closing(sqlite3.connect(db)) as reader:  # holds the WAL open while another process writes
         reader.execute("SELECT count(*) FROM cases").fetchone()
-        added = subprocess.run([str(ENTRY_POINT), "--db", str(db), "--actor", "quantri", "user",
+        added = subprocess.run([str(ENTRY_POINT), *acting(str(db), "quantri"), "user",
                                 "add", "bithu", "--name", "Nguyễn Thị Hương"], capture_output=True,
                                text=True, timeout=60)
         assert (added.returncode, added.stderr) == (0, "")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ACTING, ADMISSION_PATH, OFFICERS, World
+from conftest import ACTING, ADMISSION_PATH, OFFICERS, World, acting
 from memberflow.storage.database import BUSY_TIMEOUT_MS
 from memberflow.storage.store import Store
 from memberflow.workflow.dates import format_date
@@ -90,14 +90,14 @@ def advance_args(case_id: int, step: Step) -> list[str]:
 
 
 def launch(db: str, actor: str | None, *args: str) -> subprocess.Popen[str]:
-    command = [str(ENTRY_POINT), "--db", db] + (["--actor", actor] if actor else []) + list(args)
+    command = [str(ENTRY_POINT), *acting(db, actor), *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             encoding="utf-8", env=CHILD_ENV)
 
 
 def cli(db: str, *args: str, actor: str | None = None,
         timeout: float = WAIT) -> subprocess.CompletedProcess[str]:
-    command = [str(ENTRY_POINT), "--db", db] + (["--actor", actor] if actor else []) + list(args)
+    command = [str(ENTRY_POINT), *acting(db, actor), *args]
     return subprocess.run(command, capture_output=True, text=True, encoding="utf-8",
                           env=CHILD_ENV, timeout=timeout)
 

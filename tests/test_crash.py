@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import World
+from conftest import World, acting
 from interruptions import storage_fails_during
 from memberflow.storage.verification import verify
 
@@ -49,7 +49,7 @@ def test_killed_advance_many_resumes_without_moving_a_case_twice(world: World, t
     csv_file = tmp_path / "training.csv"
     csv_file.write_text("case,certificate_date,doc:CN-NTVĐ\n" + "".join(
         f"{c},{on:%d/%m/%Y},GCN-{c}\n" for c in cases), encoding="utf-8")
-    command = [str(ENTRY_POINT), "--db", world.store.url, "--actor", "secretary", "case",
+    command = [str(ENTRY_POINT), *acting(world.store.url, "secretary"), "case",
                "advance-many", "record_training", str(csv_file), "--date", f"{on:%d/%m/%Y}"]
     base = world.store.cases.count_events()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -72,7 +72,7 @@ def test_killed_person_import_never_leaves_a_half_imported_file(world: World, tm
     people_csv = tmp_path / "people.csv"
     people_csv.write_text("full_name,birth_date,gender\n" + "".join(
         f"Nguyễn Văn {n:05d},01/01/1990,nam\n" for n in range(rows)), encoding="utf-8")
-    command = [str(ENTRY_POINT), "--db", world.store.url, "--actor", "secretary", "person", "import",
+    command = [str(ENTRY_POINT), *acting(world.store.url, "secretary"), "person", "import",
                str(people_csv)]
     before = len(world.store.directory.people(limit=100_000))
     for delay in (0.6, 1.0, 1.4):  # start-up, checking the rows, or inserting them
@@ -103,7 +103,7 @@ def votes_file(tmp_path: Path, cases: list[int]) -> Path:
 
 
 def advance_many(db: str, csv_file: Path, on: str, *extra: str) -> list[str]:
-    return [str(ENTRY_POINT), "--db", db, "--actor", "secretary", "case", "advance-many",
+    return [str(ENTRY_POINT), *acting(db, "secretary"), "case", "advance-many",
             FAILED_VOTE, str(csv_file), "--date", on, "--format", "json", *extra]
 
 

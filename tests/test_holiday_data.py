@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ADMISSION_PATH, ROOT, World
+from conftest import ADMISSION_PATH, ROOT, World, acting
 from memberflow.cli import main
 from memberflow.storage.schema import cases, holiday_snapshots
 from memberflow.storage.store import Store
@@ -34,7 +34,7 @@ OLD_CALENDAR = WorkingCalendar(OLD_DATA)
 
 
 def cli(world: World, *args: str, actor: str = "quantri") -> Result:
-    return CliRunner().invoke(main, ["--db", world.store.url, "--actor", actor, *args])
+    return CliRunner().invoke(main, [*acting(world.store.url, actor), *args])
 
 
 def take_old_snapshot(store: Store) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import postgresql_schema
+from conftest import acting, postgresql_schema
 from memberflow.storage.chain import json_row_digest, row_digest
 from memberflow.storage.database import Database
 from memberflow.storage.schema import metadata
@@ -117,8 +117,7 @@ def old_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OldDataba
 
 def memberflow(db: OldDatabase, *args: str, actor: str | None = None,
                code: int = 0) -> subprocess.CompletedProcess[str]:
-    command = [str(ENTRY_POINT), "--db", db.target, "--lang", "en"]
-    command += ["--actor", actor] if actor else []
+    command = [str(ENTRY_POINT), *acting(db.target, actor), "--lang", "en"]
     result = subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == code, f"memberflow {' '.join(args)}: exit {result.returncode}\n" \
         f"{result.stdout}\n{result.stderr}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
+from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World, acting
 from memberflow.app.publishing import Publishing
 from memberflow.app.repinning import Migrator
 from memberflow.app.service import Service
@@ -50,7 +50,7 @@ def revised(tmp_path: Path, name: str = "v2.yaml", rename: bool = True, days: in
 
 
 def cli(world: World, *args: str, actor: str = "quantri") -> Result:
-    return CliRunner().invoke(main, ["--db", world.store.url, "--actor", actor, *args])
+    return CliRunner().invoke(main, [*acting(world.store.url, actor), *args])
 
 
 # -- publishing -----------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ def test_killed_migration_resumes_without_migrating_anything_twice(admins: World
     running = 200 + len(admins.members)
     Publishing(admins.store).publish("quantri", revised(tmp_path, rename=False), "2026")
     base = admins.store.cases.count_events()
-    command = [str(ENTRY_POINT), "--db", admins.store.url, "--actor", "quantri", "definition",
+    command = [str(ENTRY_POINT), *acting(admins.store.url, "quantri"), "definition",
                "migrate", "membership", "--to", "2", "--chunk", "1"]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -292,7 +292,7 @@ def test_migration_stopped_by_a_storage_failure_says_how_many_cases_it_migrated(
     command = ["definition", "migrate", "membership", "--to", "2", "--chunk", "5"]
     admins.store.close()
     with storage_fails_during(db_url, "migrate_definition", 20, ids[25]) as url:
-        stopped = subprocess.run([str(ENTRY_POINT), "--db", url, "--actor", "quantri", *command],
+        stopped = subprocess.run([str(ENTRY_POINT), *acting(url, "quantri"), *command],
                                  capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 6, stopped.stderr
 
@@ -309,7 +309,7 @@ def test_migration_stopped_by_a_storage_failure_says_how_many_cases_it_migrated(
     assert stop.endswith(f"; {migrated} case(s) migrated and committed before it; run the migration "
                          "again to continue (cases already migrated are not moved again)")
 
-    finish = subprocess.run([str(ENTRY_POINT), "--db", db_url, "--actor", "quantri", *command],
+    finish = subprocess.run([str(ENTRY_POINT), *acting(db_url, "quantri"), *command],
                             capture_output=True, text=True, timeout=120)
     assert finish.returncode == 0, finish.stderr
     assert f"migrated {len(ids) - migrated} case(s)" in finish.stdout
@@ -346,7 +346,7 @@ def test_lint_diff_and_graph_from_the_command_line(admins: World, tmp_path: Path
 
 # -- init publishes the bundled definitions as an administrator ---------------------------------
 def run_init(db: str, *args: str, actor: str | None = None) -> subprocess.CompletedProcess[str]:
-    command = [str(ENTRY_POINT), "--db", db] + (["--actor", actor] if actor else []) + ["init", *args]
+    command = [str(ENTRY_POINT), *acting(db, actor), "init", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120,
                           env={k: v for k, v in os.environ.items() if not k.startswith("MEMBERFLOW_")})
 
@@ -430,10 +430,10 @@ def test_init_respects_maker_checker_for_a_changed_bundled_definition(
     assert versions(store) == [(1, "published", None, None), (2, "pending", "quantri", None)]
     assert run_init(url, actor="quantri").returncode == 0
     assert versions(store)[-1] == (2, "pending", "quantri", None)
-    same = subprocess.run([str(ENTRY_POINT), "--db", url, "--actor", "quantri", "definition",
+    same = subprocess.run([str(ENTRY_POINT), *acting(url, "quantri"), "definition",
                            "approve", "membership@2"], capture_output=True, text=True, timeout=60)
     assert same.returncode == EXIT_NOT_PERMITTED
-    other = subprocess.run([str(ENTRY_POINT), "--db", url, "--actor", "quantri2", "definition",
+    other = subprocess.run([str(ENTRY_POINT), *acting(url, "quantri2"), "definition",
                             "approve", "membership@2"], capture_output=True, text=True, timeout=60)
     assert other.returncode == 0, other.stderr
     assert versions(store)[-1] == (2, "published", "quantri", "quantri2")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLI_BLOC, World
+from conftest import CLI_BLOC, World, acting
 from memberflow.errors import BadInput, MoveRefused
 from memberflow.storage.verification import verify
 from memberflow.workflow.dates import add_months, format_date
@@ -182,7 +182,7 @@ def test_cli_readmit_reports_each_rule_and_opens_when_they_hold(tmp_path: Path) 
     script = str(Path(sys.executable).parent / "memberflow")
 
     def run(*args: str, actor: str = "quantri") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([script, "--db", str(db), "--actor", actor, *args],
+        return subprocess.run([script, *acting(str(db), actor), *args],
                               capture_output=True, text=True, timeout=120)
 
     assert run("init", "--admin", "quantri").returncode == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLI_BLOC, World
+from conftest import CLI_BLOC, World, login_url
 from memberflow.app.screening import Screening, YearRecord
 from memberflow.errors import BadInput, NotPermitted
 
@@ -234,7 +234,7 @@ def test_screen_open_stopped_by_a_storage_failure_reports_what_it_proposed_and_r
     command = [str(Path(sys.executable).parent / "memberflow"), "--actor", "department", "screen",
                "--year", str(year), "--open", "--format", "json"]
     world.store.close()
-    with storage_fails_during(db_url, "propose_removal", 5, cases[5]) as url:
+    with storage_fails_during(login_url(db_url, "department"), "propose_removal", 5, cases[5]) as url:
         stopped = subprocess.run([command[0], "--db", url, *command[1:]], capture_output=True,
                                  text=True, timeout=120)
     assert stopped.returncode == 6, stopped.stderr

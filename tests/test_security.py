@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from conftest import DEFINITIONS, MEMBERSHIP, OFFICERS, ORGS, World
+from conftest import DEFINITIONS, MEMBERSHIP, OFFICERS, ORGS, World, acting
 from memberflow.app import administration
 from memberflow.app.administration import Administration
 from memberflow.app.service import AdvanceRequest, Service
@@ -245,7 +245,7 @@ def test_auditor_through_the_cli_exits_5_and_writes_nothing(matrix: Matrix) -> N
     on = move_date(matrix.world, "candidate")
     before = matrix.dump(case_id)
     result = CliRunner().invoke(main, [
-        "--db", matrix.store.url.removeprefix("sqlite:///"), "--actor", "kiemtoan", "case", "advance",
+        *acting(matrix.store.url.removeprefix("sqlite:///"), "kiemtoan"), "case", "advance",
         str(case_id), "record_training", "-i", f"certificate_date={format_date(on)}", "-d", "CN-NTVĐ",
         "--date", format_date(on)])
     assert result.exit_code == 5, result.output

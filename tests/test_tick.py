@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ADMISSION_PATH, MEMBERSHIP, World
+from conftest import ADMISSION_PATH, MEMBERSHIP, World, acting
 from memberflow.app.administration import Administration
 from memberflow.cli import main
 from memberflow.errors import BadInput, DefinitionInvalid
@@ -93,7 +93,7 @@ def test_tick_counts_again_a_deadline_stored_on_a_calendar_changed_meanwhile(wor
     case_id = world.open_case(on=vote - timedelta(days=40))
     world.walk(case_id, ADMISSION_PATH[:3], vote - timedelta(days=30))
     day_off = default_calendar().add_working_days(vote, 3)
-    set_day = CliRunner().invoke(main, ["--db", world.store.url, "--actor", "quantri", "calendar",
+    set_day = CliRunner().invoke(main, [*acting(world.store.url, "quantri"), "calendar",
                                         "set-day", format_date(day_off), "--off", "--reason", "Nghỉ bù"])
     assert set_day.exit_code == 0, set_day.output
     world.step(case_id, "record_branch_vote", vote)  # world.service read the calendar before
