@@ -255,8 +255,8 @@ def test_screen_open_stopped_by_a_storage_failure_reports_what_it_proposed_and_r
     assert stop.endswith(f"; {made} proposal(s) made and committed before it; run it again to "
                          "continue (pending proposals are skipped)")
 
-    again = subprocess.run([command[0], "--db", db_url, *command[1:]], capture_output=True,
-                           text=True, timeout=120)
+    again = subprocess.run([command[0], "--db", login_url(db_url, "department"), *command[1:]],
+                           capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert again.stderr.strip() == (f"{len(cases) - made} proposed, {made} already pending, 0 refused "
                                     f"of {len(cases)} listed")
