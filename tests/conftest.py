@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from memberflow import i18n
 from memberflow.app.service import Service
 from memberflow.storage.store import Store
 from memberflow.workflow.dates import add_months, today
@@ -22,6 +23,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 ROOT = Path(__file__).resolve().parent.parent
+# Messages are asserted in the source language (English) unless a test is about Vietnamese,
+# the program's default: it then says --lang vi, or clears MEMBERFLOW_LANG.
+os.environ["MEMBERFLOW_LANG"] = "en"
+
+
+@pytest.fixture(autouse=True)
+def messages_in_english() -> None:
+    """Each test starts in English: a CLI run in the same process may have switched."""
+    i18n.use("en")
 DEFINITIONS = ROOT / "definitions"
 MEMBERSHIP = DEFINITIONS / "membership.yaml"
 

@@ -36,7 +36,8 @@ OFFICIAL_LABEL = "Đảng viên chính thức"
 
 # -- helpers ------------------------------------------------------------------------------------
 def run(db: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--db", str(db), *args])
+    """In the program's default language: labels from the definition in Vietnamese."""
+    return CliRunner().invoke(main, ["--db", str(db), "--lang", "vi", *args])
 
 
 @contextmanager

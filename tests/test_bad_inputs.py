@@ -41,9 +41,12 @@ DEFINITION_FILES = CORPUS / "definitions"
 VALID_DEFINITION = DEFINITION_FILES / "valid_minimal.yaml"
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 # Neither the runner nor a subprocess may pick up a database, actor or debug flag from outside.
-SUBPROCESS_ENV = {key: value for key, value in os.environ.items() if not key.startswith("MEMBERFLOW_")}
+# The corpus checks the English text of each message (Vietnamese is the default; the
+# catalogues are held complete by test_messages).
+SUBPROCESS_ENV = {**{key: value for key, value in os.environ.items() if not key.startswith("MEMBERFLOW_")},
+                  "MEMBERFLOW_LANG": "en"}
 RUNNER_ENV: Mapping[str, str | None] = {"MEMBERFLOW_DB": None, "MEMBERFLOW_ACTOR": None,
-                                         "MEMBERFLOW_DEBUG": None}
+                                         "MEMBERFLOW_DEBUG": None, "MEMBERFLOW_LANG": "en"}
 SQL = "'; DROP TABLE cases; --"
 WRITE = ["person", "add", "--name", "Nguyễn Văn An", "--birth-date", "01/01/1990", "--gender", "male"]
 PROBLEM_LINE = re.compile(r"  .+:\d+: .+")

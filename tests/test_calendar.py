@@ -36,7 +36,7 @@ def decision_due(world: World, case_id: int) -> tuple[str, str]:
 
 
 def shown_deadlines(world: World, case_id: int) -> dict[str, dict]:
-    result = cli(world, "case", "show", str(case_id), "--format", "json")
+    result = cli(world, "--lang", "vi", "case", "show", str(case_id), "--format", "json")
     assert result.exit_code == 0, result.stderr
     return {d["move"]: d for d in json.loads(result.stdout)["deadlines"]}
 
@@ -335,7 +335,9 @@ def test_case_show_json_gives_deadlines_as_fields_and_the_table_a_sentence(world
 
 def test_calendar_show_names_holidays_in_the_chosen_language(world: World) -> None:
     def why(*args: str) -> dict[str, str]:
-        shown = cli(world, "calendar", "show", "2026", "--format", "json", *args)
+        shown = CliRunner(env={"MEMBERFLOW_LANG": None}).invoke(
+            main, [*acting(world.store.url, "quantri"), "calendar", "show", "2026", "--format", "json",
+                   *args])
         assert shown.exit_code == 0, shown.stderr
         return {d["date"]: d["why"] for d in json.loads(shown.stdout)["days"]}
 
@@ -346,5 +348,5 @@ def test_calendar_show_names_holidays_in_the_chosen_language(world: World) -> No
     assert CliRunner().invoke(main, ["--db", world.store.url, "--lang", "en", "calendar", "show",
                                      "2026", "--format", "json"]).stdout == \
         cli(world, "calendar", "show", "2026", "--lang", "en", "--format", "json").stdout
-    table = cli(world, "calendar", "show", "2026")
+    table = cli(world, "--lang", "vi", "calendar", "show", "2026")
     assert "Tết Nguyên Đán" in table.stdout and "Lunar New Year" not in table.stdout

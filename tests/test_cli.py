@@ -19,8 +19,8 @@ ENTRY_POINT = Path(sys.executable).parent / "memberflow"
 
 
 def run(db: Path, *args: str, actor: str | None = None) -> Result:
-    prefix = acting(str(db), actor)
-    return CliRunner().invoke(main, [*prefix, *args])
+    """The CLI as an officer meets it: in its default language (Vietnamese)."""
+    return CliRunner(env={"MEMBERFLOW_LANG": None}).invoke(main, [*acting(str(db), actor), *args])
 
 
 @pytest.fixture

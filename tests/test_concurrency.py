@@ -90,9 +90,14 @@ def advance_args(case_id: int, step: Step) -> list[str]:
 
 
 def launch(db: str, actor: str | None, *args: str) -> subprocess.Popen[str]:
-    command = [str(ENTRY_POINT), *acting(db, actor), *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            encoding="utf-8", env=CHILD_ENV)
+    return launch_all(db, [actor], *args)[0]
+
+
+def launch_all(db: str, actors: Sequence[str | None], *args: str) -> list[subprocess.Popen[str]]:
+    """Start one process per actor back to back: every login is made before the first starts."""
+    commands = [[str(ENTRY_POINT), *acting(db, actor), *args] for actor in actors]
+    return [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             encoding="utf-8", env=CHILD_ENV) for command in commands]
 
 
 def cli(db: str, *args: str, actor: str | None = None,
@@ -275,11 +280,11 @@ def test_same_move_sent_by_four_officers_at_once_lands_exactly_once(world: World
         args = advance_args(case_id, step)
         world.store.close()  # the parent keeps no connection open while the children run
         if index % 2 == 0:
-            procs = [launch(db_url, actor, *args) for actor in actors]
+            procs = launch_all(db_url, actors, *args)
             assert all(p.poll() is None for p in procs), "a process ended before all had started"
         else:
             with move_in_progress(db_url, case_id) as tag:
-                procs = [launch(tagged(db_url, tag), actor, *args) for actor in actors]
+                procs = launch_all(tagged(db_url, tag), actors, *args)
                 wait_until_queued(db_url, tag, procs)
         results = finish(procs, actors)
 
@@ -525,7 +530,7 @@ def test_two_officers_opening_a_case_for_one_person_at_once_open_one(
     # What a case opening for the person waits for: the person's row (the new case's foreign
     # key needs a share lock on it) on PostgreSQL, the write lock on SQLite.
     with holding(db_url, "SELECT id FROM people WHERE id = :id FOR UPDATE", id=person) as tag:
-        procs = [launch(tagged(db_url, tag), actor, *args) for actor in actors]
+        procs = launch_all(tagged(db_url, tag), actors, *args)
         wait_until_queued(db_url, tag, procs)
     results = finish(procs, actors)
 
@@ -578,7 +583,7 @@ def test_one_advance_many_file_run_twice_at_once_applies_each_row_once(
     world.store.close()
     actors = ["secretary", "secretary"]
     with holding(db_url, "SELECT id FROM cases WHERE id = :id FOR UPDATE", id=cases[0]) as tag:
-        procs = [launch(tagged(db_url, tag), actor, *args) for actor in actors]
+        procs = launch_all(tagged(db_url, tag), actors, *args)
         wait_until_queued(db_url, tag, procs)
     results = finish(procs, actors)
 

@@ -14,7 +14,8 @@ from memberflow.workflow.workdays import default_calendar
 
 
 def due_rows(db_path: Path, *args: str) -> list[dict]:
-    result = CliRunner().invoke(main, ["--db", str(db_path), "due", "--format", "json", *args])
+    result = CliRunner().invoke(main, ["--db", str(db_path), "--lang", "vi", "due", "--format", "json",
+                                       *args])
     assert result.exit_code == 0, result.stderr
     return json.loads(result.output)
 

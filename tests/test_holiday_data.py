@@ -148,7 +148,7 @@ def test_refresh_dry_run_lists_changed_days_and_moved_deadlines_and_writes_nothi
     after = ceremony_case(world, AFTER_THE_CHANGES)
     before = table_rows(world)
 
-    dry = cli(world, "calendar", "refresh", "--dry-run")
+    dry = cli(world, "--lang", "vi", "calendar", "refresh", "--dry-run")
     assert dry.exit_code == 0, dry.output
     lines = dry.stdout.splitlines()
     assert lines[0] == ("holiday data in force: snapshot 2, holidays 0.60, 1990–2031, "

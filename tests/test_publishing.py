@@ -337,7 +337,7 @@ def test_lint_diff_and_graph_from_the_command_line(admins: World, tmp_path: Path
     assert "state branch_voted" in diffed.stdout and "state branch_approved" in diffed.stdout
 
     out = tmp_path / "membership.mmd"
-    drawn = cli(admins, "definition", "graph", "membership", "-o", str(out))
+    drawn = cli(admins, "--lang", "vi", "definition", "graph", "membership", "-o", str(out))
     assert drawn.exit_code == 0 and out.read_text(encoding="utf-8").startswith("stateDiagram-v2")
     assert "Đảng viên chính thức" in out.read_text(encoding="utf-8")
     dot = cli(admins, "definition", "graph", str(v2), "--format", "dot")

@@ -28,7 +28,8 @@ from memberflow.workflow.workdays import default_calendar
 
 
 def run_report(db_url: str, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--db", db_url, "report", *args])
+    """Reports in the program's default language: labels from the definition in Vietnamese."""
+    return CliRunner().invoke(main, ["--db", db_url, "--lang", "vi", "report", *args])
 
 
 def report_json(db_url: str, *args: str) -> dict[str, Any]:

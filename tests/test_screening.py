@@ -175,7 +175,7 @@ def test_cli_assess_import_is_all_or_nothing_and_screen_opens_proposals(
     shown = json.loads(run(db, "--lang", "en", "assess", "show", str(two), "--format", "json").stdout)
     assert [(r["score"], r["rating"], r["rating_label"]) for r in shown] == [(90, "excellent", "Excellent")]
 
-    listed = json.loads(run(db, "screen", "--year", year, "--format", "json").stdout)
+    listed = json.loads(run(db, "--lang", "vi", "screen", "--year", year, "--format", "json").stdout)
     assert [(r["person_id"], r["grounds"]) for r in listed] == [(one, "absence_or_unpaid_dues")]
     assert listed[0]["reasons"] == "không sinh hoạt đảng 4 tháng trong năm (từ 3 tháng)"
     opened = run(db, "screen", "--year", year, "--open")

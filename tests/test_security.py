@@ -508,7 +508,8 @@ def test_quoted_hostile_text_in_a_definition_is_only_a_label(bloc: Path, tmp_pat
     assert load_definition(path).states["candidate"].labels.vi == hostile
     published = cli(bloc, "definition", "publish", str(path), "--comment", hostile, actor="quantri")
     assert published.exit_code == 0, published.output
-    shown = cli(bloc, "definition", "show", "membership", "--format", "json", actor="kiemtoan")
+    shown = cli(bloc, "--lang", "vi", "definition", "show", "membership", "--format", "json",
+                actor="kiemtoan")
     assert shown.exit_code == 0, shown.output
     shown_states = {s["state"]: s["label"] for s in json.loads(shown.stdout)["states"]}
     assert shown_states["candidate"] == hostile
