@@ -122,11 +122,16 @@ class Access:
             return False
         return bool(self.roles_at(principal, organization_id) & allowed)
 
+    def may_see_anywhere(self, principal: Principal, shown_to: Iterable[str]) -> bool:
+        """Whether the principal holds one of the roles ``shown_to`` names anywhere."""
+        allowed = set(shown_to)
+        return any(g.role in allowed for g in self.grants(principal))
+
     # -- changes --------------------------------------------------------------------------
     def require_officer(self, principal: Principal) -> None:
         """Registering people: any officer or administrator (an auditor changes nothing)."""
         if not any(g.role != AUDITOR for g in self.grants(principal)):
-            raise NotPermitted(_("{user} holds no officer or administrator grant")
+            raise NotPermitted(_("{user} holds no officer or administrator role")
                                .format(user=principal.username))
 
     def require_admin(self, principal: Principal, organization_code: str | None = None,

@@ -6,19 +6,12 @@ subtree they were granted at); any officer may register a person; auditors chang
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from memberflow.errors import BadInput, MoveRefused, NotPermitted
-from memberflow.workflow.directory import (
-    ADMINISTRATOR,
-    AUDITOR,
-    ORGANIZATION_KINDS,
-    SYSTEM_ROLES,
-    TICK_ACTOR,
-    person_fields,
-)
+from memberflow.app.access import Access
+from memberflow.app.principal import Principal
+from memberflow.errors import BadInput, MoveRefused
+from memberflow.workflow.directory import ADMINISTRATOR, ORGANIZATION_KINDS, SYSTEM_ROLES, TICK_ACTOR
 from memberflow.workflow.inputs import clean_text
 
 if TYPE_CHECKING:
@@ -27,6 +20,7 @@ if TYPE_CHECKING:
 class Administration:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.access = Access(store)
 
     def bootstrap(self, username: str, full_name: str) -> None:
         """The first administrator of a new installation; later ones are granted by an admin."""
@@ -37,6 +31,13 @@ class Administration:
         self.store.directory.add_user(clean_text(username, "username", 64),
                                       clean_text(full_name, "name", 300))
         self.store.directory.grant(username, ADMINISTRATOR, None)
+
+    def is_first_administrator(self, username: str) -> bool:
+        """Whether ``username`` already administers the whole installation (``init --admin``
+        run again names them: nothing to do)."""
+        held = self.store.directory.grants_of(username) if self.store.directory.holders_of(
+            ADMINISTRATOR) else []
+        return any(role == ADMINISTRATOR and org is None for role, org, _code in held)
 
     def add_organization(self, actor: str, code: str, name: str, kind: str,
                          parent: str | None) -> int:
@@ -63,34 +64,9 @@ class Administration:
         self.require_admin(actor, org_code)
         self.store.directory.grant(username, role, org_code)
 
-    def add_person(self, actor: str, full_name: str, birth_date: date,
-                   **fields: Any) -> int:
-        """Any officer may register an applicant; an auditor may not."""
-        self.require_officer(actor)
-        return self.store.directory.add_person(**person_fields(full_name, birth_date, **fields))
-
-    def import_people(self, actor: str, rows: list[dict[str, Any]],
-                      check: Callable[[dict[tuple[str, Any], int]], None] | None = None) -> list[int]:
-        """Register people already checked with ``person_fields``, in one transaction;
-        ``check`` sees who of them is already registered, inside it (and may refuse)."""
-        self.require_officer(actor)
-        return self.store.directory.add_people(rows, check)
-
     def require_officer(self, actor: str) -> None:
-        roles = self.store.directory.all_roles(actor)
-        if not roles - {AUDITOR}:
-            raise NotPermitted(f"{actor} holds no officer or administrator role")
+        self.access.require_officer(Principal(actor, "established by the front end"))
 
     def require_admin(self, actor: str, org_code: str | None = None, anywhere: bool = False) -> None:
         """Administrator installation-wide, or at ``org_code`` or above it."""
-        self.store.directory.user(actor)
-        if anywhere and ADMINISTRATOR in self.store.directory.all_roles(actor):
-            return
-        if org_code is not None:
-            org_id = self.store.directory.organization(org_code)["id"]
-            if ADMINISTRATOR in self.store.directory.roles_at(actor, org_id):
-                return
-        elif self.store.directory.installation_roles(actor) & {ADMINISTRATOR}:
-            return
-        where = f"at {org_code} or above" if org_code else "for the whole installation"
-        raise NotPermitted(f"{actor} is not an administrator {where}")
+        self.access.require_admin(Principal(actor, "established by the front end"), org_code, anywhere)

@@ -3,7 +3,8 @@
 A front end opens the application once (a CLI run, a web worker), establishes the acting
 principal the way its medium allows (``principal``), and calls the operations of the use-case
 modules (``cases``, ``people``, ``directory``, ``definitions``, ``calendar``, ``audit``,
-``reports``, ``screening``), each of which checks access through ``access``.
+``reports``, ``screening``, ``installation``), each of which checks access through
+``access`` and returns plain data for the front end to render.
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ from memberflow.app.access import Access
 from memberflow.app.principal import Principal, from_declared, from_login
 
 if TYPE_CHECKING:
+    from memberflow.app.audit import Audit
+    from memberflow.app.calendar import CalendarOperations
+    from memberflow.app.cases import Cases
+    from memberflow.app.definitions import Definitions
+    from memberflow.app.directory import DirectoryOperations
+    from memberflow.app.installation import Installation
+    from memberflow.app.people import People
+    from memberflow.app.reports import ReportOperations
+    from memberflow.app.screening import ScreeningOperations
     from memberflow.app.service import Service
     from memberflow.storage.store import Store
 
@@ -59,3 +69,58 @@ class Application:
 
     def close(self) -> None:
         self.store.close()
+
+    # -- the use cases ----------------------------------------------------------------------
+    @cached_property
+    def cases(self) -> Cases:
+        from memberflow.app.cases import Cases
+
+        return Cases(self)
+
+    @cached_property
+    def people(self) -> People:
+        from memberflow.app.people import People
+
+        return People(self)
+
+    @cached_property
+    def directory(self) -> DirectoryOperations:
+        from memberflow.app.directory import DirectoryOperations
+
+        return DirectoryOperations(self)
+
+    @cached_property
+    def definitions(self) -> Definitions:
+        from memberflow.app.definitions import Definitions
+
+        return Definitions(self)
+
+    @cached_property
+    def calendar(self) -> CalendarOperations:
+        from memberflow.app.calendar import CalendarOperations
+
+        return CalendarOperations(self)
+
+    @cached_property
+    def audit(self) -> Audit:
+        from memberflow.app.audit import Audit
+
+        return Audit(self)
+
+    @cached_property
+    def reports(self) -> ReportOperations:
+        from memberflow.app.reports import ReportOperations
+
+        return ReportOperations(self)
+
+    @cached_property
+    def screening(self) -> ScreeningOperations:
+        from memberflow.app.screening import ScreeningOperations
+
+        return ScreeningOperations(self)
+
+    @cached_property
+    def installation(self) -> Installation:
+        from memberflow.app.installation import Installation
+
+        return Installation(self)

@@ -38,6 +38,8 @@ from memberflow.workflow.inputs import clean_text
 from memberflow.workflow.workdays import Override, WorkingCalendar
 
 if TYPE_CHECKING:
+    from memberflow.app.application import Application
+    from memberflow.app.principal import Principal
     from memberflow.app.service import Service
     from memberflow.storage.calendar import CalendarChange
     from memberflow.storage.cases import DueRow, StoredDue
@@ -231,3 +233,60 @@ def calendar_warnings(calendar: WorkingCalendar, this_year: int) -> list[str]:
         return [f"the holiday data ends with {data.last_year}: an administrator should run "
                 "'memberflow calendar refresh' to extend it"]
     return []
+
+
+@dataclass(frozen=True)
+class CalendarYear:
+    """A year of the calendar as shown: its days, its version, the holiday data in force."""
+
+    year: int
+    version: str
+    holidays: HolidayData
+    days: list[dict[str, object]]
+
+    @property
+    def covered(self) -> bool:
+        return self.holidays.first_year <= self.year <= self.holidays.last_year
+
+
+class CalendarOperations:
+    """The calendar for a principal: anyone with a grant reads it; administrators change it."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.access = app.access
+
+    @property
+    def _administration(self) -> CalendarAdministration:
+        return CalendarAdministration(self.app.service)
+
+    @property
+    def calendar(self) -> WorkingCalendar:
+        return self.app.service.engine.calendar
+
+    def warnings(self) -> list[str]:
+        return calendar_warnings(self.calendar, today().year)
+
+    def version(self, year: int) -> str:
+        return self.calendar.version(year)
+
+    def year(self, principal: Principal, year: int, lang: str) -> CalendarYear:
+        self.access.require_any_grant(principal)
+        calendar = self.calendar
+        return CalendarYear(year, calendar.version(year), calendar.holidays, calendar.year(year, lang))
+
+    def set_day(self, principal: Principal, day: date, working: bool, reason: str) -> Recounted:
+        return self._administration.set_day(principal.username, day, working, reason)
+
+    def load_file(self, principal: Principal | None,
+                  path: Path) -> tuple[CalendarFile, list[CalendarDay], Recounted]:
+        """A yearly file (``None``: the bundled seed, applied by ``init``)."""
+        return self._administration.load_file(principal.username if principal else None, path)
+
+    def refresh(self, principal: Principal, dry_run: bool) -> Refresh:
+        return self._administration.refresh(principal.username, dry_run)
+
+    def recount_stale(self) -> Recounted:
+        """Deadlines stored before their calendar version was, counted again (an upgrade)."""
+        return self._administration.recount_stale()
+

@@ -40,8 +40,8 @@ from memberflow.workflow.guards import EDUCATION_LEVELS
 from memberflow.workflow.inputs import clean_text, parse_bool
 
 if TYPE_CHECKING:
-    from memberflow.app.administration import Administration
     from memberflow.app.service import AdvanceRequest, Service
+    from memberflow.storage.directory import Directory
 
 CASE_COLUMN, DATE_COLUMN, ROLE_COLUMN, DOCUMENT_PREFIX = "case", "date", "role", "doc:"
 REQUEST_COLUMN = "request_id"
@@ -296,7 +296,7 @@ class _Registered(Exception):
         self.ids = ids
 
 
-def import_people(administration: Administration, actor: str, path: Path) -> Imported:
+def import_people(directory: Directory, organization_id: int | None, path: Path) -> Imported:
     """Every row checked first; one bad row (or a person already registered) and nobody is
     imported, so a file is never half-imported and can simply be fixed and run again. A file
     whose every row is registered already was imported before (a rerun after a crash): that
@@ -317,7 +317,7 @@ def import_people(administration: Administration, actor: str, path: Path) -> Imp
         if key in seen:
             problems.append(f"{path}:{line}: the same person as row {seen[key]}")
         seen.setdefault(key, line)
-        people.append(person)
+        people.append({**person, "organization_id": organization_id})
     _refuse(problems)
 
     def none_registered(registered: dict[tuple[str, Any], int]) -> None:
@@ -327,7 +327,7 @@ def import_people(administration: Administration, actor: str, path: Path) -> Imp
                  f"as #{registered[key]}" for key in seen if key in registered])
 
     try:
-        return Imported(administration.import_people(actor, people, none_registered))
+        return Imported(directory.add_people(people, none_registered))
     except _Registered as before:
         return Imported(before.ids, rerun=True)
 

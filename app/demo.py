@@ -86,6 +86,7 @@ class DemoReport:
     sample_case: int = 0
     sample_actor: str = ""
     refusals: list[str] = field(default_factory=list)
+    featured_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Bloc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memberflow.errors import BadInput, NotPermitted
+from memberflow.errors import NotPermitted
 from memberflow.i18n import _
 from memberflow.workflow.directory import TICK_ACTOR
 
@@ -32,7 +32,8 @@ SYSTEM = Principal(TICK_ACTOR, "system")
 def from_declared(username: str | None) -> str:
     """The user named with ``--actor`` on a file database (checked to exist by the caller)."""
     if not username:
-        raise BadInput(_("name the acting user with --actor or MEMBERFLOW_ACTOR"))
+        raise NotPermitted(_("no one is named as acting: name the user with --actor or "
+                             "MEMBERFLOW_ACTOR"))
     return username
 
 

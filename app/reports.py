@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from memberflow.errors import NotPermitted
+from memberflow.i18n import _
 from memberflow.storage.reports import ReportQueries
 from memberflow.workflow.dates import add_months, format_date
 from memberflow.workflow.deadlines import due_date
@@ -35,15 +37,18 @@ from memberflow.workflow.reports import (
 )
 
 if TYPE_CHECKING:
+    from memberflow.app.application import Application
+    from memberflow.app.principal import Principal
     from memberflow.app.service import Service
 
 
 # -- the reports ------------------------------------------------------------------------------------
 class Reports:
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, visible: list[int] | None = None) -> None:
         self.service = service
         self.store = service.store
         self.queries = ReportQueries(service.store.db)
+        self.visible = visible  # organizations counted when no --org is given (None: all)
 
     def _versions(self) -> list[Definition]:
         return [self.service.definition(row["id"]) for row in self.store.definitions.all(DEFINITION)]
@@ -54,7 +59,7 @@ class Reports:
     def _scope(self, org_code: str | None) -> tuple[list[int] | None, str]:
         """The organization subtree's ids (unknown code: not found) and a title suffix."""
         if org_code is None:
-            return None, ""
+            return self.visible, ""
         ids = self.store.directory.subtree_ids(org_code)
         name = self.store.directory.organization(org_code)["name"]
         return ids, f" — {org_code} ({name})"
@@ -241,3 +246,38 @@ def _durations_title(year: int | None, lang: str) -> str:
     when = f"các bước thực hiện năm {year}" if year else "mọi bước"
     return (f"Số ngày làm việc từ khi vào trạng thái đến bước tiếp theo trên đường chính ({when}); "
             "late = số bước làm sau hạn")
+
+
+class ReportOperations:
+    """Reports for a principal: over the organizations they see (all, for an auditor); a
+    grouping by a field the definition marks sensitive only for the roles shown it."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.access = app.access
+
+    def _reports(self, principal: Principal, org_code: str | None) -> Reports:
+        visible = self.access.require_scope(principal, None) if org_code is None else None
+        if org_code is not None:
+            self.access.require_scope(principal, org_code)
+        return Reports(self.app.service, visible)
+
+    def admissions(self, principal: Principal, year: str, by: str | None, org_code: str | None,
+                   lang: str) -> Report:
+        reports = self._reports(principal, org_code)
+        rule = self.app.people.personal_data()
+        grouped = set(parse_by(by)) & set(rule.sensitive)
+        if grouped and not self.access.may_see_anywhere(principal, rule.shown_to):
+            raise NotPermitted(_("{user} may not group people by {fields}: the definition shows "
+                                 "those fields only to {roles}").format(
+                user=principal.username, fields=", ".join(sorted(grouped)),
+                roles=", ".join(rule.shown_to)))
+        return reports.admissions(year, by, org_code, lang)
+
+    def membership(self, principal: Principal, as_of: date, org_code: str | None, lang: str) -> Report:
+        return self._reports(principal, org_code).membership(as_of, org_code, lang)
+
+    def durations(self, principal: Principal, year: str | None, org_code: str | None,
+                  lang: str) -> Report:
+        return self._reports(principal, org_code).durations(year, org_code, lang)
+

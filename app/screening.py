@@ -24,6 +24,8 @@ from memberflow.workflow.definition import Definition
 from memberflow.workflow.guards import is_pending
 
 if TYPE_CHECKING:
+    from memberflow.app.application import Application
+    from memberflow.app.principal import Principal
     from memberflow.app.service import Service
 
 MEMBER_STAGES = ("probation", "official")
@@ -96,10 +98,12 @@ class Screening:
                 raise type(bad)(f"{path}:{line}: {bad}") from None
         return self.store.assessments.record_new(rows, actor)
 
-    def screen(self, year: int, org_code: str | None = None) -> list[Listed]:
-        """Members (probation or official) meeting a criterion of their definition in ``year``."""
+    def screen(self, year: int, org_code: str | None = None,
+               visible: list[int] | None = None) -> list[Listed]:
+        """Members (probation or official) meeting a criterion of their definition in ``year``,
+        of ``org_code``'s subtree, else of the ``visible`` organizations (None: all)."""
         check_year(year)
-        organizations = self.store.directory.subtree_ids(org_code) if org_code else None
+        organizations = self.store.directory.subtree_ids(org_code) if org_code else visible
         members = [(row, definition) for row, definition in self._members(organizations)]
         records = self.store.assessments.current(
             sorted({row["person_id"] for row, _ in members}), year - YEARS_LOOKED_BACK, year)
@@ -234,3 +238,38 @@ def rating_labels(service: Service, person_id: int, lang: str) -> dict[str, str]
         if rules:
             return {r.name: r.labels.get(lang) for r in rules.ratings}
     return {}
+
+
+class ScreeningOperations:
+    """Assessments and screening for a principal: recording takes the roles the definition
+    names (checked per member); reading takes a grant covering the member."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.access = app.access
+
+    @property
+    def _screening(self) -> Screening:
+        return Screening(self.app.service)
+
+    def record(self, principal: Principal, record: YearRecord) -> int:
+        return self._screening.record(principal.username, [record])
+
+    def record_file(self, principal: Principal, path: Path) -> tuple[int, int]:
+        return self._screening.record_file(principal.username, path)
+
+    def history(self, principal: Principal, person_id: int, lang: str) -> list[dict[str, Any]]:
+        """Every assessment of a person the principal may see, corrections included."""
+        self.app.people.show(principal, person_id)
+        service = self.app.service
+        labels = rating_labels(service, person_id, lang)
+        return [{**row, "rating_label": labels.get(row["rating"], row["rating"])}
+                for row in service.store.assessments.history(person_id)]
+
+    def screen(self, principal: Principal, year: int, org_code: str | None) -> list[Listed]:
+        visible = self.access.require_scope(principal, org_code)
+        return self._screening.screen(year, org_code, visible)
+
+    def propose(self, principal: Principal, listed: Sequence[Listed], on: date) -> Iterator[RowResult]:
+        return self._screening.propose(principal.username, listed, on)
+

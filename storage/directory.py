@@ -8,7 +8,7 @@ from typing import Any
 from memberflow.errors import Duplicate, NotFound
 from memberflow.storage.chain import utc_now
 from memberflow.storage.database import Database
-from memberflow.storage.schema import organizations, people, role_grants, users
+from memberflow.storage.schema import cases, organizations, people, role_grants, users
 from sqlalchemy import Connection, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -259,7 +259,14 @@ class Directory:
             rows = conn.execute(select(people).where(people.c.id.in_(ids)))
             return {r.id: dict(r._mapping) for r in rows}
 
-    def people(self, limit: int = 1000) -> list[dict[str, Any]]:
+    def people(self, limit: int = 1000, organization_ids: list[int] | None = None) -> list[dict[str, Any]]:
+        """People by id; with ``organization_ids``, those registered at one of them or with a
+        case at one of them."""
+        query = select(people).order_by(people.c.id).limit(limit)
+        if organization_ids is not None:
+            query = query.where(or_(
+                people.c.organization_id.in_(organization_ids),
+                people.c.id.in_(select(cases.c.person_id)
+                                .where(cases.c.organization_id.in_(organization_ids)))))
         with self.db.connect() as conn:
-            rows = conn.execute(select(people).order_by(people.c.id).limit(limit))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in conn.execute(query)]

@@ -38,8 +38,7 @@ LAYERS = [
     (("workflow",), ("memberflow.storage", "memberflow.app", "memberflow.commands", "memberflow.cli")),
     (("storage",), ("memberflow.workflow", "memberflow.app", "memberflow.commands", "memberflow.cli")),
     (("app",), ("memberflow.commands", "memberflow.cli")),
-    pytest.param(("cli.py", "commands"), ("memberflow.storage",),
-                 marks=pytest.mark.xfail(strict=True, reason="commands move onto app/ (issue 14)")),
+    (("cli.py", "commands"), ("memberflow.storage",)),
 ]
 
 

@@ -271,7 +271,7 @@ def assert_verifies(db: Path) -> None:
     """`memberflow audit verify` exits 0. On one worker: forking a pool per case would cost more
     than the whole case (the chains checked are the same)."""
     with patch.object(os, "cpu_count", return_value=1):
-        verified = run(db, ["audit", "verify"])
+        verified = run(db, ["audit", "verify"], "kiemtra")
     assert verified.code == 0 and "all chains intact" in verified.stdout, str(verified)
 
 
@@ -404,7 +404,7 @@ def test_bad_definition(case: dict[str, Any], template: Template, tmp_path: Path
     if {"lint", "publish"} & set(commands):
         db = fresh_copy(template, tmp_path)
         before = snapshot(db)
-        linted = run(db, ["definition", "lint", name, *strict])
+        linted = run(db, ["definition", "lint", name, *strict], "quantri")
         if lint_only:
             severity = "warning" if strict else "error"
             _no_traceback(linted)
@@ -443,7 +443,7 @@ def test_the_control_definition_is_valid(template: Template, tmp_path: Path) -> 
     """Every bad file is valid_minimal.yaml with one defect: the control itself must pass all three."""
     db = fresh_copy(template, tmp_path)
     assert run(None, ["definition", "validate", str(VALID_DEFINITION)]).code == 0
-    linted = run(db, ["definition", "lint", "--strict", str(VALID_DEFINITION)])
+    linted = run(db, ["definition", "lint", "--strict", str(VALID_DEFINITION)], "quantri")
     assert linted.code == 0 and "0 errors, 0 warnings" in linted.stdout, str(linted)
     published = run(db, ["definition", "publish", "--strict", str(VALID_DEFINITION), "--comment", "x"],
                     "quantri")
@@ -563,7 +563,7 @@ def test_sql_metacharacters_are_stored_verbatim(case: dict[str, Any], template: 
     out = run(db, [fill(arg, values) for arg in case["args"]], case["actor"])
     _no_traceback(out)
     assert out.code == 0, str(out)
-    shown = run(db, [fill(arg, values) for arg in case["read"]])
+    shown = run(db, [fill(arg, values) for arg in case["read"]], "kiemtra")
     assert shown.code == 0, str(shown)
     assert payload in json.dumps(json.loads(shown.stdout), ensure_ascii=False), str(shown)
     schema_after, counts_after = _schema_and_counts(db)

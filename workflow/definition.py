@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from memberflow.workflow.assessment import AssessmentRules
+    from memberflow.workflow.personal_data import PersonalData
     from memberflow.workflow.readmission import ReadmissionRules
 
 STAGES = ("application", "probation", "official", "removal")
@@ -120,6 +121,7 @@ class Definition:
     file: str
     assessment: AssessmentRules | None = None  # ratings and screening, when defined
     readmission: ReadmissionRules | None = None
+    personal_data: PersonalData | None = None  # the loader always sets it (a default if absent)
     # Caches, not fields: ``dataclasses.replace`` must give a copy its own.
     _reachable: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False,
                                                   init=False)

@@ -32,11 +32,12 @@ from memberflow.workflow.definition import (
 from memberflow.workflow.guards import EDUCATION_LEVELS, REGISTRY, current_guards, parse_ratio
 from memberflow.workflow.inputs import HIDDEN_CATEGORIES as HIDDEN
 from memberflow.workflow.inputs import INPUT_TYPES
+from memberflow.workflow.personal_data import parse_personal_data
 from memberflow.workflow.readmission import parse_readmission
 from memberflow.workflow.yaml_source import LineDict, LineList, parse_yaml, read_text
 
 TOP_KEYS = {"name", "title", "regulation", "initial", "opened_by", "roles", "documents",
-            "states", "transitions", "assessment", "readmission"}
+            "states", "transitions", "assessment", "readmission", "personal_data"}
 STATE_KEYS = {"labels", "stage", "terminal"}
 TRANSITION_KEYS = {"trigger", "labels", "source", "dest", "stays", "roles", "guards",
                    "documents", "inputs", "records", "deadline", "extends_deadline", "automatic",
@@ -198,6 +199,7 @@ def _build(top: LineDict, check: _Checker, text: str, file: str) -> Definition:
         file=file,
         assessment=parse_assessment(top, check, roles, transitions, STAGES),
         readmission=parse_readmission(top, check, states, documents),
+        personal_data=parse_personal_data(top, check, roles),
     )
 
 
