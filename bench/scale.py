@@ -64,6 +64,7 @@ RECOGNITION: list[tuple[str, int, str, dict[str, Any]]] = [
     ("record_recognition_committee_vote", 10, "danguy", {"votes_for": 8, "votes_eligible": 9}),
     ("recognize_official", 15, "btv", {"decision_number": "34-QĐ/ĐUK"}),
 ]
+READER = "bench.kiemtoan"  # the auditor the latency commands read as (reads need a principal)
 USERS = [("bithu", "branch_secretary"), ("danguy", "grassroots_committee"),
          ("btv", "standing_committee_above"), ("btc", "organization_department")]
 # Placeholders in a template payload for what differs per copy (JSON strings, so unique).
@@ -162,6 +163,8 @@ def _prepare(path: Path) -> Service:
         directory.add_user(user, user)
         for p in range(1, PROVINCES + 1):
             directory.grant(user, role, f"T{p:02d}")
+    directory.add_user(READER, "Kiểm toán (đo)")
+    directory.grant(READER, "auditor", None)
     return service
 
 
@@ -410,7 +413,7 @@ def sample(path: Path) -> dict[str, Any]:
 
 # -- latency through the real CLI --------------------------------------------------------------
 def commands(path: Path, found: dict[str, Any]) -> dict[str, list[str]]:
-    db = ["--db", str(path)]
+    db = ["--db", str(path), "--actor", READER]
     return {
         "case show": [str(MEMBERFLOW), *db, "case", "show", str(found["case"])],
         "due --org": [str(MEMBERFLOW), *db, "due", "--org", found["org"]],

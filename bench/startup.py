@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.scale import MEMBERFLOW, generate
+from bench.scale import MEMBERFLOW, READER, generate
 
 PYTHON = Path(sys.executable)
 RUNS = 10
@@ -42,16 +42,16 @@ def measure(db: Path | None = None, case_id: int | None = None) -> dict[str, flo
     return {
         "python -c pass": median_wall([str(PYTHON), "-c", "pass"]),
         "memberflow --help": median_wall([str(MEMBERFLOW), "--help"]),
-        "memberflow case show": median_wall([str(MEMBERFLOW), "--db", str(db), "case", "show",
-                                             str(case_id)]),
+        "memberflow case show": median_wall([str(MEMBERFLOW), "--db", str(db), "--actor", READER,
+                                             "case", "show", str(case_id)]),
     }
 
 
 def heaviest_imports(db: Path, case_id: int, top: int = 12) -> list[tuple[str, float]]:
     """The modules whose import (with what they import) costs ``case show`` the most, in ms,
     from ``python -X importtime``: where a lazier import would pay off."""
-    code = (f"import sys; sys.argv = ['memberflow', '--db', {str(db)!r}, 'case', 'show', "
-            f"'{case_id}']; from cli import main; main()")
+    code = (f"import sys; sys.argv = ['memberflow', '--db', {str(db)!r}, '--actor', {READER!r}, "
+            f"'case', 'show', '{case_id}']; from memberflow.cli import main; main()")
     done = subprocess.run([str(PYTHON), "-X", "importtime", "-c", code], capture_output=True,
                           text=True)
     found = []

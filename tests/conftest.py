@@ -71,6 +71,7 @@ STANDARD_INPUTS: dict[str, dict[str, Any]] = {
         "committee_votes_for": 7, "committee_votes_eligible": 9, "standing_votes_for": 4,
         "standing_votes_eligible": 7, "decision_number": "7-QĐ/ĐUK"},
 }
+AUDITOR = "kiemtra"  # reads the whole record in every world (and in CLI_BLOC)
 ACTING = {
     "record_training": "secretary", "renew_training": "secretary", "prepare_dossier": "secretary",
     "verify_background": "committee", "record_branch_vote": "secretary",
@@ -115,6 +116,8 @@ class World:
         for user, (role, org) in OFFICERS.items():
             self.store.directory.add_user(user, f"Cán bộ {user}")
             self.store.directory.grant(user, role, org)
+        self.store.directory.add_user(AUDITOR, "Kiểm toán viên")
+        self.store.directory.grant(AUDITOR, "auditor", None)
         self.members = [self.register_member(f"Đảng viên {n}") for n in ("Một", "Hai")]
 
     def add_person(self, name: str = "Nguyễn Thị Hoa", born: date | None = None,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ADMISSION_PATH, World
+from conftest import ADMISSION_PATH, AUDITOR, World
 from memberflow.app.demo import run_demo
 from memberflow.app.service import Service
 from memberflow.cli import main
@@ -27,7 +27,7 @@ from memberflow.storage.store import Store
 from memberflow.storage.verification import case_histories, verify
 from memberflow.workflow.dates import format_date
 
-EXIT_BAD_INPUT, EXIT_UNAVAILABLE, EXIT_AUDIT_FAILED = 2, 6, 8
+EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_AUDIT_FAILED = 2, 4, 6, 8
 DROP_TRIGGERS = "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;"
 COLUMNS = ("case_id", "seq", "kind", "definition_sha256", "trigger", "from_state", "to_state",
            "actor", "role", "recorded_at", "business_date", "payload", "prev_hash", "hash")
@@ -35,9 +35,10 @@ OFFICIAL_LABEL = "Đảng viên chính thức"
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def run(db: Path, *args: str) -> Result:
-    """In the program's default language: labels from the definition in Vietnamese."""
-    return CliRunner().invoke(main, ["--db", str(db), "--lang", "vi", *args])
+def run(db: Path, *args: str, actor: str = AUDITOR) -> Result:
+    """As the auditor, in the program's default language: labels from the definition in
+    Vietnamese."""
+    return CliRunner().invoke(main, ["--db", str(db), "--actor", actor, "--lang", "vi", *args])
 
 
 @contextmanager
@@ -447,10 +448,11 @@ def test_every_case_the_demo_creates_replays_cleanly(service: Service, store: St
         replayed += 1
     assert replayed == len(cases)
 
-    result = run(db_path, "audit", "replay", "--all")
+    result = run(db_path, "audit", "replay", "--all", actor="kiemtoan")  # the demo's auditor
     assert result.exit_code == 0, result.output
     assert f"replayed {events} events in {len(cases)} cases: all legal under their rules" in result.stdout
-    data = json.loads(run(db_path, "audit", "replay", "--all", "--format", "json").stdout)
+    data = json.loads(run(db_path, "audit", "replay", "--all", "--format", "json",
+                          actor="kiemtoan").stdout)
     assert (data["cases"], data["events"], data["divergent"]) == (len(cases), events, [])
 
 
@@ -625,21 +627,27 @@ def test_case_as_of_a_business_date_and_as_recorded_at_a_time(world: World, db_p
     assert both["state"] == "background_verified"
 
 
-def test_case_as_of_before_it_existed_is_bad_input(world: World, db_path: Path) -> None:
+def test_case_as_of_before_it_existed_is_not_found_and_says_when_it_begins(
+        world: World, db_path: Path) -> None:
+    """Asking for a case before it existed is a not-found (exit 4) naming when it was opened
+    (or first recorded), so the officer can ask again; a malformed time is bad input."""
     start = world.ago(months=3)
     case = world.open_case(on=start)
     world.step(case, "record_training", start)
     opened = show(db_path, case, "--as-of", format_date(start))
     assert opened["state"] == "trained"
-    for args in (["--as-of", format_date(start - timedelta(days=1))],
-                 ["--recorded-as-of", "2000-01-01T00:00"],
-                 ["--as-of", "31/02/2026"],
-                 ["--recorded-as-of", "yesterday"]):
+    before = run(db_path, "case", "show", str(case), "--as-of", format_date(start - timedelta(days=1)))
+    assert before.exit_code == EXIT_NOT_FOUND, before.output
+    assert before.stderr == (f"error: case {case} was not opened yet on that day; it was opened "
+                             f"on {format_date(start)}\n")
+    early = run(db_path, "case", "show", str(case), "--recorded-as-of", "2000-01-01T00:00")
+    assert early.exit_code == EXIT_NOT_FOUND, early.output
+    first = world.store.cases.history(case)[0]["recorded_at"]
+    assert f"its first event was recorded at {first} (UTC)" in early.stderr
+    for args in (["--as-of", "31/02/2026"], ["--recorded-as-of", "yesterday"]):
         result = run(db_path, "case", "show", str(case), *args)
         assert result.exit_code == EXIT_BAD_INPUT, (args, result.output)
         assert result.stderr.startswith("error: ")
-    assert "did not exist yet" in run(db_path, "case", "show", str(case), "--as-of",
-                                      format_date(start - timedelta(days=1))).stderr
 
 
 # -- export --------------------------------------------------------------------------------------

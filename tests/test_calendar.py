@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from click.testing import CliRunner, Result
-from conftest import ADMISSION_PATH, World, acting
+from conftest import ADMISSION_PATH, AUDITOR, World, acting
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from memberflow.cli import main
@@ -36,19 +36,19 @@ def decision_due(world: World, case_id: int) -> tuple[str, str]:
 
 
 def shown_deadlines(world: World, case_id: int) -> dict[str, dict]:
-    result = cli(world, "--lang", "vi", "case", "show", str(case_id), "--format", "json")
+    result = cli(world, "--lang", "vi", "case", "show", str(case_id), "--format", "json", actor=AUDITOR)
     assert result.exit_code == 0, result.stderr
     return {d["move"]: d for d in json.loads(result.stdout)["deadlines"]}
 
 
 def due_row(world: World, case_id: int, *args: str) -> dict | None:
-    result = cli(world, "due", "--format", "json", *args)
+    result = cli(world, "due", "--format", "json", *args, actor=AUDITOR)
     assert result.exit_code == 0, result.stderr
     return next((r for r in json.loads(result.stdout) if r["case"] == case_id), None)
 
 
 def listed_due(world: World, case_id: int) -> str | None:
-    result = cli(world, "case", "list", "--format", "json")
+    result = cli(world, "case", "list", "--format", "json", actor=AUDITOR)
     assert result.exit_code == 0, result.stderr
     return next(r["due_on"] for r in json.loads(result.stdout) if r["id"] == case_id)
 
@@ -279,7 +279,7 @@ def test_a_day_off_inside_a_running_deadline_moves_it_in_every_output(world: Wor
         world.store.cases.load(case_id).due_calendar
     assert listed["stale"] is False and listed["overdue"] is shown["overdue"] is False
     assert due_row(world, case_id, "--overdue") is None
-    ticked = CliRunner().invoke(main, ["--db", world.store.url, "tick"])
+    ticked = CliRunner().invoke(main, [*acting(world.store.url, "secretary"), "tick"])
     assert "deadlines newly flagged overdue: 1" in ticked.stdout, ticked.output  # the earlier one
     assert world.store.cases.overdue_flags(case_id) == []
     assert [f["due_on"] for f in world.store.cases.overdue_flags(earlier)] == [earlier_due]
@@ -321,22 +321,25 @@ def test_case_show_json_gives_deadlines_as_fields_and_the_table_a_sentence(world
     world.walk(case_id, ADMISSION_PATH[:4], world.ago(days=30), gap_days=1)
     vote = world.ago(days=27)
     due = walked(vote, 60, {})
-    version = json.loads(cli(world, "calendar", "show", str(due.year), "--format", "json").stdout)["calendar"]
+    version = json.loads(cli(world, "calendar", "show", str(due.year), "--format", "json",
+                             actor=AUDITOR).stdout)["calendar"]
     shown = shown_deadlines(world, case_id)["decide_admission"]
     assert shown == {"move": "decide_admission", "label": "Quyết định kết nạp", "due_on": due.isoformat(),
                      "working_days_left": default_calendar().working_days_between(world.today, due),
                      "overdue": False, "calendar_version": version, "counted_from": "branch_vote_date",
                      "start": vote.isoformat(), "extended": False}
-    table = cli(world, "case", "show", str(case_id))
+    table = cli(world, "case", "show", str(case_id), actor=AUDITOR)
     assert f'"decide_admission by {format_date(due)} (calendar {version})"' in table.stdout
-    past = cli(world, "case", "show", str(case_id), "--as-of", format_date(vote), "--format", "json")
+    past = cli(world, "case", "show", str(case_id), "--as-of", format_date(vote), "--format", "json",
+               actor=AUDITOR)
     assert json.loads(past.stdout)["deadlines"][0]["working_days_left"] == 60
 
 
 def test_calendar_show_names_holidays_in_the_chosen_language(world: World) -> None:
+    admin(world)
     def why(*args: str) -> dict[str, str]:
         shown = CliRunner(env={"MEMBERFLOW_LANG": None}).invoke(
-            main, [*acting(world.store.url, "quantri"), "calendar", "show", "2026", "--format", "json",
+            main, [*acting(world.store.url, AUDITOR), "calendar", "show", "2026", "--format", "json",
                    *args])
         assert shown.exit_code == 0, shown.stderr
         return {d["date"]: d["why"] for d in json.loads(shown.stdout)["days"]}
@@ -345,7 +348,7 @@ def test_calendar_show_names_holidays_in_the_chosen_language(world: World) -> No
     assert vietnamese["17/02/2026"] == "Tết Nguyên Đán" and english["17/02/2026"] == "Lunar New Year"
     assert vietnamese["02/09/2026"] == "Quốc khánh" and english["02/09/2026"] == "National Day"
     assert why("--lang", "vi") == vietnamese
-    assert CliRunner().invoke(main, ["--db", world.store.url, "--lang", "en", "calendar", "show",
+    assert CliRunner().invoke(main, [*acting(world.store.url, AUDITOR), "--lang", "en", "calendar", "show",
                                      "2026", "--format", "json"]).stdout == \
         cli(world, "calendar", "show", "2026", "--lang", "en", "--format", "json").stdout
     table = cli(world, "--lang", "vi", "calendar", "show", "2026")

@@ -12,21 +12,23 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CLI_BLOC, acting
+from conftest import AUDITOR, CLI_BLOC, acting
 from memberflow.cli import main
 
 ENTRY_POINT = Path(sys.executable).parent / "memberflow"
+DEMO_AUDITOR = "kiemtoan"  # the demo database's auditor
 
 
-def run(db: Path, *args: str, actor: str | None = None) -> Result:
-    """The CLI as an officer meets it: in its default language (Vietnamese)."""
+def run(db: Path, *args: str, actor: str | None = AUDITOR) -> Result:
+    """The CLI as an officer meets it: in its default language (Vietnamese); reads act as the
+    bloc's auditor unless told otherwise."""
     return CliRunner(env={"MEMBERFLOW_LANG": None}).invoke(main, [*acting(str(db), actor), *args])
 
 
 @pytest.fixture
 def bloc(db_path: Path) -> Path:
     """An initialized database with a branch, its officers and two official members."""
-    result = run(db_path, "init", "--admin", "quantri", "--admin-name", "Trịnh Công Minh")
+    result = run(db_path, "init", "--admin", "quantri", "--admin-name", "Trịnh Công Minh", actor=None)
     assert result.exit_code == 0, result.stderr
     for args in CLI_BLOC:
         result = run(db_path, *args, actor="quantri")
@@ -102,17 +104,17 @@ def test_refusal_is_exit_1_with_each_reason_and_writes_nothing(bloc: Path) -> No
 @pytest.mark.parametrize(
     ("args", "actor", "code", "message"),
     [
-        (["case", "show", "999"], None, 4, "case 999 not found"),
+        (["case", "show", "999"], AUDITOR, 4, "case 999 not found"),
         (["case", "advance", "1", "fly_away"], "bithu", 2, "has no move 'fly_away'"),
         (["case", "advance", "1", "record_training", "-i", "certificate_date=31/02/2026"], "bithu",
          2, "does not exist"),
         (["case", "advance", "1", "register_existing_member"], "bithu", 5, "no role allowed"),
-        (["case", "advance", "1", "record_training"], None, 2, "--actor"),
+        (["case", "advance", "1", "record_training"], None, 5, "no one is named as acting"),
         (["case", "advance", "1", "record_training"], "ghost", 4, "user ghost not found"),
         (["org", "add", "VP", "--name", "x", "--kind", "branch"], "quantri", 2, "already exists"),
         (["org", "add", "X", "--name", "x", "--kind", "branch", "--parent", "VP"], "bithu", 5,
          "bithu is not an administrator at VP or above"),
-        (["org", "add", "X", "--name", "x", "--kind", "branch"], None, 2, "--actor"),
+        (["org", "add", "X", "--name", "x", "--kind", "branch"], None, 5, "no one is named as acting"),
         (["user", "add", "mallory", "--name", "M"], "bithu", 5, "not an administrator"),
         (["user", "grant", "bithu", "standing_committee_above", "--org", "TU"], "bithu", 5,
          "not an administrator"),
@@ -128,7 +130,7 @@ def test_refusal_is_exit_1_with_each_reason_and_writes_nothing(bloc: Path) -> No
         (["case", "advance", "1", "hold_ceremony"], "bithu", 1, "not possible from state candidate"),
         (["case", "advance", "1", "record_training", "-i", "certificate_date=01/11/2026",
           "-d", "BOGUS"], "bithu", 2, "unknown document code 'BOGUS'"),
-        (["case", "list", "--state", "bogus"], None, 2, "unknown state 'bogus'"),
+        (["case", "list", "--state", "bogus"], AUDITOR, 2, "unknown state 'bogus'"),
         (["init", "--admin", "other"], None, 1, "an administrator already exists"),
         (["case", "advance", "1", "record_training", "-i", "certificate_date=01/01/2026",
           "-d", "CN-NTVĐ", "--date", "01/01/2099"], "bithu", 2, "in the future"),
@@ -182,8 +184,9 @@ def test_demo_as_real_subprocess_shows_all_four_stages(tmp_path: Path) -> None:
     assert "valid for 60 months" in result.stdout
     assert "Full history of case" in result.stdout
 
-    listed = subprocess.run([str(ENTRY_POINT), "--db", str(target), "case", "list", "--format",
-                             "json"], capture_output=True, text=True, encoding="utf-8", timeout=60)
+    listed = subprocess.run([str(ENTRY_POINT), "--db", str(target), "--actor", DEMO_AUDITOR, "case",
+                             "list", "--format", "json"], capture_output=True, text=True,
+                            encoding="utf-8", timeout=60)
     cases = json.loads(listed.stdout)
     assert len(cases) == 29
     states = {c["state"] for c in cases}
@@ -196,7 +199,8 @@ def test_available_as_real_subprocess(tmp_path: Path) -> None:
     subprocess.run([str(ENTRY_POINT), "demo", "--db", str(target)], check=True,
                    capture_output=True, timeout=300)
     listed = json.loads(subprocess.run(
-        [str(ENTRY_POINT), "--db", str(target), "case", "list", "--state", "background_verified",
+        [str(ENTRY_POINT), "--db", str(target), "--actor", DEMO_AUDITOR, "case", "list", "--state",
+         "background_verified",
          "--format", "json"], capture_output=True, text=True, check=True).stdout)
     case_id = str(listed[0]["id"])
     org = listed[0]["organization"]
@@ -240,7 +244,8 @@ def test_lang_applies_to_every_command_that_shows_labels(bloc: Path) -> None:
         assert vietnamese in run(bloc, *args).output, args
         assert english in run(bloc, "--lang", "en", *args).output, args
         assert vietnamese in run(bloc, "--lang", "en", *args, "--lang", "vi").output, args
-        from_env = CliRunner(env={"MEMBERFLOW_LANG": "en"}).invoke(main, ["--db", str(bloc), *args])
+        from_env = CliRunner(env={"MEMBERFLOW_LANG": "en"}).invoke(main, [*acting(str(bloc), AUDITOR),
+                                                                          *args])
         assert english in from_env.output, args
     available = run(bloc, "--lang", "en", "case", "available", str(case_id), "--format", "json",
                     actor="bithu")
@@ -258,7 +263,7 @@ def test_output_into_a_closed_pipe_ends_quietly_as_in_unix_tools(bloc: Path, arg
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        done = subprocess.run([str(ENTRY_POINT), "--db", str(bloc), *args], stdout=write_end,
+        done = subprocess.run([str(ENTRY_POINT), *acting(str(bloc), AUDITOR), *args], stdout=write_end,
                               stderr=subprocess.PIPE, timeout=60)
     finally:
         os.close(write_end)
@@ -275,7 +280,7 @@ def test_init_and_demo_create_the_database_readable_by_its_owner_only(tmp_path: 
     old = os.umask(0o022)
     try:
         db = tmp_path / "memberflow.db"
-        assert run(db, "init", "--admin", "quantri").exit_code == 0
+        assert run(db, "init", "--admin", "quantri", actor=None).exit_code == 0
         demo = tmp_path / "demo.db"
         built = subprocess.run([str(ENTRY_POINT), "demo", "--db", str(demo)], capture_output=True,
                                text=True, timeout=300, cwd=tmp_path)
@@ -297,13 +302,13 @@ def test_a_database_file_others_can_read_is_warned_about_and_left_as_it_is(bloc:
     """Opening a database file group or others can read prints one warning line on stderr
     (the command still runs), and the file keeps its mode: changing it is the owner's call."""
     bloc.chmod(0o644)
-    listed = subprocess.run([str(ENTRY_POINT), "--db", str(bloc), "org", "list"],
+    listed = subprocess.run([str(ENTRY_POINT), *acting(str(bloc), AUDITOR), "org", "list"],
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and "SGD" in listed.stdout
     assert listed.stderr == (f"warning: {bloc} can be read by other users (mode 0644) and holds "
                              f"personal records; restrict it: chmod 600 {bloc}*\n")
     assert mode(bloc) == 0o644
     bloc.chmod(0o600)
-    quiet = subprocess.run([str(ENTRY_POINT), "--db", str(bloc), "org", "list"],
+    quiet = subprocess.run([str(ENTRY_POINT), *acting(str(bloc), AUDITOR), "org", "list"],
                            capture_output=True, text=True, timeout=60)
     assert (quiet.returncode, quiet.stderr) == (0, "")

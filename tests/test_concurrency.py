@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ACTING, ADMISSION_PATH, OFFICERS, World, acting
+from conftest import ACTING, ADMISSION_PATH, AUDITOR, OFFICERS, World, acting, login_url
 from memberflow.storage.database import BUSY_TIMEOUT_MS
 from memberflow.storage.store import Store
 from memberflow.workflow.dates import format_date
@@ -137,7 +137,7 @@ def read_line(proc: subprocess.Popen[str], expected: str, timeout: float = WAIT)
 
 
 def verify(db: str) -> str:
-    verified = cli(db, "audit", "verify")
+    verified = cli(db, "audit", "verify", actor=AUDITOR)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "all chains intact" in verified.stdout
     return verified.stdout
@@ -146,7 +146,7 @@ def verify(db: str) -> str:
 def verify_and_replay(db: str, case_ids: Sequence[int]) -> None:
     verify(db)
     for case_id in case_ids:
-        replayed = cli(db, "audit", "replay", str(case_id))
+        replayed = cli(db, "audit", "replay", str(case_id), actor=AUDITOR)
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         assert f"case {case_id}: replay matches the record" in replayed.stdout
 
@@ -718,12 +718,13 @@ def test_postgresql_a_read_behind_a_table_lock_is_exit_6_within_the_timeout(worl
     if not is_postgresql(db_url):
         pytest.skip("SQLite readers never wait (WAL)")
     case_id, _ = first_step(world)
+    login_url(db_url, AUDITOR)  # the auditor's login role exists before the table is locked
     engine = create_engine(db_url)
     try:
         with engine.begin() as conn:
             conn.execute(text("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE"))
             try:
-                result = cli(db_url, "case", "show", str(case_id), timeout=30)
+                result = cli(db_url, "case", "show", str(case_id), actor=AUDITOR, timeout=30)
             except subprocess.TimeoutExpired:
                 pytest.fail("the read waited for the table lock for over 30 s")
     finally:

@@ -23,7 +23,7 @@ from memberflow.app.screening import Screening, YearRecord
 from memberflow.app.service import Service
 from memberflow.errors import MoveRefused
 from memberflow.storage.store import Store
-from memberflow.workflow import assessment, calendar_files, loader, readmission
+from memberflow.workflow import assessment, calendar_files, loader, personal_data, readmission
 from memberflow.workflow.dates import add_months, format_date
 from memberflow.workflow.definition import LANGUAGES, STAGES, Definition
 from memberflow.workflow.diff import diff
@@ -52,6 +52,7 @@ KEY_SETS: dict[str, Any] = {
     "criterion_months": assessment.MONTHS_RULE_KEYS,
     "readmission": readmission.READMISSION_KEYS, "readmission_bar": readmission.BAR_KEYS,
     "readmission_exception": readmission.EXCEPTION_KEYS,
+    "personal_data": personal_data.PERSONAL_DATA_KEYS,
     "calendar_file": calendar_files.FILE_KEYS, "calendar_day": calendar_files.DAY_KEYS,
 }
 VALUE_SETS: dict[str, Any] = {

@@ -7,15 +7,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import ADMISSION_PATH, World
+from conftest import ADMISSION_PATH, AUDITOR, World
 from memberflow.cli import main
 from memberflow.workflow.dates import add_months
 from memberflow.workflow.workdays import default_calendar
 
 
 def due_rows(db_path: Path, *args: str) -> list[dict]:
-    result = CliRunner().invoke(main, ["--db", str(db_path), "--lang", "vi", "due", "--format", "json",
-                                       *args])
+    result = CliRunner().invoke(main, ["--db", str(db_path), "--actor", AUDITOR, "--lang", "vi", "due",
+                                       "--format", "json", *args])
     assert result.exit_code == 0, result.stderr
     return json.loads(result.output)
 
@@ -88,7 +88,8 @@ def test_due_table_is_grouped_by_organization_fewest_days_first(world: World, db
     assert rows[1]["working_days_left"] < rows[2]["working_days_left"]
     assert rows[0]["label"] == "Đã có quyết định kết nạp"
 
-    table = CliRunner().invoke(main, ["--db", str(db_path), "--lang", "en", "due", "--overdue"])
+    table = CliRunner().invoke(main, ["--db", str(db_path), "--actor", AUDITOR, "--lang", "en", "due",
+                                      "--overdue"])
     assert table.exit_code == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0] == "THPT — Chi bộ Trường THPT: 1 deadline(s), 1 overdue"

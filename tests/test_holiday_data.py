@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ADMISSION_PATH, ROOT, World, acting
+from conftest import ADMISSION_PATH, AUDITOR, ROOT, World, acting
 from memberflow.cli import main
 from memberflow.storage.schema import cases, holiday_snapshots
 from memberflow.storage.store import Store
@@ -65,13 +65,13 @@ def ceremony_case(world: World, decided: date) -> int:
 
 
 def shown_due(world: World, case_id: int) -> dict[str, Any]:
-    result = cli(world, "case", "show", str(case_id), "--format", "json")
+    result = cli(world, "case", "show", str(case_id), "--format", "json", actor=AUDITOR)
     assert result.exit_code == 0, result.output
     return next(d for d in json.loads(result.stdout)["deadlines"] if d["move"] == "hold_ceremony")
 
 
 def due_rows(world: World) -> dict[int, dict[str, Any]]:
-    result = cli(world, "due", "--within", "400", "--format", "json")
+    result = cli(world, "due", "--within", "400", "--format", "json", actor=AUDITOR)
     assert result.exit_code == 0, result.output
     return {r["case"]: r for r in json.loads(result.stdout)}
 
@@ -125,7 +125,7 @@ def test_deadlines_are_counted_on_the_stored_days_not_the_installed_package(worl
 
 
 def test_a_stale_package_is_warned_about_and_the_snapshot_still_counts(world: World) -> None:
-    fresh = cli(world, "calendar", "show", "2026")
+    fresh = cli(world, "calendar", "show", "2026", actor=AUDITOR)
     assert fresh.exit_code == 0 and fresh.stderr == ""
     old_world(world)
     case_id = ceremony_case(world, ACROSS_CULTURAL_DAY)
@@ -133,7 +133,7 @@ def test_a_stale_package_is_warned_about_and_the_snapshot_still_counts(world: Wo
                "but holidays 0.109 is installed: an administrator should run 'memberflow calendar "
                "refresh --dry-run' to see what would change, then 'memberflow calendar refresh'\n")
     for args in (["case", "show", str(case_id)], ["due"], ["calendar", "show", "2026"]):
-        result = cli(world, *args)
+        result = cli(world, *args, actor=AUDITOR)
         assert result.exit_code == 0, result.output
         assert result.stderr == warning, args
     shown = json.loads(cli(world, "calendar", "show", "2026", "--format", "json").stdout)
@@ -210,7 +210,7 @@ def test_refresh_applies_the_new_days_records_who_and_moves_every_answer(world: 
     assert (recounted.due_on, recounted.due_move, recounted.version) == \
         (unmoved.due_on, unmoved.due_move, unmoved.version)
     assert recounted.due_calendar == shown_due(world, after)["calendar_version"] != unmoved.due_calendar
-    assert cli(world, "case", "show", str(across)).stderr == ""
+    assert cli(world, "case", "show", str(across), actor=AUDITOR).stderr == ""
     again = cli(world, "calendar", "refresh")
     assert again.stdout.splitlines()[-1] == "the holiday data is current; nothing to do"
     assert len(world.store.calendar.state().snapshots) == 3
@@ -232,7 +232,7 @@ def test_holiday_data_altered_in_the_database_is_refused(world: World) -> None:
         conn.execute(text("INSERT INTO holiday_days (snapshot_id, day, working, name_vi, name_en) "
                           "VALUES (:s, :d, :w, 'Nghỉ', 'Off')"),
                      {"s": snapshot, "d": date(2026, 3, 10), "w": False})
-    result = CliRunner().invoke(main, ["--db", world.store.url, "due"])
+    result = CliRunner().invoke(main, [*acting(world.store.url, AUDITOR), "due"])
     assert result.exit_code == 8
     assert result.stderr == (f"error: the holiday data of calendar snapshot {snapshot} does not "
                              "match its recorded sha256 "
@@ -241,7 +241,7 @@ def test_holiday_data_altered_in_the_database_is_refused(world: World) -> None:
 
 
 def test_counting_a_year_outside_the_holiday_data_says_so(world: World) -> None:
-    shown = cli(world, "calendar", "show", "2100")
+    shown = cli(world, "calendar", "show", "2100", actor=AUDITOR)
     assert shown.exit_code == 0
     assert shown.stdout.splitlines()[-1] == \
         "the holiday data does not cover 2100: only weekends and overrides count"

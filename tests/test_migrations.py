@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import DEFINITIONS
+from conftest import DEFINITIONS, login_url
 from memberflow.app.demo import run_demo
 from memberflow.app.service import Service
 from memberflow.storage.database import Database
@@ -189,7 +189,9 @@ def test_cli_refuses_an_older_schema_until_db_upgrade(db_url: str) -> None:
     assert run_cli(db_url, "db", "upgrade").stdout.strip() == \
         f"schema already at revision {HEAD}; nothing to do"
     assert run_cli(db_url, "db", "current").stdout.strip() == f"revision {HEAD} (head): current"
-    assert run_cli(db_url, "org", "list").returncode == 0
+    assert run_cli(db_url, "init", "--admin", "quantri").returncode == 0
+    listed = run_cli(login_url(db_url, "quantri"), "--actor", "quantri", "org", "list")
+    assert listed.returncode == 0, listed.stderr
 
 
 def test_known_revisions_are_the_revision_files() -> None:

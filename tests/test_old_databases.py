@@ -45,6 +45,8 @@ DUMPED_SCHEMA = "memberflow_fixture"  # the schema the dumps were taken from (bu
 BEFORE_BASELINE = {"pre-alembic-669a767", "pre-alembic-705c3a9", "pre-alembic-936b648"}
 CANDIDATE, SECRETARY = 18, "bithu.thpt"  # every demo leaves case 18 a candidate at SGD-THPT
 PROPOSED, COMMITTEE = 1, "danguy.sgd"  # 0004-8b75627: case 1 has a removal proposal open
+AUDITOR = "kiemtoan"  # reads the record; the demos made it from 4ddbbff on
+WITHOUT_AUDITOR = {"pre-alembic-669a767"}  # nor an administrator: both added as a user would
 
 
 def name_of(path: Path) -> str:
@@ -149,27 +151,31 @@ def test_an_old_database_upgrades_and_keeps_working(old_db: OldDatabase) -> None
         f"schema upgraded from revision {before.revision} to {HEAD}" if before.revision != HEAD
         else f"schema already at revision {HEAD}; nothing to do")
 
+    if old_db.name in WITHOUT_AUDITOR:
+        memberflow(old_db, "init", "--admin", "quantri")
+        memberflow(old_db, "user", "add", AUDITOR, "--name", "Lương Thị Diệu", actor="quantri")
+        memberflow(old_db, "user", "grant", AUDITOR, "auditor", actor="quantri")
     available = as_json(memberflow(old_db, "case", "available", str(CANDIDATE), "--date", day,
                                    "--format", "json", actor=SECRETARY))
     assert next(m for m in available if m["move"] == "record_training")["status"] == "ready"
     moved = memberflow(old_db, "case", "advance", str(CANDIDATE), "record_training", "--date", day,
                        "-i", f"certificate_date={day}", "-d", "CN-NTVĐ=CN-2026/01", actor=SECRETARY)
     assert re.search(r"^to +trained$", moved.stdout, re.MULTILINE), moved.stdout
-    shown = as_json(memberflow(old_db, "case", "show", str(CANDIDATE), "--format", "json"))
+    shown = as_json(memberflow(old_db, "case", "show", str(CANDIDATE), "--format", "json", actor=AUDITOR))
     assert (shown["state"], shown["facts"]["certificate_date"]) == ("trained", before.last_day.isoformat())
     assert shown["definition"] == f"membership ({before.pinned_sha[:12]})"
     moves = 1
     if old_db.name == "0004-8b75627":
         moves += dismiss_under_the_pending_guard(old_db, day)
 
-    verified = memberflow(old_db, "audit", "verify")
+    verified = memberflow(old_db, "audit", "verify", actor=AUDITOR)
     assert f"verified {before.events + moves} events" in verified.stdout
     assert "all chains intact" in verified.stdout
-    replayed = memberflow(old_db, "audit", "replay", "--all")
+    replayed = memberflow(old_db, "audit", "replay", "--all", actor=AUDITOR)
     assert f"replayed {before.events + moves} events" in replayed.stdout
     assert "all legal under their rules" in replayed.stdout
     report = as_json(memberflow(old_db, "report", "admissions", "--year", str(before.year),
-                                "--format", "json"))
+                                "--format", "json", actor=AUDITOR))
     assert report["total"]["admitted"] == before.admitted > 0
 
 

@@ -85,6 +85,10 @@ def test_invalid_definition_is_refused_with_file_and_line_and_nothing_stored(adm
     assert len(admins.store.definitions.all()) == 1
 
 
+def line_of(text: str, fragment: str) -> int:
+    return text[:text.index(fragment)].count("\n") + 1
+
+
 def test_lint_error_blocks_publishing(admins: World, tmp_path: Path) -> None:
     text = MEMBERSHIP.read_text(encoding="utf-8")
     bounds = "min_years: 18, max_years: 60, consent_document: TU-DY"
@@ -93,7 +97,8 @@ def test_lint_error_blocks_publishing(admins: World, tmp_path: Path) -> None:
     contradictory.write_text(text.replace(bounds, "min_years: 18, max_years: 17"), encoding="utf-8")
     with pytest.raises(DefinitionInvalid) as refused:
         Publishing(admins.store).publish("quantri", contradictory, "x")
-    assert [(p.file, p.line) for p in refused.value.problems] == [(str(contradictory), 175)]
+    assert [(p.file, p.line) for p in refused.value.problems] == \
+        [(str(contradictory), line_of(text, bounds))]
     assert "error: transition 'record_branch_vote' guard age_between: min_years 18 is above " \
            "max_years 17" in refused.value.problems[0].message
     assert len(admins.store.definitions.all()) == 1
@@ -320,12 +325,13 @@ def test_migration_stopped_by_a_storage_failure_says_how_many_cases_it_migrated(
 # -- the administrator's CLI tools on files ------------------------------------------------------
 def test_lint_diff_and_graph_from_the_command_line(admins: World, tmp_path: Path) -> None:
     bad = tmp_path / "ages.yaml"
-    bad.write_text(MEMBERSHIP.read_text(encoding="utf-8").replace(
-        "min_years: 18, max_years: 60, consent_document: TU-DY", "min_years: 18, max_years: 17"),
-        encoding="utf-8")
+    bounds = "min_years: 18, max_years: 60, consent_document: TU-DY"
+    text = MEMBERSHIP.read_text(encoding="utf-8")
+    bad.write_text(text.replace(bounds, "min_years: 18, max_years: 17"), encoding="utf-8")
     linted = cli(admins, "definition", "lint", str(bad))
     assert linted.exit_code == EXIT_BAD_INPUT
-    assert f"{bad}:175: error: transition 'record_branch_vote' guard age_between" in linted.stdout
+    assert f"{bad}:{line_of(text, bounds)}: error: transition 'record_branch_vote' guard age_between" \
+        in linted.stdout
     assert f"{bad}: 1 error, 0 warnings" in linted.stdout
     clean = cli(admins, "definition", "lint", str(MEMBERSHIP), "--strict")
     assert clean.exit_code == 0 and "0 errors, 0 warnings" in clean.stdout

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ADMISSION_PATH, MEMBERSHIP, RECOGNITION_PATH, World
+from conftest import ADMISSION_PATH, AUDITOR, MEMBERSHIP, RECOGNITION_PATH, World, acting
 from memberflow.cli import main
 from memberflow.workflow.definition import Deadline
 from memberflow.workflow.loader import load_definition
@@ -27,9 +27,10 @@ from memberflow.workflow.reports import (
 from memberflow.workflow.workdays import default_calendar
 
 
-def run_report(db_url: str, *args: str) -> Result:
-    """Reports in the program's default language: labels from the definition in Vietnamese."""
-    return CliRunner().invoke(main, ["--db", db_url, "--lang", "vi", "report", *args])
+def run_report(db_url: str, *args: str, actor: str = AUDITOR) -> Result:
+    """Reports as the auditor (every organization), in the program's default language: labels
+    from the definition in Vietnamese."""
+    return CliRunner().invoke(main, [*acting(db_url, actor), "--lang", "vi", "report", *args])
 
 
 def report_json(db_url: str, *args: str) -> dict[str, Any]:

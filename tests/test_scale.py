@@ -23,7 +23,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> scale.Generated:
 
 
 def run(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ENTRY_POINT), "--db", str(path), *args], capture_output=True,
+    return subprocess.run([str(ENTRY_POINT), "--db", str(path), "--actor", scale.READER, *args],
+                          capture_output=True,
                           text=True)
 
 

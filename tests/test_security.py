@@ -363,7 +363,7 @@ def test_a_guard_is_only_ever_a_registry_name(tmp_path: Path, marker: Path, trip
         [f"transition 'hold_ceremony' uses unknown guard {name!r}"]
 
 
-def cli(db: Path, *args: str, actor: str | None = None) -> Result:
+def cli(db: Path, *args: str, actor: str | None = "kiemtoan") -> Result:
     return CliRunner().invoke(main, ["--db", str(db), *(["--actor", actor] if actor else []), *args])
 
 

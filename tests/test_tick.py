@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ADMISSION_PATH, MEMBERSHIP, World, acting
+from conftest import ADMISSION_PATH, AUDITOR, MEMBERSHIP, World, acting
 from memberflow.app.administration import Administration
 from memberflow.cli import main
 from memberflow.errors import BadInput, DefinitionInvalid
@@ -17,7 +17,7 @@ from memberflow.workflow.loader import parse_definition
 
 
 def tick(world: World, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--db", world.store.url, "tick", *args])
+    return CliRunner().invoke(main, [*acting(world.store.url, "secretary"), "tick", *args])
 
 
 def test_tick_completes_probation_once_twelve_months_have_passed(world: World) -> None:
@@ -101,7 +101,7 @@ def test_tick_counts_again_a_deadline_stored_on_a_calendar_changed_meanwhile(wor
     assert world.store.cases.load(case_id).due_on == on_old
 
     def listed() -> tuple[dict, str]:
-        result = CliRunner().invoke(main, ["--db", world.store.url, "due", "--within", "100",
+        result = CliRunner().invoke(main, [*acting(world.store.url, AUDITOR), "due", "--within", "100",
                                            "--format", "json"])
         return next(r for r in json.loads(result.stdout) if r["case"] == case_id), result.stderr
 
@@ -109,7 +109,7 @@ def test_tick_counts_again_a_deadline_stored_on_a_calendar_changed_meanwhile(wor
     assert row["stale"] is True and row["due_on"] == on_old.isoformat()
     assert warning == ("warning: 1 deadline(s) were stored on a calendar version other than the one "
                        "in force; 'memberflow tick' counts them again\n")
-    shown = CliRunner().invoke(main, ["--db", world.store.url, "case", "show", str(case_id),
+    shown = CliRunner().invoke(main, [*acting(world.store.url, AUDITOR), "case", "show", str(case_id),
                                       "--format", "json"])
     counted = json.loads(shown.stdout)["deadlines"][0]
     assert counted["due_on"] > on_old.isoformat()
