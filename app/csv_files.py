@@ -288,7 +288,8 @@ def person_row(values: dict[str, str]) -> dict[str, Any]:
     cell = {c: (values.get(c) or "").strip() or PERSON_DEFAULTS.get(c, "") for c in PERSON_COLUMNS}
     gender = GENDERS.get(cell["gender"].lower())
     if gender is None:
-        raise BadInput(f"column gender: {cell['gender']!r} is not female/nữ or male/nam")
+        raise BadInput(_("column gender: {gender!r} is not female/nữ or male/nam").format(
+            gender=cell["gender"]))
     if cell["education"] not in EDUCATION_LEVELS:
         raise BadInput(_("column education: {education!r} is not one of {education_levels}").format(
                            education=cell['education'], education_levels=', '.join(EDUCATION_LEVELS)))
