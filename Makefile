@@ -55,4 +55,4 @@ bench-national: $(STAMP)
 	$(BIN)/python -m bench.memory --cases 10000 1000000
 
 clean:
-	rm -rf $(VENV) memberflow-demo.db* .pytest_cache
+	rm -rf $(VENV) memberflow-demo.db* .pytest_cache $(MO)
