@@ -124,7 +124,8 @@ def _day_change_text(change: Any, lang: str) -> str:
     from memberflow.workflow.dates import format_date
 
     def state(day: Any) -> str:
-        return f"{_('working') if day.working else _('day off')}, {day.name(lang)}"
+        kind = _("working") if day.working else _("day off")
+        return f"{kind}, {day.name(lang)}"
 
     when = f"{format_date(change.day)} {change.day.strftime('%a')}"
     kind = _(DAY_CHANGES[change.kind])
