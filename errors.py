@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from memberflow.i18n import _, ngettext
+
 
 class MemberflowError(Exception):
     """Base of every error a user can cause or must act on."""
@@ -39,9 +41,10 @@ class DefinitionInvalid(BadInput):
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        first = problems[0] if problems else "no details"
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(f"invalid definition: {first}{more}")
+        first = problems[0] if problems else _("no details")
+        more = ngettext(" (and {count} more)", " (and {count} more)", len(problems) - 1).format(
+            count=len(problems) - 1) if len(problems) > 1 else ""
+        super().__init__(_("invalid definition: {first}{more}").format(first=first, more=more))
 
 
 class NotFound(MemberflowError):
@@ -75,8 +78,9 @@ class AlreadyApplied(Conflict):
     before (by an earlier run of the same file, or by a run racing this one)."""
 
     def __init__(self, case_id: int, seq: int, trigger: str, actor: str, recorded_at: str) -> None:
-        super().__init__(f"case {case_id}: already done: {trigger} recorded by {actor} at "
-                         f"{recorded_at} (event {seq})")
+        super().__init__(_("case {case_id}: already done: {trigger} recorded by {actor} at {recorded_at} "
+                           "(event {seq})").format(
+                             case_id=case_id, trigger=trigger, actor=actor, recorded_at=recorded_at, seq=seq))
         self.case_id, self.seq, self.trigger = case_id, seq, trigger
         self.actor, self.recorded_at = actor, recorded_at
 
@@ -113,4 +117,4 @@ class StoppedPartWay(MemberflowError):
         """What stopped the work, in one line (a bug shows as one, not as a domain sentence)."""
         if isinstance(cause, MemberflowError):
             return str(cause)
-        return f"internal error: {type(cause).__name__}: {cause}"
+        return _("internal error: {kind}: {cause}").format(kind=type(cause).__name__, cause=cause)

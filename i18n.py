@@ -59,6 +59,16 @@ def ngettext(singular: str, plural: str, count: int) -> str:
     return catalogue(_language.get()).ngettext(singular, plural, count)
 
 
+def pgettext(context: str, message: str) -> str:
+    """A message whose bare English word needs a context to be translated (a column heading)."""
+    return catalogue(_language.get()).pgettext(context, message)
+
+
+def NC_(context: str, message: str) -> str:
+    """``N_`` with a context: marked now, translated later with ``pgettext``."""
+    return message
+
+
 def N_(message: str) -> str:
     """Marks a message for extraction where it is named now and translated when shown."""
     return message

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from memberflow.app.administration import Administration
 from memberflow.app.service import stored_calendar
 from memberflow.errors import BadInput
+from memberflow.i18n import _
 from memberflow.workflow.calendar_files import CalendarDay, CalendarFile, load_calendar_file
 from memberflow.workflow.dates import format_date, today
 from memberflow.workflow.holiday_data import (
@@ -87,7 +88,8 @@ class CalendarAdministration:
         """An administrator's override of one day (a swapped working Saturday, an extra day off)."""
         Administration(self.store).require_admin(actor)
         if not date(1990, 1, 1) <= day <= date(today().year + 5, 12, 31):
-            raise BadInput(f"{format_date(day)} is outside the calendar (1990 to five years ahead)")
+            raise BadInput(_("{day} is outside the calendar (1990 to five years ahead)").format(
+                               day=format_date(day)))
         reason = clean_text(reason, "reason", 500)
         with self.store.calendar_change() as change:
             before = stored_calendar(change.state())
@@ -225,13 +227,15 @@ def calendar_warnings(calendar: WorkingCalendar, this_year: int) -> list[str]:
     being counted on the snapshot in force until they do."""
     data, installed = calendar.holidays, installed_version()
     if installed != data.package_version:
-        return [f"deadlines are counted on the holiday data of holidays {data.package_version} "
-                f"(snapshot {data.snapshot}), but holidays {installed or '(none)'} is installed: "
-                "an administrator should run 'memberflow calendar refresh --dry-run' to see what "
-                "would change, then 'memberflow calendar refresh'"]
+        return [_("deadlines are counted on the holiday data of holidays {package_version} (snapshot "
+                  "{snapshot}), but holidays {installed} is installed: an administrator should run "
+                  "'memberflow calendar refresh --dry-run' to see what would change, then "
+                  "'memberflow calendar refresh'").format(
+                    package_version=data.package_version, snapshot=data.snapshot,
+                    installed=installed or _('(none)'))]
     if data.last_year <= this_year:
-        return [f"the holiday data ends with {data.last_year}: an administrator should run "
-                "'memberflow calendar refresh' to extend it"]
+        return [_("the holiday data ends with {last_year}: an administrator should run 'memberflow "
+                  "calendar refresh' to extend it").format(last_year=data.last_year)]
     return []
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memberflow.errors import AlreadyApplied, BadInput, MemberflowError, StoppedPartWay, Unavailable
+from memberflow.i18n import N_, _
 from memberflow.storage.chain import canonical_json
 from memberflow.workflow.dates import format_timestamp, parse_date
 from memberflow.workflow.dates import today as business_today
@@ -46,8 +47,8 @@ if TYPE_CHECKING:
 CASE_COLUMN, DATE_COLUMN, ROLE_COLUMN, DOCUMENT_PREFIX = "case", "date", "role", "doc:"
 REQUEST_COLUMN = "request_id"
 MAX_BYTES = 50 * 1024 * 1024
-OUTCOMES = ("moved", "already done", "refused", "bad row")
-RERUN = "run the file again to continue (rows already done are recognised)"
+OUTCOMES = (N_("moved"), N_("already done"), N_("refused"), N_("bad row"))
+RERUN = N_("run the file again to continue (rows already done are recognised)")
 # Characters in one cell: the csv module's own default limit, checked here so that a cell
 # over it is named by line and column.
 MAX_CELL = 131_072
@@ -65,12 +66,14 @@ def read_rows(path: Path, key: str = CASE_COLUMN) -> tuple[list[str], list[tuple
     """The header (which must name ``key``) and every data row with its line number; the
     whole file or nothing."""
     if path.stat().st_size > MAX_BYTES:
-        raise BadInput(f"{path}: larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raise BadInput(_("{path}: larger than {value} MB").format(
+                           path=path, value=MAX_BYTES // (1024 * 1024)))
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[:exc.start].count(b"\n") + 1
-        raise BadInput(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") \
+        raise BadInput(_("{path}:{line}: not UTF-8 text (byte {start}); save the file as UTF-8").format(
+                           path=path, line=line, start=exc.start)) \
             from None
     limit = csv.field_size_limit(MAX_BYTES + 1)  # the file's size bounds every cell
     try:
@@ -82,32 +85,36 @@ def read_rows(path: Path, key: str = CASE_COLUMN) -> tuple[list[str], list[tuple
 def _rows(path: Path, reader: Any, key: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     try:
         header = [name.strip() for name in next(reader, [])]
-        _check_cells(path, 1, [f"header field {n}" for n in range(1, len(header) + 1)], header)
+        _check_cells(path, 1, [_("header field {n}").format(n=n) for n in range(1, len(header) + 1)], header)
         if key not in header:
-            raise BadInput(f"{path}:1: the header must have a {key!r} column (found: "
-                           f"{', '.join(header) or 'nothing'})")
+            raise BadInput(_("{path}:1: the header must have a {key!r} column (found: {value})").format(
+                               path=path, key=key, value=', '.join(header) or _('nothing')))
         duplicated = sorted({name for name in header if header.count(name) > 1})
         if duplicated:
-            raise BadInput(f"{path}:1: column {duplicated[0]!r} appears twice in the header")
+            raise BadInput(_("{path}:1: column {duplicated!r} appears twice in the header").format(
+                               path=path, duplicated=duplicated[0]))
         rows = []
         for fields in reader:
             if not any(field.strip() for field in fields):
                 continue
             if len(fields) != len(header):
-                raise BadInput(f"{path}:{reader.line_num}: {len(fields)} fields, the header has "
-                               f"{len(header)}")
-            _check_cells(path, reader.line_num, [f"column {name}" for name in header], fields)
+                raise BadInput(_("{path}:{line}: {count} fields, the header has {header}").format(
+                                   path=path, line=reader.line_num, count=len(fields), header=len(header)))
+            _check_cells(path, reader.line_num, [_("column {name}").format(name=name) for name in header],
+                         fields)
             rows.append((reader.line_num, dict(zip(header, fields, strict=True))))
     except csv.Error as exc:
-        raise BadInput(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None
+        raise BadInput(_("{path}:{line_num}: not readable as CSV ({exc})").format(
+                           path=path, line_num=reader.line_num, exc=exc)) from None
     return header, rows
 
 
 def _check_cells(path: Path, line: int, names: list[str], cells: list[str]) -> None:
     for name, cell in zip(names, cells, strict=True):
         if len(cell) > MAX_CELL:
-            raise BadInput(f"{path}:{line}: {name} is {len(cell)} characters long; at most "
-                           f"{MAX_CELL} allowed")
+            raise BadInput(_("{path}:{line}: {name} is {count} characters long; at most {max_cell} "
+                             "allowed").format(path=path, line=line, name=name, count=len(cell),
+                                               max_cell=MAX_CELL))
 
 
 def move_request(trigger: str, values: dict[str, str], default_date: date) -> AdvanceRequest:
@@ -116,16 +123,18 @@ def move_request(trigger: str, values: dict[str, str], default_date: date) -> Ad
 
     raw_case = values[CASE_COLUMN].strip()
     if not raw_case.isdigit() or int(raw_case) <= 0:
-        raise BadInput(f"column {CASE_COLUMN}: {raw_case!r} is not a case number")
+        raise BadInput(_("column {case_column}: {raw_case!r} is not a case number").format(
+                           case_column=CASE_COLUMN, raw_case=raw_case))
     raw_date = values.get(DATE_COLUMN, "").strip()
-    on = parse_date(raw_date, f"column {DATE_COLUMN}") if raw_date else default_date
+    on = parse_date(raw_date, _("column {date_column}").format(
+                                  date_column=DATE_COLUMN)) if raw_date else default_date
     inputs, documents = {}, {}
     for column, value in values.items():
         if column in (CASE_COLUMN, DATE_COLUMN, ROLE_COLUMN, REQUEST_COLUMN) or not value.strip():
             continue
         if column.startswith(DOCUMENT_PREFIX):
             code = column[len(DOCUMENT_PREFIX):]
-            documents[code] = clean_text(value, f"column {column}", 500)
+            documents[code] = clean_text(value, _("column {column}").format(column=column), 500)
         else:
             inputs[column] = value.strip()
     role = values.get(ROLE_COLUMN, "").strip() or None
@@ -138,7 +147,7 @@ Planned = tuple[int, "AdvanceRequest | BadInput"]  # (line, the row's move or wh
 def plan_rows(path: Path, trigger: str, given_date: date | None) -> list[Planned]:
     """Every row of the file as a keyed move (or the bad input it is). A ``request_id`` that
     names two rows of one case makes the whole file bad input: nothing is done."""
-    _, rows = read_rows(path)
+    _header, rows = read_rows(path)
     default_date = given_date or business_today()
     planned: list[Planned] = []
     seen: dict[str, int] = {}  # key material → rows with it so far
@@ -147,15 +156,18 @@ def plan_rows(path: Path, trigger: str, given_date: date | None) -> list[Planned
         try:
             request = move_request(trigger, values, default_date)
             raw_id = values.get(REQUEST_COLUMN, "")
-            request_id = clean_text(raw_id, f"column {REQUEST_COLUMN}", 200) if raw_id.strip() else ""
+            request_id = clean_text(raw_id, _("column {request_column}").format(
+                                                request_column=REQUEST_COLUMN), 200) if raw_id.strip() else ""
         except BadInput as bad:
             planned.append((line, bad))
             continue
         if request_id:
             earlier = explicit.setdefault((request.case_id, request_id), line)
             if earlier != line:
-                raise BadInput(f"{path}:{line}: {REQUEST_COLUMN} {request_id!r} of case "
-                               f"{request.case_id} is also on row {earlier}")
+                raise BadInput(_("{path}:{line}: {request_column} {request_id!r} of case {case_id} is also "
+                                 "on row {earlier}").format(
+                                   path=path, line=line, request_column=REQUEST_COLUMN,
+                                   request_id=request_id, case_id=request.case_id, earlier=earlier))
             material: dict[str, Any] = {"move": trigger, REQUEST_COLUMN: request_id}
         else:
             material = _row_material(trigger, values, request, given_date)
@@ -192,7 +204,7 @@ def advance_rows(service: Service, actor: str, trigger: str, path: Path, given_d
     if all_or_nothing:
         bad = next(((line, r) for line, r in planned if isinstance(r, BadInput)), None)
         if bad is not None:
-            raise BadInput(f"row {bad[0]}: {bad[1]}")
+            raise BadInput(_("row {bad}: {bad2}").format(bad=bad[0], bad2=bad[1]))
         return len(planned), iter(_in_one_transaction(service, actor, planned))
     return len(planned), _row_by_row(service, actor, planned)
 
@@ -203,9 +215,12 @@ def _row_by_row(service: Service, actor: str, planned: Sequence[Planned]) -> Ite
         try:
             result = _one_row(service, actor, line, request)
         except Exception as cause:
-            case = f" (case {request.case_id})" if not isinstance(request, BadInput) else ""
-            raise StoppedPartWay(f"stopped at row {line}{case}: {StoppedPartWay.reason(cause)}; {moved} "
-                                 f"row(s) moved and committed before it; {RERUN}", cause) from cause
+            case = _(" (case {case_id})").format(
+                       case_id=request.case_id) if not isinstance(request, BadInput) else ""
+            raise StoppedPartWay(_("stopped at row {line}{case}: {reason}; {moved} row(s) moved and "
+                                   "committed before it; {rerun}").format(
+                                     line=line, case=case, reason=StoppedPartWay.reason(cause), moved=moved,
+                                     rerun=_(RERUN)), cause) from cause
         moved += result.outcome == "moved"
         yield result
 
@@ -225,15 +240,16 @@ def _one_row(service: Service, actor: str, line: int, request: AdvanceRequest | 
         raise
     except MemberflowError as refused:
         return RowResult(line, request.case_id, "refused", str(refused))
-    return RowResult(line, request.case_id, "moved", f"{recorded.move.from_state} → "
-                     f"{recorded.move.to_state} (event {recorded.seq})")
+    return RowResult(line, request.case_id, "moved", _("{from_state} → {to_state} (event {seq})").format(
+                                                         from_state=recorded.move.from_state,
+                                                         to_state=recorded.move.to_state, seq=recorded.seq))
 
 
 def already_done(done: AlreadyApplied, actor: str) -> str:
     """``already done by you at 02/12/2026 14:03 (event 7); nothing written``."""
     who = "you" if done.actor == actor else done.actor
-    return (f"already done by {who} at {format_timestamp(done.recorded_at)} (event {done.seq}); "
-            "nothing written")
+    return (_("already done by {who} at {recorded_at} (event {seq}); nothing written").format(
+                who=who, recorded_at=format_timestamp(done.recorded_at), seq=done.seq))
 
 
 def _in_one_transaction(service: Service, actor: str, planned: Sequence[Planned]) -> list[RowResult]:
@@ -245,15 +261,19 @@ def _in_one_transaction(service: Service, actor: str, planned: Sequence[Planned]
         if isinstance(done, AlreadyApplied):
             results.append(RowResult(line, request.case_id, "already done", already_done(done, actor)))
         else:
-            results.append(RowResult(line, done.case_id, "moved", f"{done.move.from_state} → "
-                                     f"{done.move.to_state} (event {done.seq})"))
+            results.append(RowResult(line, done.case_id, "moved", _("{from_state} → {to_state} (event "
+                                                                    "{seq})").format(
+                                                                      from_state=done.move.from_state,
+                                                                      to_state=done.move.to_state,
+                                                                      seq=done.seq)))
     return results
 
 
 def summary(counts: Mapping[str, int]) -> str:
     """``3 moved, 1 already done, 0 refused, 0 bad row of 4 rows``."""
-    return ", ".join(f"{counts.get(outcome, 0)} {outcome}" for outcome in OUTCOMES) + \
-        f" of {sum(counts.values())} rows"
+    return _("{counts} of {total} rows").format(
+        counts=", ".join(f"{counts.get(outcome, 0)} {_(outcome)}" for outcome in OUTCOMES),
+        total=sum(counts.values()))
 
 
 PERSON_COLUMNS = ("full_name", "birth_date", "gender", "ethnicity", "religion", "education",
@@ -268,15 +288,17 @@ def person_row(values: dict[str, str]) -> dict[str, Any]:
     cell = {c: (values.get(c) or "").strip() or PERSON_DEFAULTS.get(c, "") for c in PERSON_COLUMNS}
     gender = GENDERS.get(cell["gender"].lower())
     if gender is None:
-        raise BadInput(f"column gender: {cell['gender']!r} is not female/nữ or male/nam")
+        raise BadInput(_("column gender: {gender!r} is not female/nữ or male/nam").format(
+            gender=cell["gender"]))
     if cell["education"] not in EDUCATION_LEVELS:
-        raise BadInput(f"column education: {cell['education']!r} is not one of {', '.join(EDUCATION_LEVELS)}")
+        raise BadInput(_("column education: {education!r} is not one of {education_levels}").format(
+                           education=cell['education'], education_levels=', '.join(EDUCATION_LEVELS)))
     return person_fields(
-        clean_text(cell["full_name"], "column full_name", 300),
-        parse_date(cell["birth_date"], "column birth_date"), gender=gender,
+        clean_text(cell["full_name"], _("column full_name"), 300),
+        parse_date(cell["birth_date"], _("column birth_date")), gender=gender,
         ethnicity=cell["ethnicity"], religion=cell["religion"], education=cell["education"],
-        youth_union=parse_bool(cell["youth_union"], "column youth_union"),
-        trade_union=parse_bool(cell["trade_union"], "column trade_union"))
+        youth_union=parse_bool(cell["youth_union"], _("column youth_union")),
+        trade_union=parse_bool(cell["trade_union"], _("column trade_union")))
 
 
 @dataclass(frozen=True)
@@ -305,7 +327,8 @@ def import_people(directory: Directory, organization_id: int | None, path: Path)
     header, rows = read_rows(path, "full_name")
     unknown = sorted(set(header) - set(PERSON_COLUMNS))
     if unknown:
-        raise BadInput(f"{path}:1: unknown column {unknown[0]!r} (columns: {', '.join(PERSON_COLUMNS)})")
+        raise BadInput(_("{path}:1: unknown column {unknown!r} (columns: {person_columns})").format(
+                           path=path, unknown=unknown[0], person_columns=', '.join(PERSON_COLUMNS)))
     people, problems, seen = [], [], {}
     for line, values in rows:
         try:
@@ -315,7 +338,8 @@ def import_people(directory: Directory, organization_id: int | None, path: Path)
             continue
         key = (person["full_name"], person["birth_date"])
         if key in seen:
-            problems.append(f"{path}:{line}: the same person as row {seen[key]}")
+            problems.append(_("{path}:{line}: the same person as row {seen}").format(
+                                path=path, line=line, seen=seen[key]))
         seen.setdefault(key, line)
         people.append({**person, "organization_id": organization_id})
     _refuse(problems)
@@ -323,8 +347,9 @@ def import_people(directory: Directory, organization_id: int | None, path: Path)
     def none_registered(registered: dict[tuple[str, Any], int]) -> None:
         if seen and all(key in registered for key in seen):
             raise _Registered(sorted(registered[key] for key in seen))
-        _refuse([f"{path}:{seen[key]}: {key[0]} born {key[1]:%d/%m/%Y} is already registered "
-                 f"as #{registered[key]}" for key in seen if key in registered])
+        _refuse([_("{path}:{line}: {name} born {born:%d/%m/%Y} is already registered as #{person}").format(
+                     path=path, line=seen[key], name=key[0], born=key[1], person=registered[key])
+                 for key in seen if key in registered])
 
     try:
         return Imported(directory.add_people(people, none_registered))
@@ -335,4 +360,4 @@ def import_people(directory: Directory, organization_id: int | None, path: Path)
 def _refuse(problems: Sequence[str]) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        raise BadInput(f"{problems[0]}{more}; nothing imported")
+        raise BadInput(_("{problems}{more}; nothing imported").format(problems=problems[0], more=more))

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from memberflow.errors import MoveRefused
+from memberflow.i18n import _
 from memberflow.workflow.dates import add_months, format_date, today
 
 if TYPE_CHECKING:
@@ -113,7 +114,8 @@ class _Bloc:
         for username, name, role, org in USERS:  # org None: the whole installation
             directory.add_user(username, name)
             directory.grant(username, role, org)
-        self.echo(f"Bloc: {len(ORGANIZATIONS)} organizations, {len(USERS)} officers.")
+        self.echo(_("Bloc: {count} organizations, {count2} officers.").format(
+                      count=len(ORGANIZATIONS), count2=len(USERS)))
         for index, name in enumerate(MEMBERS):
             branch = BRANCHES[index % len(BRANCHES)]
             person = self.person(name, date(1975 + index, 3 + index, 10), index % 2 == 1)
@@ -124,7 +126,7 @@ class _Bloc:
                 "official_since": date(2006 + index, 5, 19).isoformat(),
                 "party_card_number": f"{index + 1:08d}"}, [])
             self.members.setdefault(branch, []).append(person)
-        self.echo(f"Registered {len(MEMBERS)} official members from paper records.")
+        self.echo(_("Registered {count} official members from paper records.").format(count=len(MEMBERS)))
 
     def person(self, name: str, born: date, female: bool, youth: bool = True) -> int:
         return self.service.store.directory.add_person(
@@ -181,7 +183,8 @@ class _Bloc:
             self.move(case_id, trigger, on, actor, inputs, docs)
         except MoveRefused as refusal:
             self.report.refusals.append(str(refusal))
-            self.echo(f"  case {case_id}: refused as the rules require — {refusal}")
+            self.echo(_("  case {case_id}: refused as the rules require — {refusal}").format(
+                          case_id=case_id, refusal=refusal))
         else:
             raise AssertionError(f"demo expected {trigger} on case {case_id} to be refused")
 
@@ -211,32 +214,33 @@ def _admitted_and_recognized(bloc: _Bloc) -> None:
         bloc.recognize(case_id, branch, ceremony, decided_late=20 if index == 1 else 0)
         if index == 0:
             bloc.report.featured_case, bloc.report.featured_name = case_id, name
-    bloc.echo("4 applicants admitted, served 12 months of probation and were recognized.")
+    bloc.echo(_("4 applicants admitted, served 12 months of probation and were recognized."))
 
 
 def _in_probation(bloc: _Bloc) -> None:
     for index in range(4, 8):
-        person, _, branch = bloc.applicant(index)
+        person, _case, branch = bloc.applicant(index)
         case_id = bloc.open(person, branch, bloc.ago(months=9, days=index))
         bloc.admit(case_id, branch, bloc.ago(months=9, days=index))
-    person, _, branch = bloc.applicant(8)
+    person, _case, branch = bloc.applicant(8)
     start = bloc.ago(months=16)
     case_id = bloc.open(person, branch, start)
     ceremony = bloc.admit(case_id, branch, start)
     bloc.move(case_id, "complete_probation", add_months(ceremony, 12), SECRETARY[branch], {}, [])
-    bloc.echo("4 members on probation; 1 finished probation and awaits the recognition vote.")
+    bloc.echo(_("4 members on probation; 1 finished probation and awaits the recognition vote."))
 
 
 def _in_application(bloc: _Bloc) -> None:
     stops = ["open", "record_training", "prepare_dossier", "verify_background",
              "record_branch_vote", "record_committee_vote", "decide_admission"]
     for offset, until in enumerate(stops):
-        person, _, branch = bloc.applicant(9 + offset)
+        person, _case, branch = bloc.applicant(9 + offset)
         start = bloc.ago(days=110 if until == "decide_admission" else 100 - offset * 5)
         case_id = bloc.open(person, branch, start)
         if until != "open":
             bloc.admit(case_id, branch, start, until=until)
-    bloc.echo(f"{len(stops)} applications in progress, one at each step before the ceremony.")
+    bloc.echo(_("{count} applications in progress, one at each step before the ceremony.").format(
+                  count=len(stops)))
 
 
 def _refused_and_removed(bloc: _Bloc) -> None:
@@ -244,7 +248,7 @@ def _refused_and_removed(bloc: _Bloc) -> None:
     # Too young: 17 years 11 months on the day of the branch vote.
     start = bloc.ago(days=80)
     vote_day = start + timedelta(days=60)
-    person, _, branch = bloc.applicant(16, born=add_months(vote_day, -(17 * 12 + 11)))
+    person, _case, branch = bloc.applicant(16, born=add_months(vote_day, -(17 * 12 + 11)))
     young = bloc.open(person, branch, start)
     bloc.admit(young, branch, start, until="verify_background")
     bloc.refused(young, "record_branch_vote", vote_day, SECRETARY[branch],
@@ -253,7 +257,7 @@ def _refused_and_removed(bloc: _Bloc) -> None:
 
     # Certificate valid when recorded, expired by the vote; the course is retaken.
     start = bloc.ago(months=5)
-    person, _, branch = bloc.applicant(17)
+    person, _case, branch = bloc.applicant(17)
     late = bloc.open(person, branch, start)
     bloc.admit(late, branch, start, until="verify_background", certificate=bloc.ago(months=64))
     bloc.refused(late, "record_branch_vote", bloc.ago(months=3), SECRETARY[branch],
@@ -264,7 +268,7 @@ def _refused_and_removed(bloc: _Bloc) -> None:
               {"votes_for": 9, "votes_eligible": 10}, ["5-KNĐ", "6-KNĐ"])
 
     # The branch vote falls short of 2/3: recorded as a rejection.
-    person, _, branch = bloc.applicant(18)
+    person, _case, branch = bloc.applicant(18)
     start = bloc.ago(months=4)
     short = bloc.open(person, branch, start)
     bloc.admit(short, branch, start, until="verify_background")
@@ -276,7 +280,7 @@ def _refused_and_removed(bloc: _Bloc) -> None:
               {"reason": "Chi bộ biểu quyết không đạt 2/3 (5/10)"}, [])
 
     # A probationary member struck off for three months' absence.
-    person, _, branch = bloc.applicant(19)
+    person, _case, branch = bloc.applicant(19)
     start = bloc.ago(months=11)
     struck = bloc.open(person, branch, start)
     bloc.admit(struck, branch, start)
@@ -286,14 +290,15 @@ def _refused_and_removed(bloc: _Bloc) -> None:
         "standing_votes_eligible": 7, "decision_number": f"{900 + struck}-QĐ/ĐUK"}, ["QĐ-XT"])
 
     # An applicant withdraws.
-    person, _, branch = bloc.applicant(20)
+    person, _case, branch = bloc.applicant(20)
     start = bloc.ago(months=2)
     gone = bloc.open(person, branch, start)
     bloc.admit(gone, branch, start, until="record_training")
     bloc.move(gone, "withdraw_application", start + timedelta(days=30), SECRETARY[branch],
               {"reason": "Chuyển công tác ra khỏi tỉnh, xin dừng"}, [])
-    bloc.echo("1 struck off, 1 rejected by the branch vote, 1 withdrawn; 3 moves refused by rules.")
-    bloc.echo(f"  (refusals above were judged on {format_date(bloc.today)} rules in force)")
+    bloc.echo(_("1 struck off, 1 rejected by the branch vote, 1 withdrawn; 3 moves refused by rules."))
+    bloc.echo(_("  (refusals above were judged on {today} rules in force)").format(
+                  today=format_date(bloc.today)))
 
 
 def _screened(bloc: _Bloc) -> None:
@@ -310,8 +315,10 @@ def _screened(bloc: _Bloc) -> None:
     screening.record("bantochuc", records)
     listed = screening.screen(year)
     results = screening.propose("bantochuc", listed, bloc.today)
-    bloc.echo(f"Screening {year}: {len(records)} ratings recorded, {len(listed)} members listed, "
-              f"{sum(r.outcome == 'moved' for r in results)} proposals to strike off made.")
+    bloc.echo(_("Screening {year}: {count} ratings recorded, {count2} members listed, {sum} proposals to "
+                "strike off made.").format(
+                  year=year, count=len(records), count2=len(listed),
+                  sum=sum(r.outcome == 'moved' for r in results)))
 
 
 def _summarize(bloc: _Bloc) -> None:

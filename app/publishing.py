@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from memberflow.app.administration import Administration
 from memberflow.errors import BadInput, DefinitionInvalid, MoveRefused, NotPermitted, Problem
+from memberflow.i18n import _
 from memberflow.workflow.definition import Definition
 from memberflow.workflow.directory import ADMINISTRATOR
 from memberflow.workflow.inputs import clean_text
@@ -40,7 +41,8 @@ def split_spec(spec: str) -> tuple[str, int | None]:
     if not sep:
         return name, None
     if not (number.isascii() and number.isdigit() and len(number) <= 9):
-        raise BadInput(f"{spec!r}: the version after @ must be a number, e.g. {name}@2")
+        raise BadInput(_("{spec!r}: the version after @ must be a number, e.g. {name}@2").format(
+                           spec=spec, name=name))
     return name, int(number)
 
 
@@ -84,9 +86,9 @@ class Publishing:
         new = [(path, d) for path, d in found if self.store.definitions.find(d.sha256) is None]
         if new and actor is None:
             path, definition = new[0]
-            raise BadInput(f"{path.name} differs from every stored version of {definition.name}; "
-                           "init publishes it as an administrator: name one with --actor or "
-                           "MEMBERFLOW_ACTOR")
+            raise BadInput(_("{name} differs from every stored version of {name2}; init publishes it as an "
+                             "administrator: name one with --actor or MEMBERFLOW_ACTOR").format(
+                               name=path.name, name2=definition.name))
         if new:
             self.administration.require_admin(str(actor))
         published = []
@@ -102,12 +104,15 @@ class Publishing:
     def approve(self, actor: str, spec: str) -> dict[str, Any]:
         """The checker: a different administrator puts a pending version in force."""
         self.administration.require_admin(actor)
-        row, _ = self.stored(spec)
+        row, _definition = self.stored(spec)
         if row["status"] != PENDING:
-            raise MoveRefused(f"{row['name']}@{row['version']} is {row['status']}, not pending approval")
+            raise MoveRefused(_("{name}@{version} is {status}, not pending approval").format(
+                                  name=row['name'], version=row['version'], status=row['status']))
         if row["author"] == actor:
-            raise NotPermitted(f"{actor} published {row['name']}@{row['version']}; a different "
-                               f"{ADMINISTRATOR} must approve it")
+            raise NotPermitted(_("{actor} published {name}@{version}; a different {administrator} must "
+                                 "approve it").format(
+                                   actor=actor, name=row['name'], version=row['version'],
+                                   administrator=ADMINISTRATOR))
         self.store.definitions.approve(row["id"], actor)
         return self.store.definitions.by_id(row["id"])
 

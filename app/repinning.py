@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from memberflow.app.administration import Administration
 from memberflow.errors import MoveRefused, StoppedPartWay
+from memberflow.i18n import _
 from memberflow.workflow.dates import today
 from memberflow.workflow.deadlines import open_deadlines
 from memberflow.workflow.directory import ADMINISTRATOR
@@ -43,8 +44,8 @@ class Migrator:
         Administration(self.store).require_admin(actor)
         row = self.store.definitions.numbered(name, version)
         if row["status"] != "published":
-            raise MoveRefused(f"{name}@{version} is {row['status']}; only a published version "
-                              "can take running cases")
+            raise MoveRefused(_("{name}@{version} is {status}; only a published version can take running "
+                                "cases").format(name=name, version=version, status=row['status']))
         target = self.service.definition(row["id"])
         state_map = parse_state_map(pairs, target)
         running = (case for chunk in self._chunks(name, row["id"], 1000) for _, case in chunk)
@@ -72,10 +73,11 @@ class Migrator:
                                       for record, _ in cases], actor)
             except Exception as cause:
                 raise StoppedPartWay(
-                    f"stopped at the chunk of cases {cases[0][0].id}–{cases[-1][0].id}: "
-                    f"{StoppedPartWay.reason(cause)}; "
-                    f"{moved} case(s) migrated and committed before it; run the migration again "
-                    "to continue (cases already migrated are not moved again)", cause) from cause
+                    _("stopped at the chunk of cases {id}–{id2}: {reason}; {moved} case(s) migrated and "
+                      "committed before it; run the migration again to continue (cases already migrated "
+                      "are not moved again)").format(
+                        id=cases[0][0].id, id2=cases[-1][0].id, reason=StoppedPartWay.reason(cause),
+                        moved=moved), cause) from cause
             moved += len(cases)
             if progress:
                 progress(len(cases))
@@ -109,7 +111,8 @@ class Migrator:
             case = self._running(snapshot.case)
             to = landing(case.state, report.target, report.state_map) if case else None
             if case is None or to is None:
-                raise MoveRefused(f"case {snapshot.case.id} changed during the migration; run it again")
+                raise MoveRefused(_("case {id} changed during the migration; run it again").format(
+                                      id=snapshot.case.id))
             payload = migration_payload(case, report.target, report.target_version, to)
             facts = carried_facts(case, report.target)
             calendar = self.service.engine.calendar

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from memberflow.app.csv_files import RowResult, read_rows
 from memberflow.errors import BadInput, MemberflowError, NotPermitted, StoppedPartWay, Unavailable
+from memberflow.i18n import _
 from memberflow.workflow.assessment import MONTH_FIELDS, AssessmentRules, Finding
 from memberflow.workflow.dates import format_date
 from memberflow.workflow.dates import today as business_today
@@ -71,8 +72,10 @@ class Screening:
         case, rules = self._member_case(record.person_id)
         roles = self.store.directory.roles_at(actor, case.organization_id)
         if not roles & set(rules.recorded_by):
-            raise NotPermitted(f"{actor} holds no role that records assessments for person "
-                               f"{record.person_id} (allowed: {', '.join(rules.recorded_by)})")
+            raise NotPermitted(_("{actor} holds no role that records assessments for person {person_id} "
+                                 "(allowed: {recorded_by})").format(
+                                   actor=actor, person_id=record.person_id,
+                                   recorded_by=', '.join(rules.recorded_by)))
         return _row(record, rules)
 
     def record_file(self, actor: str, path: Path) -> tuple[int, int]:
@@ -82,8 +85,9 @@ class Screening:
         header, lines = read_rows(path, "person")
         unknown = sorted(set(header) - set(ASSESSMENT_COLUMNS))
         if unknown:
-            raise BadInput(f"{path}:1: unknown column {unknown[0]!r} (columns: "
-                           f"{', '.join(ASSESSMENT_COLUMNS)})")
+            raise BadInput(_("{path}:1: unknown column {unknown!r} (columns: {assessment_columns})").format(
+                               path=path, unknown=unknown[0],
+                               assessment_columns=', '.join(ASSESSMENT_COLUMNS)))
         rows: list[dict[str, Any]] = []
         seen: dict[tuple[int, int], int] = {}
         for line, values in lines:
@@ -91,7 +95,8 @@ class Screening:
                 record = year_record(values)
                 key = (record.person_id, record.year)
                 if key in seen:
-                    raise BadInput(f"person {key[0]} in {key[1]} is also on row {seen[key]}")
+                    raise BadInput(_("person {key} in {key2} is also on row {seen}").format(
+                                       key=key[0], key2=key[1], seen=seen[key]))
                 seen[key] = line
                 rows.append(self._checked(actor, record))
             except MemberflowError as bad:
@@ -135,16 +140,18 @@ class Screening:
                 result = self._propose(actor, index, member, business_date)
             except Exception as cause:
                 raise StoppedPartWay(
-                    f"stopped at row {index} (case {member.case_id}): {StoppedPartWay.reason(cause)}"
-                    f"; {moved} proposal(s) made and committed before it; run it again to continue "
-                    "(pending proposals are skipped)", cause) from cause
+                    _("stopped at row {index} (case {case_id}): {reason}; {moved} proposal(s) made and "
+                      "committed before it; run it again to continue (pending proposals are skipped)").format(
+                        index=index, case_id=member.case_id, reason=StoppedPartWay.reason(cause),
+                        moved=moved), cause) from cause
             moved += result.outcome == "moved"
             yield result
 
     def _propose(self, actor: str, index: int, member: Listed, on: date) -> RowResult:
         if member.proposed_on:
-            return RowResult(index, member.case_id, "skipped", "a proposal of "
-                             f"{format_date(date.fromisoformat(member.proposed_on))} is pending")
+            pending = _("a proposal of {day} is pending").format(
+                day=format_date(date.fromisoformat(member.proposed_on)))
+            return RowResult(index, member.case_id, "skipped", pending)
         definition = self.service.definition(self.store.cases.load(member.case_id).definition_id)
         assert definition.assessment is not None
         first = member.findings[0]
@@ -156,8 +163,9 @@ class Screening:
             raise
         except MemberflowError as refused:  # one case's trouble stops no other
             return RowResult(index, member.case_id, "refused", str(refused))
-        return RowResult(index, member.case_id, "moved", f"{recorded.move.trigger} "
-                         f"({first.criterion.ground}, event {recorded.seq})")
+        return RowResult(index, member.case_id, "moved", _("{trigger} ({ground}, event {seq})").format(
+                                                             trigger=recorded.move.trigger,
+                                                             ground=first.criterion.ground, seq=recorded.seq))
 
     def _members(self, organizations: Sequence[int] | None) -> Any:
         """Open cases in a member stage, each with its definition (which has assessment rules)."""
@@ -180,8 +188,8 @@ class Screening:
             if definition.assessment and state.stage in MEMBER_STAGES and not state.terminal:
                 return case, definition.assessment
         self.store.directory.person(person_id)  # NotFound for an unknown person
-        raise BadInput(f"person {person_id} is not a member (no case in probation or official "
-                       "membership): only members are assessed")
+        raise BadInput(_("person {person_id} is not a member (no case in probation or official "
+                         "membership): only members are assessed").format(person_id=person_id))
 
 
 def _pending_proposal(definition: Definition, facts: Mapping[str, Any]) -> str | None:
@@ -202,19 +210,22 @@ def _pending_proposal(definition: Definition, facts: Mapping[str, Any]) -> str |
 def _row(record: YearRecord, rules: AssessmentRules) -> dict[str, Any]:
     problem = rules.rating_problem(record.score, record.rating)
     if problem:
-        raise BadInput(f"person {record.person_id} in {record.year}: {problem}")
+        raise BadInput(_("person {person_id} in {year}: {problem}").format(
+                           person_id=record.person_id, year=record.year, problem=problem))
     check_year(record.year)
     months = {name: (record.months or {}).get(name, 0) for name in MONTH_FIELDS}
     for name, value in months.items():
         if not 0 <= value <= 12:
-            raise BadInput(f"{name} must be from 0 to 12 months, not {value}")
+            raise BadInput(_("{name} must be from 0 to 12 months, not {value}").format(
+                               name=name, value=value))
     return {"person_id": record.person_id, "year": record.year, "score": record.score,
             "rating": record.rating or rules.band(record.score).name, **months}
 
 
 def check_year(year: int) -> None:
     if not FIRST_YEAR <= year <= business_today().year:
-        raise BadInput(f"year {year} is outside {FIRST_YEAR}–{business_today().year}")
+        raise BadInput(_("year {year} is outside {first_year}–{year2}").format(
+                           year=year, first_year=FIRST_YEAR, year2=business_today().year))
 
 
 def year_record(values: Mapping[str, str]) -> YearRecord:
@@ -223,7 +234,7 @@ def year_record(values: Mapping[str, str]) -> YearRecord:
     for column in ("person", "year", "score", *MONTH_FIELDS):
         raw = (values.get(column) or "").strip() or ("0" if column in MONTH_FIELDS else "")
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
-            raise BadInput(f"column {column}: {raw!r} is not a whole number")
+            raise BadInput(_("column {column}: {raw!r} is not a whole number").format(column=column, raw=raw))
         numbers[column] = int(raw)
     rating = (values.get("rating") or "").strip() or None
     return YearRecord(numbers["person"], numbers["year"], numbers["score"], rating,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memberflow.errors import AlreadyApplied, AlreadyMoved, BadInput, MoveRefused, NotFound, NotPermitted
+from memberflow.i18n import _
 from memberflow.workflow.dates import format_date, format_timestamp, local_time
 from memberflow.workflow.dates import today as business_today
 from memberflow.workflow.deadlines import OpenDeadline, open_deadlines
@@ -120,9 +121,10 @@ def _naming_case(case_id: int, decide: Decide) -> Decide:
         try:
             return decide(snapshot)
         except MoveRefused as exc:
-            raise MoveRefused(f"case {case_id}: {exc.summary}", exc.reasons) from exc
+            raise MoveRefused(_("case {case_id}: {summary}").format(
+                                  case_id=case_id, summary=exc.summary), exc.reasons) from exc
         except (AlreadyMoved, BadInput, NotFound, NotPermitted) as exc:
-            raise type(exc)(f"case {case_id}: {exc}") from exc
+            raise type(exc)(_("case {case_id}: {exc}").format(case_id=case_id, exc=exc)) from exc
 
     return named
 
@@ -185,7 +187,7 @@ class Service:
 
         self.store.cases.load(case_id)
         events: list[dict[str, Any]] = []
-        for _, history in case_histories(self.store.db, case_id, recorded_as_of):
+        for _recorded, history in case_histories(self.store.db, case_id, recorded_as_of):
             events = history
         if as_of is not None:
             events = list(_until_business_date(events, as_of))
@@ -222,7 +224,8 @@ class Service:
         from memberflow.storage.cases import EventDraft
 
         if business_date > business_today():
-            raise BadInput(f"business date {format_date(business_date)} is in the future")
+            raise BadInput(_("business date {business_date} is in the future").format(
+                               business_date=format_date(business_date)))
         organization = self.store.directory.organization(org_code)
         person = self.store.directory.person(person_id)
         version = self.store.definitions.latest(definition_name)
@@ -230,11 +233,15 @@ class Service:
         roles = self.store.directory.roles_at(actor, organization["id"])
         role = next((r for r in definition.opened_by if r in roles), None)
         if role is None:
-            raise NotPermitted(f"{actor} holds no role that may open a {definition.name} case at "
-                               f"{org_code} (allowed: {', '.join(definition.opened_by)})")
+            raise NotPermitted(_("{actor} holds no role that may open a {name} case at {org_code} "
+                                 "(allowed: {opened_by})").format(
+                                   actor=actor, name=definition.name, org_code=org_code,
+                                   opened_by=', '.join(definition.opened_by)))
         if business_date < person["birth_date"]:
-            raise BadInput(f"business date {format_date(business_date)} is before person "
-                           f"{person_id} was born ({format_date(person['birth_date'])})")
+            raise BadInput(_("business date {business_date} is before person {person_id} was born "
+                             "({birth_date})").format(
+                               business_date=format_date(business_date), person_id=person_id,
+                               birth_date=format_date(person['birth_date'])))
         earlier: dict[str, Any] | None = None
 
         def refuse_if_open(existing: list[CaseRecord]) -> None:
@@ -242,14 +249,14 @@ class Service:
             strike-off committed meanwhile cannot let a former member in by an ordinary case."""
             for other in existing:
                 if not self.definition(other.definition_id).states[other.state].terminal:
-                    raise MoveRefused(f"person {person_id} already has open case {other.id} "
-                                      f"({other.state})")
+                    raise MoveRefused(_("person {person_id} already has open case {id} ({state})").format(
+                                          person_id=person_id, id=other.id, state=other.state))
             ended = self._ended_memberships(existing)
             if readmission is None:
                 self._refuse_if_was_member(person_id, ended)
             elif earlier is not None and (not ended or ended[-1].id != earlier["case_id"]):
-                raise AlreadyMoved(f"person {person_id}'s cases changed while the readmission was "
-                                   "being checked; nothing written — run it again")
+                raise AlreadyMoved(_("person {person_id}'s cases changed while the readmission was being "
+                                     "checked; nothing written — run it again").format(person_id=person_id))
 
         facts = self.engine.opening_facts(definition, business_date)
         payload: dict[str, Any] = {"inputs": {}, "evidence": {"applicant": applicant_snapshot(person)},
@@ -274,7 +281,7 @@ class Service:
         """The earlier membership as evidence, once every readmission rule holds for it."""
         rules = definition.readmission
         if rules is None:
-            raise BadInput(f"{definition.name} defines no readmission")
+            raise BadInput(_("{name} defines no readmission").format(name=definition.name))
         unknown = rules.unknown_names(claim)
         if unknown:
             raise BadInput(unknown)
@@ -282,7 +289,8 @@ class Service:
         earlier = self._earlier_membership(person_id, rules)
         failures = rules.failures(earlier, claim, on, definition.states)
         if failures:
-            raise MoveRefused(f"readmission of person {person_id} is refused", failures)
+            raise MoveRefused(_("readmission of person {person_id} is refused").format(
+                                  person_id=person_id), failures)
         return earlier
 
     def _ended_memberships(self, cases: Sequence[CaseRecord]) -> list[CaseRecord]:
@@ -293,9 +301,9 @@ class Service:
     def _refuse_if_was_member(person_id: int, ended: Sequence[CaseRecord]) -> None:
         """Someone whose membership ended comes back only by readmission, under its rules."""
         if ended:
-            raise MoveRefused(f"person {person_id} was a member (case {ended[-1].id} ended in "
-                              f"{ended[-1].state}); a new membership is a readmission: use "
-                              "'memberflow case readmit'")
+            raise MoveRefused(_("person {person_id} was a member (case {id} ended in {state}); a new "
+                                "membership is a readmission: use 'memberflow case readmit'").format(
+                                  person_id=person_id, id=ended[-1].id, state=ended[-1].state))
 
     def _earlier_membership(self, person_id: int, rules: ReadmissionRules) -> dict[str, Any]:
         """How the person's latest membership ended (the date and ground the rules name), and
@@ -303,8 +311,9 @@ class Service:
         cases = self.store.cases.of_person(person_id)
         ended = self._ended_memberships(cases)
         if not ended:
-            raise MoveRefused(f"person {person_id} has no membership that ended; readmission "
-                              "follows only a membership that ended (open an ordinary case)")
+            raise MoveRefused(_("person {person_id} has no membership that ended; readmission follows only "
+                                "a membership that ended (open an ordinary case)").format(
+                                  person_id=person_id))
         last = ended[-1]
         payload = json.loads(self.store.cases.history(last.id)[-1]["payload"])
         return {"case_id": last.id, "ended_in": last.state,
@@ -321,7 +330,7 @@ class Service:
         planned: list[Move] = []
         request = AdvanceRequest(case_id, trigger, business_date, inputs or {}, documents or {},
                                  role, request_key)
-        _, seq = self.store.move(case_id, actor, self._decider(actor, request, today, planned),
+        _state, seq = self.store.move(case_id, actor, self._decider(actor, request, today, planned),
                                  request_key)
         return Recorded(case_id, seq, planned[0])
 
@@ -389,7 +398,8 @@ class Service:
         calendar (see ``CalendarAdministration.recount_stale``) are counted again first, so
         only deadlines that are missed on it are flagged."""
         if as_of > business_today():
-            raise BadInput(f"--as-of {format_date(as_of)} is in the future; tick acts on days that have come")
+            raise BadInput(_("--as-of {as_of} is in the future; tick acts on days that have come").format(
+                               as_of=format_date(as_of)))
         from memberflow.app.calendar import CalendarAdministration
 
         report = TickReport()
@@ -421,12 +431,15 @@ class Service:
         if not (last and last["trigger"] == trigger and
                 datetime.now(UTC) - local_time(last["recorded_at"]) < self.race_window):
             return
-        when = f"at {format_timestamp(last['recorded_at'])} (event {last['seq']}); nothing written"
+        when = _("at {recorded_at} (event {seq}); nothing written").format(
+                   recorded_at=format_timestamp(last['recorded_at']), seq=last['seq'])
         if last["actor"] == actor:
-            raise AlreadyMoved(f"case {case_id}: you already made {trigger} {when}")
+            raise AlreadyMoved(_("case {case_id}: you already made {trigger} {when}").format(
+                                   case_id=case_id, trigger=trigger, when=when))
         raise AlreadyMoved(
-            f"case {case_id} was just moved by another officer: {trigger} was recorded by "
-            f"{last['actor']} {when} — show the case again before retrying")
+            _("case {case_id} was just moved by another officer: {trigger} was recorded by {actor} {when} "
+              "— show the case again before retrying").format(
+                case_id=case_id, trigger=trigger, actor=last['actor'], when=when))
 
     def available(self, actor: str, case_id: int, business_date: date) -> list[Availability]:
         """Each move from the current state: who may make it, and which rules hold right now."""

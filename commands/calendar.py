@@ -11,7 +11,7 @@ from memberflow.commands.context import Invocation, pass_invocation
 from memberflow.commands.options import format_option, lang_option
 from memberflow.commands.output import emit
 from memberflow.errors import BadInput
-from memberflow.i18n import N_, _
+from memberflow.i18n import N_, _, pgettext
 
 
 @click.group()
@@ -85,7 +85,7 @@ def calendar_set_day(invocation: Invocation, day: str, off: bool, working: bool,
     click.echo((_("{day} is now a working day; calendar {version}") if working else
                 _("{day} is now a day off; calendar {version}")).format(
         day=format_date(when), version=operations.version(when.year)))
-    echo_moved(recounted.moved, _("moved"))
+    echo_moved(recounted.moved, pgettext("deadline", "moved"))
 
 
 @calendar.command("refresh")
@@ -112,7 +112,7 @@ def calendar_refresh(invocation: Invocation, dry_run: bool, lang: str, fmt: str)
         return
     for change in refresh.days:
         click.echo(_day_change_text(change, lang))
-    echo_moved(refresh.recounted.moved, _("moved") if refresh.applied else _("would move"))
+    echo_moved(refresh.recounted.moved, pgettext("deadline", "moved") if refresh.applied else _("would move"))
     if refresh.applied:
         click.echo(_("applied: holiday data {data}, recorded by {user}").format(
             data=refresh.after.describe(), user=principal.username))
@@ -124,7 +124,8 @@ def _day_change_text(change: Any, lang: str) -> str:
     from memberflow.workflow.dates import format_date
 
     def state(day: Any) -> str:
-        return f"{_('working') if day.working else _('day off')}, {day.name(lang)}"
+        kind = _("working") if day.working else _("day off")
+        return f"{kind}, {day.name(lang)}"
 
     when = f"{format_date(change.day)} {change.day.strftime('%a')}"
     kind = _(DAY_CHANGES[change.kind])

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from memberflow.commands.context import Invocation
 from memberflow.errors import BadInput
-from memberflow.i18n import LANGUAGES
+from memberflow.i18n import LANGUAGES, _
 from memberflow.i18n import use as use_language
 
 RECORD_ID = click.IntRange(1, 2**63 - 1)
@@ -42,7 +42,8 @@ def business_date(value: str | None, option: str = "--date") -> date:
 def output_file(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
     """An -o file must be creatable: its folder exists (checked before any work is done)."""
     if value is not None and not value.resolve().parent.is_dir():
-        raise BadInput(f"cannot write {value}: folder {value.parent} does not exist")
+        raise BadInput(_("cannot write {path}: folder {folder} does not exist").format(
+            path=value, folder=value.parent))
     return value
 
 
@@ -51,9 +52,9 @@ def key_values(pairs: Iterable[str], what: str) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not key.strip():
-            raise BadInput(f"{what} {pair!r} must be NAME=VALUE")
+            raise BadInput(_("{what} {pair!r} must be NAME=VALUE").format(what=what, pair=pair))
         if key.strip() in result:
-            raise BadInput(f"{what} {key.strip()} is given twice")
+            raise BadInput(_("{what} {key} is given twice").format(what=what, key=key.strip()))
         result[key.strip()] = value if sep else ""
     return result
 

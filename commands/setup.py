@@ -11,7 +11,7 @@ from memberflow.commands.calendar import echo_moved, moved_text
 from memberflow.commands.context import Invocation, pass_invocation
 from memberflow.commands.output import render_table
 from memberflow.errors import BadInput
-from memberflow.i18n import _
+from memberflow.i18n import _, pgettext
 
 DEMO_DB = "memberflow-demo.db"
 
@@ -62,7 +62,7 @@ def echo_calendar_loaded(loaded: Any) -> None:
                  "calendar {version}").format(file=loaded.path.name, added=len(loaded.added),
                                               days=len(loaded.file.days), year=loaded.file.year,
                                               version=loaded.version))
-    echo_moved(loaded.recounted.moved, _("moved"))
+    echo_moved(loaded.recounted.moved, pgettext("deadline", "moved"))
 
 
 def recounted_text(recounted: Any) -> None:

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from memberflow.errors import Unavailable
+from memberflow.i18n import _
 from memberflow.storage.cases import Cases, DueRow, StoredDue
 from memberflow.storage.chain import utc_now
 from memberflow.storage.database import Database
@@ -35,7 +36,7 @@ def read_state(conn: Connection) -> CalendarState:
     snapshots = [dict(r._mapping) for r in
                  conn.execute(select(holiday_snapshots).order_by(holiday_snapshots.c.id))]
     if not snapshots:
-        raise Unavailable("the database holds no holiday data; run 'memberflow db upgrade'")
+        raise Unavailable(_("the database holds no holiday data; run 'memberflow db upgrade'"))
     newest = snapshots[-1]
     days = [dict(r._mapping) for r in conn.execute(
         select(holiday_days.c.day, holiday_days.c.working, holiday_days.c.name_vi,

@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from memberflow.errors import AlreadyApplied, Conflict, NotFound
+from memberflow.i18n import _
 from memberflow.storage.chain import FIELDS, GENESIS, canonical_json, seal, utc_now
 from memberflow.storage.database import Database
 from memberflow.storage.schema import (
@@ -188,8 +189,8 @@ def already_applied(case_id: int, row: Sequence[Any]) -> AlreadyApplied:
 
 
 def stale_message(case: CaseRecord) -> str:
-    return (f"case {case.id} was changed by someone else since it was read "
-            f"(version {case.version}); show it again and retry")
+    return (_("case {id} was changed by someone else since it was read (version {version}); show it again "
+              "and retry").format(id=case.id, version=case.version))
 
 
 class Cases:
@@ -239,7 +240,7 @@ class Cases:
         if row is None and for_move:  # the locked row may have changed: read it again
             row = conn.execute(query, {"case_id": case_id}).first()
         if row is None:
-            raise NotFound(f"case {case_id} not found")
+            raise NotFound(_("case {case_id} not found").format(case_id=case_id))
         return _record(row)
 
     def last_event(self, case_id: int) -> dict[str, Any] | None:

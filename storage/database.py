@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from memberflow.errors import Busy, Conflict, MemberflowError, RequestKeyTaken, Unavailable
+from memberflow.i18n import _
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -81,14 +82,15 @@ class Database:
         try:
             url = make_url(self.url)
         except ArgumentError:
-            raise Unavailable(f"database URL {self.url!r} is not valid") from None
+            raise Unavailable(_("database URL {url!r} is not valid").format(url=self.url)) from None
         self.is_sqlite = url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             self._check_sqlite_file(url.database, must_exist)
         try:
             self.engine: Engine = create_engine(self.url)
         except (ArgumentError, ImportError) as exc:
-            raise Unavailable(f"cannot use database URL {self.url!r}: {exc}") from None
+            raise Unavailable(_("cannot use database URL {url!r}: {exc}").format(
+                                  url=self.url, exc=exc)) from None
         self.backend = url.get_backend_name()
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -103,14 +105,16 @@ class Database:
     @staticmethod
     def _check_sqlite_file(database: str | None, must_exist: bool) -> None:
         if not database or database == ":memory:":
-            raise Unavailable("an SQLite database must be a file path, not in memory")
+            raise Unavailable(_("an SQLite database must be a file path, not in memory"))
         path = Path(database)
         if must_exist and not path.exists():
-            raise Unavailable(f"database file {database} does not exist; run 'memberflow init'")
+            raise Unavailable(_("database file {database} does not exist; run 'memberflow init'").format(
+                                  database=database))
         if path.exists() and not os.access(path, os.W_OK):
-            raise Unavailable(f"database file {database} is read-only")
+            raise Unavailable(_("database file {database} is read-only").format(database=database))
         if not path.parent.exists():
-            raise Unavailable(f"folder {path.parent} for database {database} does not exist")
+            raise Unavailable(_("folder {parent} for database {database} does not exist").format(
+                                  parent=path.parent, database=database))
 
     def create_schema(self) -> None:
         """Create or upgrade the schema through the migrations (the only way it is built).
@@ -141,8 +145,8 @@ class Database:
                 continue
             mode = stat.S_IMODE(found.st_mode)
             if stat.S_ISREG(found.st_mode) and mode & 0o044:
-                return (f"warning: {path} can be read by other users (mode {mode:04o}) and holds "
-                        f"personal records; restrict it: chmod 600 {main}*")
+                return (_("warning: {path} can be read by other users (mode {mode:04o}) and holds personal "
+                          "records; restrict it: chmod 600 {main}*").format(path=path, mode=mode, main=main))
         return None
 
     def has_schema(self) -> bool:
@@ -243,7 +247,7 @@ class Database:
             return _refused_write(text)
         if isinstance(exc, dbapi.OperationalError):
             return Unavailable(_describe_text(text))
-        return Unavailable(f"database error: {text}")
+        return Unavailable(_("database error: {text}").format(text=text))
 
     def dispose(self) -> None:
         with self._kept_lock:
@@ -258,7 +262,7 @@ def _refused_write(text: str) -> Conflict:
     """A constraint refused the write; the request-key index (both databases name its
     column or index in the message's first line) means the request was applied before."""
     kind = RequestKeyTaken if "request_key" in text else Conflict
-    return kind(f"the database refused the write ({text}); nothing was saved")
+    return kind(_("the database refused the write ({text}); nothing was saved").format(text=text))
 
 
 def _rolled_back(conn: Any) -> bool:
@@ -279,17 +283,18 @@ def _timed_out(exc: BaseException) -> Busy | None:
     busy database they mean; None for any other error."""
     state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
     if state == _LOCK_NOT_AVAILABLE:
-        return Busy(f"another session held what this command needs for over {LOCK_TIMEOUT_MS} ms; "
-                    "try again")
+        return Busy(_("another session held what this command needs for over {lock_timeout_ms} ms; try "
+                      "again").format(lock_timeout_ms=LOCK_TIMEOUT_MS))
     if state == _QUERY_CANCELED:
-        return Busy(f"the database did not answer within {STATEMENT_TIMEOUT_MS / 1000:g} s "
-                    "(statement timeout); try again later")
+        return Busy(_("the database did not answer within {seconds:g} s (statement timeout); try again "
+                      "later").format(seconds=STATEMENT_TIMEOUT_MS / 1000))
     return None
 
 
 def _describe_text(text: str) -> str:
     if "locked" in text or "busy" in text:
-        return f"database is busy (another writer held it for over {BUSY_TIMEOUT_MS} ms); retry"
+        return _("database is busy (another writer held it for over {busy_timeout_ms} ms); retry").format(
+                   busy_timeout_ms=BUSY_TIMEOUT_MS)
     if "readonly" in text or "read-only" in text:
-        return "database is read-only"
-    return f"database error: {text}"
+        return _("database is read-only")
+    return _("database error: {text}").format(text=text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from memberflow.errors import Conflict, NotFound
+from memberflow.i18n import _
 from memberflow.storage.chain import utc_now
 from memberflow.storage.database import Database
 from memberflow.storage.schema import definition_versions
@@ -46,7 +47,8 @@ class DefinitionVersions:
                        definition_versions.c.status == PENDING)
                 .values(status=PUBLISHED, approved_by=approver, approved_at=utc_now())).rowcount
         if changed != 1:
-            raise Conflict(f"definition version #{version_id} is no longer pending")
+            raise Conflict(_("definition version #{version_id} is no longer pending").format(
+                               version_id=version_id))
 
     def latest(self, name: str) -> dict[str, Any]:
         """The newest published version: the one new cases start on."""
@@ -57,17 +59,19 @@ class DefinitionVersions:
         with self.db.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
-            raise NotFound(f"no published definition named {name} is stored; run 'memberflow init'")
+            raise NotFound(_("no published definition named {name} is stored; run 'memberflow init'").format(
+                               name=name))
         return dict(row._mapping)
 
     def numbered(self, name: str, version: int) -> dict[str, Any]:
         return self._one((definition_versions.c.name == name)
                          & (definition_versions.c.version == version),
-                         f"definition {name} has no version {version}")
+                         _("definition {name} has no version {version}").format(name=name, version=version))
 
     def by_id(self, definition_id: int) -> dict[str, Any]:
         return self._one(definition_versions.c.id == definition_id,
-                         f"definition version #{definition_id} not found")
+                         _("definition version #{definition_id} not found").format(
+                             definition_id=definition_id))
 
     def find(self, sha256: str) -> dict[str, Any] | None:
         """The version with this content, if one is stored."""
@@ -78,7 +82,7 @@ class DefinitionVersions:
 
     def by_sha(self, sha256: str) -> dict[str, Any]:
         return self._one(definition_versions.c.sha256 == sha256,
-                         f"definition version {sha256[:12]} is not stored")
+                         _("definition version {sha256} is not stored").format(sha256=sha256[:12]))
 
     def _one(self, condition: Any, missing: str) -> dict[str, Any]:
         with self.db.connect() as conn:

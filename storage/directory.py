@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from memberflow.errors import Duplicate, NotFound
+from memberflow.i18n import _
 from memberflow.storage.chain import utc_now
 from memberflow.storage.database import Database
 from memberflow.storage.schema import cases, organizations, people, role_grants, users
@@ -44,13 +45,13 @@ class Directory:
                     code=code, name=name, kind=kind, parent_id=parent_id, created_at=utc_now()
                 )).inserted_primary_key[0]
             except IntegrityError:
-                raise Duplicate(f"organization {code} already exists") from None
+                raise Duplicate(_("organization {code} already exists").format(code=code)) from None
 
     def organization(self, code: str) -> dict[str, Any]:
         with self.db.connect() as conn:
             row = conn.execute(select(organizations).where(organizations.c.code == code)).first()
         if row is None:
-            raise NotFound(f"organization {code} not found")
+            raise NotFound(_("organization {code} not found").format(code=code))
         return dict(row._mapping)
 
     def organizations(self) -> list[dict[str, Any]]:
@@ -68,7 +69,7 @@ class Directory:
         with self.db.connect() as conn:
             ids = list(conn.execute(select(tree.c.id)).scalars())
         if not ids:
-            raise NotFound(f"organization {code} not found")
+            raise NotFound(_("organization {code} not found").format(code=code))
         return ids
 
     def ancestor_ids(self, organization_id: int, conn: Connection | None = None) -> list[int]:
@@ -86,7 +87,7 @@ class Directory:
     def _org_id(conn: Any, code: str) -> int:
         found = conn.execute(select(organizations.c.id).where(organizations.c.code == code)).scalar()
         if found is None:
-            raise NotFound(f"organization {code} not found")
+            raise NotFound(_("organization {code} not found").format(code=code))
         return found
 
     # -- users and grants ------------------------------------------------------------
@@ -97,18 +98,18 @@ class Directory:
                     username=username, full_name=full_name, created_at=utc_now()
                 )).inserted_primary_key[0]
             except IntegrityError:
-                raise Duplicate(f"user {username} already exists") from None
+                raise Duplicate(_("user {username} already exists").format(username=username)) from None
 
     def user(self, username: str) -> dict[str, Any]:
         with self.db.connect() as conn:
             row = conn.execute(select(users).where(users.c.username == username)).first()
         if row is None:
-            raise NotFound(f"user {username} not found")
+            raise NotFound(_("user {username} not found").format(username=username))
         return dict(row._mapping)
 
     def grant(self, username: str, role: str, org_code: str | None) -> None:
         """Grant a role at an organization and below, or installation-wide when org is None."""
-        where = org_code or "the whole installation"
+        where = org_code or _("the whole installation")
         with self.db.connect() as conn:
             user_id = self.user(username)["id"]
             org_id = self._org_id(conn, org_code) if org_code else None
@@ -117,7 +118,8 @@ class Directory:
                 role_grants.c.organization_id.is_(None) if org_id is None
                 else role_grants.c.organization_id == org_id)
             if conn.execute(held).first():
-                raise Duplicate(f"{username} already holds {role} at {where}")
+                raise Duplicate(_("{username} already holds {role} at {where}").format(
+                                    username=username, role=role, where=where))
             conn.execute(role_grants.insert().values(
                 user_id=user_id, role=role, organization_id=org_id, granted_at=utc_now()))
 
@@ -182,11 +184,12 @@ class Directory:
             taken = conn.execute(select(users.c.username).where(
                 users.c.db_login == login, users.c.username != username)).scalar() if login else None
             if taken:
-                raise Duplicate(f"database login {login} already acts as {taken}")
+                raise Duplicate(_("database login {login} already acts as {taken}").format(
+                                    login=login, taken=taken))
             changed = conn.execute(update(users).where(users.c.username == username)
                                    .values(db_login=login)).rowcount
         if not changed:
-            raise NotFound(f"user {username} not found")
+            raise NotFound(_("user {username} not found").format(username=username))
 
     def subtree_ids_of(self, organization_ids: list[int]) -> list[int]:
         """The organizations given and everything below them."""
@@ -251,7 +254,7 @@ class Directory:
                 return self.person(person_id, own)
         row = conn.execute(_PERSON, {"person_id": person_id}).first()
         if row is None:
-            raise NotFound(f"person {person_id} not found")
+            raise NotFound(_("person {person_id} not found").format(person_id=person_id))
         return dict(row._mapping)
 
     def people_by_id(self, ids: list[int]) -> dict[int, dict[str, Any]]:

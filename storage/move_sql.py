@@ -34,6 +34,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from memberflow.errors import AlreadyApplied, Conflict, NotFound
+from memberflow.i18n import _
 from memberflow.storage.cases import CaseRecord, already_applied, event_fields, keyed, stale_message
 from memberflow.storage.chain import canonical_json, row_digest, utc_now
 from memberflow.storage.schema import people
@@ -145,7 +146,7 @@ class MoveSQL:
             cursor.execute(self._one, (username, case_id))
             row = cursor.fetchone()
         if row is None:
-            raise NotFound(f"case {case_id} not found")
+            raise NotFound(_("case {case_id} not found").format(case_id=case_id))
         roles = row[-1]
         return (_case(row), _person(row[_CASE_WIDTH:-1]),
                 frozenset(roles.split(_SEPARATOR)) if roles else frozenset())
@@ -231,8 +232,8 @@ class MoveSQL:
         for sql, rows in groups.items():
             cursor.executemany(sql, rows)
             if cursor.rowcount != len(rows):
-                raise Conflict("a case of the batch was changed by someone else since it was "
-                               "read; nothing written — show it again and retry")
+                raise Conflict(_("a case of the batch was changed by someone else since it was read; "
+                                 "nothing written — show it again and retry"))
         cursor.executemany(self._event, [self._event_values(step.event) for step in steps])
         documents = [row for step in steps for row in step.documents]
         if documents:

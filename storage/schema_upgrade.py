@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from memberflow.errors import Unavailable
+from memberflow.i18n import _
 from memberflow.storage.database import Database
 from sqlalchemy import Column, Connection, Integer, String, inspect, text
 from sqlalchemy.types import TypeEngine
@@ -54,19 +55,20 @@ def _revision(conn: Connection) -> str | None:
         if revision in REVISIONS and "audit_events" in tables:
             return revision
         if _NUMBERED.fullmatch(str(revision)) and str(revision) > HEAD and "audit_events" in tables:
-            raise Unavailable(f"the database was made by a newer memberflow (schema revision "
-                              f"{revision}; this one knows up to {HEAD}): use that version")
-        raise Unavailable(f"the database is not a memberflow database: its alembic_version "
-                          f"{revision!r} is another application's (memberflow's are "
-                          f"{min(REVISIONS)}–{HEAD}); check --db")
+            raise Unavailable(_("the database was made by a newer memberflow (schema revision {revision}; "
+                                "this one knows up to {head}): use that version").format(
+                                  revision=revision, head=HEAD))
+        raise Unavailable(_("the database is not a memberflow database: its alembic_version {revision!r} "
+                            "is another application's (memberflow's are {min}–{head}); check --db").format(
+                              revision=revision, min=min(REVISIONS), head=HEAD))
     # Made by memberflow before it used Alembic: that schema is the baseline revision.
     if "audit_events" in tables:
         return BASELINE
     if tables:
         shown = ", ".join(sorted(tables)[:3]) + (", …" if len(tables) > 3 else "")
-        raise Unavailable(f"the database is not a memberflow database: it holds other tables "
-                          f"({shown}); check --db, or give 'memberflow init' a new file or an "
-                          "empty database")
+        raise Unavailable(_("the database is not a memberflow database: it holds other tables ({shown}); "
+                            "check --db, or give 'memberflow init' a new file or an empty database").format(
+                              shown=shown))
     return None
 
 
@@ -106,10 +108,11 @@ def require_current(db: Database) -> None:
     """Refuse to work on a database whose schema is older (or newer) than this program's."""
     found = state(db)
     if found.revision is None:
-        raise Unavailable("the database has no memberflow tables; run 'memberflow init'")
+        raise Unavailable(_("the database has no memberflow tables; run 'memberflow init'"))
     if not found.current:
-        raise Unavailable(f"the database schema is at revision {found.revision}, this memberflow "
-                          f"needs {found.head}; run 'memberflow db upgrade' (back up first)")
+        raise Unavailable(_("the database schema is at revision {revision}, this memberflow needs {head}; "
+                            "run 'memberflow db upgrade' (back up first)").format(
+                              revision=found.revision, head=found.head))
 
 
 # Columns a revision gained after it had landed: 9235d39 added approved_by and approved_at to

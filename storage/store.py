@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from memberflow.errors import AlreadyApplied, Busy, Conflict, NotFound, RequestKeyTaken
+from memberflow.i18n import _
 from memberflow.storage.assessments import Assessments
 from memberflow.storage.calendar import CalendarChange, CalendarDays
 from memberflow.storage.cases import CaseRecord, Cases, EventDraft, StoredDue, already_applied, keyed
@@ -112,7 +113,8 @@ class Store:
         try:
             return self._move(case_id, username, decide, request_key)
         except Busy:
-            raise Busy(f"case {case_id} is being changed by another session; try again") from None
+            raise Busy(_("case {case_id} is being changed by another session; try again").format(
+                           case_id=case_id)) from None
         except RequestKeyTaken:
             raise self._applied_after_all(case_id, request_key) from None
 
@@ -146,8 +148,8 @@ class Store:
         try:
             return self._move_many(moves, username)
         except Busy:
-            raise Busy("a case of the batch is being changed by another session; nothing "
-                       "written — try again") from None
+            raise Busy(_("a case of the batch is being changed by another session; nothing written — try "
+                         "again")) from None
 
     def _move_many(self, moves: Sequence[MoveOrder], username: str) -> list[Done]:
         if self._sql is None:
@@ -169,8 +171,9 @@ class Store:
         one without the lock): the event that holds the key, once committed."""
         found = self.cases.applied(case_id, request_key)
         if found is None:
-            return Conflict(f"case {case_id}: request {request_key} was being applied by another "
-                            "run at the same time; nothing written — run the file again")
+            return Conflict(_("case {case_id}: request {request_key} was being applied by another run at "
+                              "the same time; nothing written — run the file again").format(
+                                case_id=case_id, request_key=request_key))
         return found
 
     @staticmethod
@@ -222,7 +225,7 @@ def _decide_batch(moves: Sequence[MoveOrder], read: Batch) -> tuple[list[Done], 
     for case_id, decide, request_key in moves:
         case = read.cases.get(case_id)
         if case is None:
-            raise NotFound(f"case {case_id} not found")
+            raise NotFound(_("case {case_id} not found").format(case_id=case_id))
         left[case_id] -= 1
         found = read.applied.get((case_id, request_key)) if request_key else None
         if found is not None:

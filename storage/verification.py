@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from memberflow.errors import Unavailable
+from memberflow.i18n import N_, _
 from memberflow.storage.chain import GENESIS, json_row_digest, row_digest, sealed, utc_now
 from memberflow.storage.database import Database
 from memberflow.storage.schema import audit_checkpoints
@@ -40,8 +41,9 @@ class ChainBreak:
     detail: str
 
     def __str__(self) -> str:
-        where = f"seq {self.seq}" if self.seq is not None else "case row"
-        return f"case {self.case_id} {where}: {self.kind} — {self.detail}"
+        where = _("seq {seq}").format(seq=self.seq) if self.seq is not None else _("case row")
+        return _("case {case_id} {where}: {kind} — {detail}").format(
+                   case_id=self.case_id, where=where, kind=_(self.kind), detail=self.detail)
 
 
 @dataclass
@@ -187,20 +189,22 @@ def _row_break(case_id: int, event: dict[str, Any], expected: int, prev: str,
                head: Head | None, json_allowed: bool) -> ChainBreak:
     seq = event["seq"]
     if head is not None and seq > head.seq and expected > head.seq:
-        return ChainBreak(case_id, seq, "forged row",
-                          f"the row lies beyond the case's recorded head (seq {head.seq})")
+        return ChainBreak(case_id, seq, N_("forged row"),
+                          _("the row lies beyond the case's recorded head (seq {seq})").format(seq=head.seq))
     if seq != expected:
-        return ChainBreak(case_id, expected, "row missing",
-                          f"seq {expected} is absent (the next row is seq {seq})")
+        return ChainBreak(case_id, expected, N_("row missing"),
+                          _("seq {expected} is absent (the next row is seq {seq})").format(
+                              expected=expected, seq=seq))
     if not sealed(event, json_allowed):
         written_as = _written_as(event, json_allowed)
         if written_as is not None:
-            return ChainBreak(case_id, seq, "rows reordered",
-                              f"this row was written as seq {written_as}")
-        return ChainBreak(case_id, seq, "payload changed",
-                          "the stored hash does not match the row's content")
-    return ChainBreak(case_id, seq, "forged row",
-                      f"prev_hash does not match seq {seq - 1}'s hash (row not written in turn)")
+            return ChainBreak(case_id, seq, N_("rows reordered"),
+                              _("this row was written as seq {written_as}").format(written_as=written_as))
+        return ChainBreak(case_id, seq, N_("payload changed"),
+                          _("the stored hash does not match the row's content"))
+    return ChainBreak(case_id, seq, N_("forged row"),
+                      _("prev_hash does not match seq {previous}'s hash (row not written in turn)").format(
+                          previous=seq - 1))
 
 
 def _written_as(event: dict[str, Any], json_allowed: bool) -> int | None:
@@ -214,22 +218,24 @@ def _written_as(event: dict[str, Any], json_allowed: bool) -> int | None:
 def _end_break(case_id: int, last: dict[str, Any] | None, head: Head | None,
                pinned: Head | None, pinned_hash: str | None) -> ChainBreak | None:
     if head is None:
-        return ChainBreak(case_id, None, "case row missing",
-                          "audit events exist for a case that is not in the cases table")
+        return ChainBreak(case_id, None, N_("case row missing"),
+                          _("audit events exist for a case that is not in the cases table"))
     if last is None:
-        return ChainBreak(case_id, 1, "row missing", "the case has no audit events at all")
+        return ChainBreak(case_id, 1, N_("row missing"), _("the case has no audit events at all"))
     if (head.seq, head.head_hash, head.state) != (last["seq"], last["hash"], last["to_state"]):
-        return ChainBreak(case_id, last["seq"], "head mismatch",
-                          f"case row says seq {head.seq}, state {head.state}, head "
-                          f"{head.head_hash[:12]}; chain ends at seq {last['seq']}, state "
-                          f"{last['to_state']}, hash {last['hash'][:12]}")
+        return ChainBreak(case_id, last["seq"], N_("head mismatch"),
+                          _("case row says seq {seq}, state {state}, head {head_hash}; chain ends at seq "
+                            "{seq2}, state {to_state}, hash {hash}").format(
+                              seq=head.seq, state=head.state, head_hash=head.head_hash[:12],
+                              seq2=last['seq'], to_state=last['to_state'], hash=last['hash'][:12]))
     if pinned is not None:
         if last["seq"] < pinned.seq:
-            return ChainBreak(case_id, last["seq"], "truncated since checkpoint",
-                              f"checkpoint had seq {pinned.seq}; chain now ends at {last['seq']}")
+            return ChainBreak(case_id, last["seq"], N_("truncated since checkpoint"),
+                              _("checkpoint had seq {seq}; chain now ends at {seq2}").format(
+                                  seq=pinned.seq, seq2=last['seq']))
         if pinned_hash != pinned.head_hash:
-            return ChainBreak(case_id, pinned.seq, "rewritten since checkpoint",
-                              f"seq {pinned.seq} hash differs from the checkpoint's")
+            return ChainBreak(case_id, pinned.seq, N_("rewritten since checkpoint"),
+                              _("seq {seq} hash differs from the checkpoint's").format(seq=pinned.seq))
     return None
 
 
@@ -299,8 +305,9 @@ def _verify_span(db: Database, span: Span, checkpoint: Path | None,
             if pinned is not None:
                 report.checkpoint_cases += 1
             if head is None and not rows and pinned is not None:
-                report.breaks.append(ChainBreak(cid, None, "deleted since checkpoint",
-                                                f"the case had seq {pinned.seq} at the checkpoint"))
+                report.breaks.append(ChainBreak(cid, None, N_("deleted since checkpoint"),
+                                                _("the case had seq {seq} at the checkpoint").format(
+                                                    seq=pinned.seq)))
                 continue
             count, found = check_chain(cid, rows, head, pinned)
             report.cases += 1
@@ -399,7 +406,8 @@ def read_checkpoint(file: Path, span: Span = EVERY_CASE) -> tuple[Checkpoint, It
         header = json.loads(handle.readline())
         meta = Checkpoint(header["digest"], header["cases"], header["events"], header["created_at"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise Unavailable(f"{file} is not a memberflow checkpoint file ({exc})") from None
+        raise Unavailable(_("{file} is not a memberflow checkpoint file ({exc})").format(
+                              file=file, exc=exc)) from None
     whole = span == EVERY_CASE
 
     def heads() -> Iterator[Head]:
@@ -408,7 +416,8 @@ def read_checkpoint(file: Path, span: Span = EVERY_CASE) -> tuple[Checkpoint, It
             for number, line in enumerate(handle, start=2):
                 parts = line.split()
                 if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
-                    raise Unavailable(f"{file}:{number}: not a checkpoint line")
+                    raise Unavailable(_("{file}:{number}: not a checkpoint line").format(
+                                          file=file, number=number))
                 digest.update(line.encode())
                 case_id = int(parts[0])
                 if span[1] is not None and case_id >= span[1]:
@@ -416,10 +425,11 @@ def read_checkpoint(file: Path, span: Span = EVERY_CASE) -> tuple[Checkpoint, It
                 if span[0] is None or case_id >= span[0]:
                     yield Head(case_id, int(parts[1]), parts[2])
         if whole and digest.hexdigest() != meta.digest:
-            raise Unavailable(f"{file} does not match its own digest: the checkpoint file was altered")
+            raise Unavailable(_("{file} does not match its own digest: the checkpoint file was "
+                                "altered").format(file=file))
 
     if whole:
-        for _ in heads():
+        for _head in heads():
             pass
         return meta, _reopen(file)
     return meta, heads()

@@ -32,6 +32,34 @@ os.environ["MEMBERFLOW_LANG"] = "en"
 def messages_in_english() -> None:
     """Each test starts in English: a CLI run in the same process may have switched."""
     i18n.use("en")
+
+
+def compile_catalogues() -> list[Path]:
+    """Compile each ``.po`` whose ``.mo`` is missing or older (what ``make catalogues`` does), so
+    no test depends on a forgotten make step; returns the catalogues compiled."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    compiled = []
+    for po in sorted(i18n.LOCALES.glob(f"*/LC_MESSAGES/{i18n.DOMAIN}.po")):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as source:
+            catalog = read_po(source, locale=po.parent.parent.name)
+        partial = mo.with_name(f"{mo.name}.{os.getpid()}")
+        with partial.open("wb") as target:
+            write_mo(target, catalog)
+        partial.replace(mo)
+        compiled.append(mo)
+    if compiled:
+        i18n._catalogues.clear()
+    return compiled
+
+
+@pytest.fixture(scope="session", autouse=True)
+def catalogues_compiled() -> None:
+    compile_catalogues()
 DEFINITIONS = ROOT / "definitions"
 MEMBERSHIP = DEFINITIONS / "membership.yaml"
 

@@ -37,14 +37,14 @@ def bloc(db_path: Path) -> Path:
 
 
 def add_person(db: Path, name: str, born: str) -> int:
-    result = run(db, "person", "add", "--name", name, "--birth-date", born, "--gender", "female",
-                 "--youth-union", actor="bithu")
+    result = run(db, "--lang", "en", "person", "add", "--name", name, "--birth-date", born, "--gender",
+                 "female", "--youth-union", actor="bithu")
     assert result.exit_code == 0, result.stderr
     return int(result.output.split("#")[1].split()[0])
 
 
 def open_case(db: Path, person: int, actor: str, date: str) -> int:
-    result = run(db, "case", "open", str(person), "--org", "VP", "--date", date, actor=actor)
+    result = run(db, "--lang", "en", "case", "open", str(person), "--org", "VP", "--date", date, actor=actor)
     assert result.exit_code == 0, result.stderr
     return int(result.output.split()[1])
 
@@ -92,7 +92,7 @@ def test_refusal_is_exit_1_with_each_reason_and_writes_nothing(bloc: Path) -> No
     applicant = add_person(bloc, "Võ Quang Huy", "01/01/1990")
     case_id = open_case(bloc, applicant, "bithu", "01/02/2026")
     before = run(bloc, "case", "history", str(case_id), "--format", "json").output
-    result = run(bloc, "case", "advance", str(case_id), "record_training", "-i",
+    result = run(bloc, "--lang", "en", "case", "advance", str(case_id), "record_training", "-i",
                  "certificate_date=01/01/2020", "--date", "03/02/2026", actor="bithu")
     assert result.exit_code == 1
     assert "refused: move record_training is refused" in result.stderr
@@ -140,7 +140,7 @@ def test_errors_map_to_documented_exit_codes(bloc: Path, args: list[str], actor:
                                              code: int, message: str) -> None:
     person = add_person(bloc, "Phạm Đức Anh", "01/01/1995")
     assert open_case(bloc, person, "bithu", "01/02/2026") == 1
-    result = run(bloc, *args, actor=actor)
+    result = run(bloc, "--lang", "en", *args, actor=actor)
     assert result.exit_code == code, (result.output, result.stderr)
     assert message in result.stderr
     assert "Traceback" not in result.stderr + result.output
@@ -148,7 +148,7 @@ def test_errors_map_to_documented_exit_codes(bloc: Path, args: list[str], actor:
 
 def test_missing_database_file_is_refused_not_created(tmp_path: Path) -> None:
     target = tmp_path / "typo.db"
-    result = run(target, "case", "list")
+    result = run(target, "--lang", "en", "case", "list")
     assert result.exit_code == 6
     assert "does not exist" in result.stderr
     assert not target.exists()
@@ -168,7 +168,7 @@ def test_listings_take_json_and_keep_vietnamese(bloc: Path) -> None:
 
 
 def test_init_twice_is_a_no_op(bloc: Path) -> None:
-    result = run(bloc, "init")
+    result = run(bloc, "--lang", "en", "init")
     assert result.exit_code == 0
     assert "already installed" in result.output
 

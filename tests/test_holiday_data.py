@@ -151,21 +151,21 @@ def test_refresh_dry_run_lists_changed_days_and_moved_deadlines_and_writes_nothi
     dry = cli(world, "--lang", "vi", "calendar", "refresh", "--dry-run")
     assert dry.exit_code == 0, dry.output
     lines = dry.stdout.splitlines()
-    assert lines[0] == ("holiday data in force: snapshot 2, holidays 0.60, 1990–2031, "
+    assert lines[0] == ("dữ liệu ngày lễ đang áp dụng: bản chụp 2, holidays 0.60, 1990–2031, "
                         f"sha256 {OLD['sha256'][:12]}")
-    assert lines[1].startswith("installed package:     holidays 0.109, 1990–")
-    for line in ("added    02/05/2025 Fri  day off, Ngày nghỉ (thay cho ngày 26/04/2025)",
-                 "added    22/08/2026 Sat  working, Ngày làm bù",
-                 "added    31/08/2026 Mon  day off, Ngày nghỉ (thay cho ngày 22/08/2026)",
-                 "added    24/11/2026 Tue  day off, Ngày Văn hóa Việt Nam",
-                 "renamed  17/02/2007 Sat  day off, Giao thừa Tết Nguyên Đán → day off, Tết Nguyên Đán",
-                 "open deadlines that would move: 2",
-                 "dry run: nothing written; run without --dry-run to apply"):
+    assert lines[1].startswith("gói đã cài:            holidays 0.109, 1990–")
+    for line in ("đã thêm  02/05/2025 Fri  ngày nghỉ, Ngày nghỉ (thay cho ngày 26/04/2025)",
+                 "đã thêm  22/08/2026 Sat  ngày làm việc, Ngày làm bù",
+                 "đã thêm  31/08/2026 Mon  ngày nghỉ, Ngày nghỉ (thay cho ngày 22/08/2026)",
+                 "đã thêm  24/11/2026 Tue  ngày nghỉ, Ngày Văn hóa Việt Nam",
+                 "đã đổi tên 17/02/2007 Sat  ngày nghỉ, Giao thừa Tết Nguyên Đán → ngày nghỉ, Tết Nguyên Đán",
+                 "số hạn đang mở sẽ bị dời: 2",
+                 "chạy thử: chưa ghi gì; chạy lại không có --dry-run để áp dụng"):
         assert line in lines, line
     for case_id, decided in ((across, ACROSS_CULTURAL_DAY), (substituted, ACROSS_SUBSTITUTED_DAY)):
         old, new = (c.add_working_days(decided, 30) for c in (OLD_CALENDAR, default_calendar()))
-        assert f"  case {case_id}: hold_ceremony {format_date(old)} → {format_date(new)}" in lines
-    assert not any(line.startswith(f"  case {after}:") for line in lines)
+        assert f"  hồ sơ {case_id}: hold_ceremony {format_date(old)} → {format_date(new)}" in lines
+    assert not any(line.startswith(f"  hồ sơ {after}:") for line in lines)
     assert table_rows(world) == before
     english = cli(world, "calendar", "refresh", "--dry-run", "--lang", "en", "--format", "json")
     found = json.loads(english.stdout)

@@ -354,7 +354,8 @@ def test_lint_diff_and_graph_from_the_command_line(admins: World, tmp_path: Path
 def run_init(db: str, *args: str, actor: str | None = None) -> subprocess.CompletedProcess[str]:
     command = [str(ENTRY_POINT), *acting(db, actor), "init", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=120,
-                          env={k: v for k, v in os.environ.items() if not k.startswith("MEMBERFLOW_")})
+                          env={**{k: v for k, v in os.environ.items() if not k.startswith("MEMBERFLOW_")},
+                               "MEMBERFLOW_LANG": "en"})
 
 
 def test_a_new_installation_needs_its_first_administrator_who_publishes_the_definitions(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from memberflow.i18n import _
 from memberflow.workflow.definition import Labels, Transition
 from memberflow.workflow.yaml_source import LineDict
 
@@ -79,15 +80,17 @@ class AssessmentRules:
         """A rating may be lower than the score's band (excellent needs more than points),
         never higher."""
         if not 0 <= score <= MAX_SCORE:
-            return f"score {score} is outside 0–{MAX_SCORE}"
+            return _("score {score} is outside 0–{max_score}").format(score=score, max_score=MAX_SCORE)
         if name is None:
             return None
         chosen = self.rating(name)
         if chosen is None:
-            return f"unknown rating {name!r}; ratings: {', '.join(r.name for r in self.ratings)}"
+            return _("unknown rating {name!r}; ratings: {names}").format(
+                       name=name, names=', '.join(r.name for r in self.ratings))
         band = self.band(score)
         if chosen.min_score > band.min_score:
-            return f"rating {name} needs a score of at least {chosen.min_score}; {score} is {band.name}"
+            return _("rating {name} needs a score of at least {min_score}; {score} is {name2}").format(
+                       name=name, min_score=chosen.min_score, score=score, name2=band.name)
         return None
 
     def findings(self, year: int, stage: str,
@@ -130,13 +133,13 @@ def parse_assessment(top: LineDict, check: _Checker, roles: Mapping[str, Labels]
     if block is None:
         return None
     recorded_by = check.references(block, "recorded_by", "assessment", roles,
-                                   "has no recorded_by (roles that record ratings)",
-                                   "recorded_by names unknown role")
+                                   _("has no recorded_by (roles that record ratings)"),
+                                   _("recorded_by names unknown role"))
     ratings = _ratings(block, check)
-    screening = check.mapping(block.get("screening"), block.line_of("screening"), "assessment screening")
+    screening = check.mapping(block.get("screening"), block.line_of("screening"), _("assessment screening"))
     proposes, criteria = "", ()
     if screening is not None:
-        check.unknown_keys(screening, SCREENING_KEYS, "assessment screening")
+        check.unknown_keys(screening, SCREENING_KEYS, _("assessment screening"))
         proposes = _proposing_move(screening, check, transitions)
         criteria = _criteria(screening, check, {r.name for r in ratings}, stages,
                              _grounds(transitions, proposes))
@@ -144,23 +147,25 @@ def parse_assessment(top: LineDict, check: _Checker, roles: Mapping[str, Labels]
 
 
 def _ratings(block: LineDict, check: _Checker) -> tuple[Rating, ...]:
-    spec = check.mapping(block.get("ratings"), block.line_of("ratings"), "assessment ratings")
+    spec = check.mapping(block.get("ratings"), block.line_of("ratings"), _("assessment ratings"))
     ratings = []
     for name in spec or {}:
-        entry = check.mapping(spec[name], spec.line_of(name), f"rating {name!r}")
+        entry = check.mapping(spec[name], spec.line_of(name), _("rating {name!r}").format(name=name))
         if entry is None:
             continue
-        check.unknown_keys(entry, RATING_KEYS, f"rating {name!r}")
+        check.unknown_keys(entry, RATING_KEYS, _("rating {name!r}").format(name=name))
         low = entry.get("min_score")
         if isinstance(low, bool) or not isinstance(low, int) or not 0 <= low <= MAX_SCORE:
-            check.add(entry.line_of("min_score"), f"rating {name!r}: min_score must be a whole "
-                      f"number from 0 to {MAX_SCORE}")
+            check.add(entry.line_of("min_score"), _("rating {name!r}: min_score must be a whole number "
+                                                    "from 0 to {max_score}").format(
+                                                      name=name, max_score=MAX_SCORE))
             low = 0
-        ratings.append(Rating(str(name), check.labels(entry, "labels", f"rating {name!r}"), low))
+        ratings.append(Rating(str(name), check.labels(entry, "labels", _("rating {name!r}").format(
+                                                                           name=name)), low))
     ordered = tuple(sorted(ratings, key=lambda r: -r.min_score))
     if spec is not None and (not ordered or ordered[-1].min_score != 0):
-        check.add(block.line_of("ratings"), "assessment ratings need a band starting at "
-                  "min_score 0, so every score has a rating")
+        check.add(block.line_of("ratings"), _("assessment ratings need a band starting at min_score 0, so "
+                                              "every score has a rating"))
     return ordered
 
 
@@ -168,12 +173,14 @@ def _proposing_move(screening: LineDict, check: _Checker, transitions: list[Tran
     name = screening.get("proposes")
     move = next((t for t in transitions if t.trigger == name), None)
     if move is None:
-        check.add(screening.line_of("proposes"), f"screening proposes unknown move {name!r}")
+        check.add(screening.line_of("proposes"), _("screening proposes unknown move {name!r}").format(
+                                                     name=name))
         return ""
     kinds = {spec.name: spec.type for spec in move.inputs}
     if kinds.get("ground") != "choice" or kinds.get("reason") != "text":
-        check.add(screening.line_of("proposes"), f"screening proposes {name!r}, which must take a "
-                  "choice input 'ground' and a text input 'reason'")
+        check.add(screening.line_of("proposes"), _("screening proposes {name!r}, which must take a choice "
+                                                   "input 'ground' and a text input 'reason'").format(
+                                                     name=name))
     return str(name)
 
 
@@ -185,10 +192,10 @@ def _grounds(transitions: list[Transition], proposes: str) -> frozenset[str]:
 
 def _criteria(screening: LineDict, check: _Checker, ratings: set[str], stages: tuple[str, ...],
               grounds: frozenset[str]) -> tuple[Criterion, ...]:
-    spec = check.mapping(screening.get("criteria"), screening.line_of("criteria"), "screening criteria")
+    spec = check.mapping(screening.get("criteria"), screening.line_of("criteria"), _("screening criteria"))
     found = []
     for name in spec or {}:
-        entry = check.mapping(spec[name], spec.line_of(name), f"criterion {name!r}")
+        entry = check.mapping(spec[name], spec.line_of(name), _("criterion {name!r}").format(name=name))
         if entry is not None:
             found.append(_criterion(str(name), entry, check, ratings, stages, grounds))
     return tuple(found)
@@ -196,30 +203,35 @@ def _criteria(screening: LineDict, check: _Checker, ratings: set[str], stages: t
 
 def _criterion(name: str, entry: LineDict, check: _Checker, ratings: set[str],
                stages: tuple[str, ...], grounds: frozenset[str]) -> Criterion:
-    what = f"criterion {name!r}"
+    what = _("criterion {name!r}").format(name=name)
     check.unknown_keys(entry, CRITERION_KEYS, what)
     ground = entry.get("ground")
     if grounds and ground not in grounds:
-        check.add(entry.line_of("ground"), f"{what}: ground {ground!r} is not a choice of the "
-                  f"proposing move ({', '.join(sorted(grounds))})")
+        check.add(entry.line_of("ground"), _("{what}: ground {ground!r} is not a choice of the proposing "
+                                             "move ({names})").format(
+                                               what=what, ground=ground, names=', '.join(sorted(grounds))))
     named_stages = check.references(entry, "stages", what, dict.fromkeys(stages), None,
-                                    "names unknown stage")
+                                    _("names unknown stage"))
     base = Criterion(name, check.labels(entry, "labels", what), str(ground), named_stages)
     if ("rating" in entry) == ("months" in entry):
-        check.add(entry.line, f"{what} needs exactly one of rating or months")
+        check.add(entry.line, _("{what} needs exactly one of rating or months").format(what=what))
         return base
     if "rating" in entry:
         rating, years = _pair(entry, "rating", RATING_RULE_KEYS, check, what)
         if rating not in ratings:
-            check.add(entry.line_of("rating"), f"{what}: unknown rating {rating!r}")
+            check.add(entry.line_of("rating"), _("{what}: unknown rating {rating!r}").format(
+                                                   what=what, rating=rating))
         if not _count(years, 1, 10):
-            check.add(entry.line_of("rating"), f"{what}: years must be a whole number from 1 to 10")
+            check.add(entry.line_of("rating"), _("{what}: years must be a whole number from 1 to 10").format(
+                                                   what=what))
         return replace(base, rating=str(rating), years=_count(years, 1, 10))
     field, months = _pair(entry, "months", MONTHS_RULE_KEYS, check, what)
     if field not in MONTH_FIELDS:
-        check.add(entry.line_of("months"), f"{what}: months field must be one of {', '.join(MONTH_FIELDS)}")
+        check.add(entry.line_of("months"), _("{what}: months field must be one of {month_fields}").format(
+                                               what=what, month_fields=', '.join(MONTH_FIELDS)))
     if not _count(months, 1, 12):
-        check.add(entry.line_of("months"), f"{what}: at_least must be a whole number of months from 1 to 12")
+        check.add(entry.line_of("months"), _("{what}: at_least must be a whole number of months from 1 to "
+                                             "12").format(what=what))
     return replace(base, field=str(field), months=_count(months, 1, 12))
 
 

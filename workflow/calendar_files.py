@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memberflow.errors import BadInput, DefinitionInvalid, Problem
+from memberflow.i18n import _
 from memberflow.workflow.dates import parse_date
 from memberflow.workflow.inputs import HIDDEN_CATEGORIES
 from memberflow.workflow.workdays import WorkingCalendar
@@ -50,25 +51,27 @@ def load_calendar_file(path: str | Path) -> CalendarFile:
     file = str(path)
     data, problems = parse_yaml(read_text(Path(path)), file)
     if not isinstance(data, LineDict):
-        raise DefinitionInvalid(problems or [Problem(file, 1, "a calendar file is a mapping "
-                                                     "with country, year, decision and days")])
-    problems += [Problem(file, data.line_of(k), f"unknown key {k!r}") for k in data if k not in FILE_KEYS]
+        raise DefinitionInvalid(problems or [Problem(file, 1, _("a calendar file is a mapping with "
+                                                                "country, year, decision and days"))])
+    problems += [Problem(file, data.line_of(k), _("unknown key {k!r}").format(
+                                                    k=k)) for k in data if k not in FILE_KEYS]
     if data.get("country") != "VN":
-        problems.append(Problem(file, data.line_of("country"), "country must be VN"))
+        problems.append(Problem(file, data.line_of("country"), _("country must be VN")))
     year = data.get("year")
     if isinstance(year, bool) or not isinstance(year, int) or not 1990 <= year <= 2100:
-        problems.append(Problem(file, data.line_of("year"), "year must be a year from 1990 to 2100"))
+        problems.append(Problem(file, data.line_of("year"), _("year must be a year from 1990 to 2100")))
         year = 0
     decision = _text(data.get("decision"), file, data.line_of("decision"), "decision", problems)
     raw = data.get("days")
     if not isinstance(raw, LineList):
-        problems.append(Problem(file, data.line_of("days"), "days must be a list"))
+        problems.append(Problem(file, data.line_of("days"), _("days must be a list")))
         raw = LineList()
     days = [d for i, item in enumerate(raw) if (d := _day(item, raw.line_of(i), file, year, problems))]
     seen: dict[date, int] = {}
     for day in days:
         if day.day in seen:
-            problems.append(Problem(file, day.line, f"{day.day.isoformat()} is also on line {seen[day.day]}"))
+            problems.append(Problem(file, day.line, _("{day} is also on line {seen}").format(
+                                                        day=day.day.isoformat(), seen=seen[day.day])))
         seen.setdefault(day.day, day.line)
     if problems:
         raise DefinitionInvalid(sorted(problems, key=lambda p: p.line))
@@ -77,16 +80,18 @@ def load_calendar_file(path: str | Path) -> CalendarFile:
 
 def _day(item: Any, line: int, file: str, year: int, problems: list[Problem]) -> CalendarDay | None:
     if not isinstance(item, LineDict):
-        problems.append(Problem(file, line, "each day is a mapping: {date, kind, reason}"))
+        problems.append(Problem(file, line, _("each day is a mapping: {date, kind, reason}")))
         return None
     line = item.line
-    problems += [Problem(file, item.line_of(k), f"unknown key {k!r}") for k in item if k not in DAY_KEYS]
+    problems += [Problem(file, item.line_of(k), _("unknown key {k!r}").format(
+                                                    k=k)) for k in item if k not in DAY_KEYS]
     when = _date(item.get("date"), file, item.line_of("date"), problems)
     if when and year and when.year != year:
-        problems.append(Problem(file, item.line_of("date"), f"{when.isoformat()} is not in {year}"))
+        problems.append(Problem(file, item.line_of("date"), _("{when} is not in {year}").format(
+                                                                when=when.isoformat(), year=year)))
     kind = item.get("kind")
     if kind not in KINDS:
-        problems.append(Problem(file, item.line_of("kind"), "kind must be day_off or working_day"))
+        problems.append(Problem(file, item.line_of("kind"), _("kind must be day_off or working_day")))
     reason = _text(item.get("reason"), file, item.line_of("reason"), "reason", problems)
     if when is None or kind not in KINDS or not reason:
         return None
@@ -95,7 +100,7 @@ def _day(item: Any, line: int, file: str, year: int, problems: list[Problem]) ->
 
 def _date(value: Any, file: str, line: int, problems: list[Problem]) -> date | None:
     if isinstance(value, datetime):
-        problems.append(Problem(file, line, "a day is a date (yyyy-mm-dd), not a date and time"))
+        problems.append(Problem(file, line, _("a day is a date (yyyy-mm-dd), not a date and time")))
         return None
     if isinstance(value, date):
         return value
@@ -107,13 +112,14 @@ def _date(value: Any, file: str, line: int, problems: list[Problem]) -> date | N
 
 
 def _missing() -> date:
-    raise BadInput("each day needs a date (yyyy-mm-dd or dd/mm/yyyy)")
+    raise BadInput(_("each day needs a date (yyyy-mm-dd or dd/mm/yyyy)"))
 
 
 def _text(value: Any, file: str, line: int, what: str, problems: list[Problem]) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_REASON \
             or any(unicodedata.category(c) in HIDDEN_CATEGORIES for c in value):
-        problems.append(Problem(file, line, f"{what} must be text of at most {MAX_REASON} characters "
-                                "with no control character"))
+        problems.append(Problem(file, line, _("{what} must be text of at most {max_reason} characters with "
+                                              "no control character").format(
+                                                what=what, max_reason=MAX_REASON)))
         return ""
     return value.strip()

@@ -11,6 +11,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 
 from memberflow.errors import BadInput
+from memberflow.i18n import _, ngettext
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 EARLIEST = date(1900, 1, 1)
@@ -32,13 +33,16 @@ def parse_date(text: str, what: str = "date") -> date:
     elif m := _VN.match(raw):
         day, month, year = (int(g) for g in m.groups())
     else:
-        raise BadInput(f"{what} {text!r} is not a date; use dd/mm/yyyy or yyyy-mm-dd")
+        raise BadInput(_("{what} {text!r} is not a date; use dd/mm/yyyy or yyyy-mm-dd").format(
+                           what=what, text=text))
     try:
         value = date(year, month, day)
     except ValueError as exc:
-        raise BadInput(f"{what} {text!r} does not exist ({exc})") from None
+        raise BadInput(_("{what} {text!r} does not exist ({exc})").format(
+                           what=what, text=text, exc=exc)) from None
     if value < EARLIEST:
-        raise BadInput(f"{what} {text!r} is before {format_date(EARLIEST)}")
+        raise BadInput(_("{what} {text!r} is before {earliest}").format(
+                           what=what, text=text, earliest=format_date(EARLIEST)))
     return value
 
 
@@ -73,7 +77,7 @@ def whole_months_between(start: date, end: date) -> int:
 
 def describe_months(months: int) -> str:
     years, rest = divmod(months, 12)
-    parts = [f"{years} year{'s' if years != 1 else ''}"] if years else []
+    parts = [ngettext("{count} year", "{count} years", years).format(count=years)] if years else []
     if rest or not years:
-        parts.append(f"{rest} month{'s' if rest != 1 else ''}")
+        parts.append(ngettext("{count} month", "{count} months", rest).format(count=rest))
     return " ".join(parts)

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from memberflow.errors import BadInput
+from memberflow.i18n import _
 from memberflow.workflow.dates import format_date, today
 from memberflow.workflow.guards import EDUCATION_LEVELS
 from memberflow.workflow.inputs import clean_text
@@ -31,7 +32,8 @@ __all__ = ["ADMINISTRATOR", "AUDITOR", "EDUCATION_LEVELS", "GENDERS", "ORGANIZAT
 def person_fields(full_name: str, birth_date: date, **fields: Any) -> dict[str, Any]:
     """A person's record checked for registration: names cleaned, no birth in the future."""
     if birth_date > today():
-        raise BadInput(f"birth date {format_date(birth_date)} is in the future")
+        raise BadInput(_("birth date {birth_date} is in the future").format(
+                           birth_date=format_date(birth_date)))
     for key in ("ethnicity", "religion"):
         fields[key] = clean_text(fields[key], key, 100)
     return {"full_name": clean_text(full_name, "name", 300), "birth_date": birth_date, **fields}

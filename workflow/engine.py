@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from memberflow.errors import BadInput, MoveRefused, NotPermitted
+from memberflow.i18n import _
 from memberflow.workflow.dates import add_months, format_date
 from memberflow.workflow.dates import today as business_today
 from memberflow.workflow.deadlines import OpenDeadline, extension_fact, met_fact, open_deadlines
@@ -105,7 +106,7 @@ def rule_failures(transition: Transition, context: GuardContext) -> list[str]:
         failures.extend(REGISTRY[guard.name].check(context, guard.params))
     for code in transition.documents:
         if code not in context.attached:
-            failures.append(f"document {code} must be attached with this move")
+            failures.append(_("document {code} must be attached with this move").format(code=code))
     return failures
 
 
@@ -115,8 +116,9 @@ def check_documents(definition: Definition, documents: Mapping[str, str]) -> Non
         return
     unknown = sorted(code for code in documents if code not in definition.documents)
     if unknown:
-        raise BadInput(f"unknown document code {unknown[0]!r}; {definition.name} knows "
-                       f"{', '.join(definition.documents)}")
+        raise BadInput(_("unknown document code {unknown!r}; {name} knows {documents}").format(
+                           unknown=unknown[0], name=definition.name,
+                           documents=', '.join(definition.documents)))
 
 
 def made_by_fact(trigger: str) -> str:
@@ -127,8 +129,8 @@ def made_by_fact(trigger: str) -> str:
 def separation_failures(transition: Transition, facts: Mapping[str, Any],
                         actor: str | None) -> list[str]:
     """The user who proposed a step may not approve it (``separate_from`` in the definition)."""
-    return [f"separation of duties: {actor} made {earlier} on this case, so another officer "
-            f"must make {transition.trigger}"
+    return [_("separation of duties: {actor} made {earlier} on this case, so another officer must make "
+              "{trigger}").format(actor=actor, earlier=earlier, trigger=transition.trigger)
             for earlier in transition.separate_from
             if actor is not None and facts.get(made_by_fact(earlier)) == actor]
 
@@ -145,9 +147,9 @@ def _check_extension(transition: Transition, case: CaseView) -> None:
     granted = case.facts.get(extension_fact(target)) if target else None
     if granted:
         when = format_date(date.fromisoformat(granted)) if isinstance(granted, str) else "earlier"
-        raise MoveRefused(f"move {transition.trigger} is refused",
-                          [f"the deadline of {target} was already extended ({when}); "
-                           "it may be extended only once"])
+        raise MoveRefused(_("move {trigger} is refused").format(trigger=transition.trigger),
+                          [_("the deadline of {target} was already extended ({when}); it may be extended "
+                             "only once").format(target=target, when=when)])
 
 
 class Engine:
@@ -201,7 +203,8 @@ class Engine:
         except MachineError as exc:
             raise MoveRefused(str(exc)) from None
         if not moved:
-            raise MoveRefused(f"move {request.trigger} is refused", attempt.failures)
+            raise MoveRefused(_("move {trigger} is refused").format(
+                                  trigger=request.trigger), attempt.failures)
         facts = self._next_facts(transition, case, request, inputs, token.state)
         if request.actor is not None and transition.trigger in definition.proposing_triggers:
             facts[made_by_fact(transition.trigger)] = request.actor
@@ -233,12 +236,13 @@ class Engine:
         if transition is not None:
             return transition
         if definition.any_transition(trigger) is None:
-            raise BadInput(f"{definition.name} has no move {trigger!r}; moves: "
-                           f"{', '.join(definition.triggers())}")
+            raise BadInput(_("{name} has no move {trigger!r}; moves: {names}").format(
+                               name=definition.name, trigger=trigger, names=', '.join(definition.triggers())))
         label = definition.states[state].labels.en
         possible = ", ".join(t.trigger for t in definition.transitions_from(state)) or "none"
-        raise MoveRefused(f"move {trigger} is not possible from state {state} ({label}); "
-                          f"possible now: {possible}")
+        raise MoveRefused(_("move {trigger} is not possible from state {state} ({label}); possible now: "
+                            "{possible}").format(
+                              trigger=trigger, state=state, label=label, possible=possible))
 
     @staticmethod
     def _role(transition: Transition, request: MoveRequest) -> str:
@@ -247,25 +251,30 @@ class Engine:
         allowed = [r for r in transition.roles if r in request.roles_held]
         if request.role is not None:
             if request.role not in transition.roles:
-                raise NotPermitted(f"role {request.role} may not fire {transition.trigger} "
-                                   f"(allowed: {', '.join(transition.roles)})")
+                raise NotPermitted(_("role {role} may not fire {trigger} (allowed: {roles})").format(
+                                       role=request.role, trigger=transition.trigger,
+                                       roles=', '.join(transition.roles)))
             if request.role not in request.roles_held:
-                raise NotPermitted(f"you hold no grant of role {request.role} for this case")
+                raise NotPermitted(_("you hold no grant of role {role} for this case").format(
+                                       role=request.role))
             return request.role
         if not allowed:
-            raise NotPermitted(f"you hold no role allowed to fire {transition.trigger} for this "
-                               f"case (allowed: {', '.join(transition.roles)})")
+            raise NotPermitted(_("you hold no role allowed to fire {trigger} for this case (allowed: "
+                                 "{roles})").format(
+                                   trigger=transition.trigger, roles=', '.join(transition.roles)))
         return allowed[0]
 
     @staticmethod
     def _check_date(case: CaseView, business_date: date, today: date) -> None:
         if business_date > today:
-            raise BadInput(f"business date {format_date(business_date)} is in the future "
-                           f"(today is {format_date(today)})")
+            raise BadInput(_("business date {business_date} is in the future (today is {today})").format(
+                               business_date=format_date(business_date), today=format_date(today)))
         entered = case.facts.get(STATE_ENTERED)
         if entered and business_date < date.fromisoformat(entered):
-            raise BadInput(f"business date {format_date(business_date)} is before the case "
-                           f"entered its current state on {format_date(date.fromisoformat(entered))}")
+            raise BadInput(_("business date {business_date} is before the case entered its current state "
+                             "on {day}").format(
+                               business_date=format_date(business_date),
+                               day=format_date(date.fromisoformat(entered))))
 
     @staticmethod
     def _next_facts(transition: Transition, case: CaseView, request: MoveRequest,

@@ -20,6 +20,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
+from memberflow.i18n import N_, _
 from memberflow.workflow.dates import add_months, describe_months, format_date, whole_months_between
 
 EDUCATION_LEVELS = (
@@ -132,15 +133,18 @@ def _applicant_birth(ctx: GuardContext) -> date | None:
 def _age_between(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     birth = _applicant_birth(ctx)
     if birth is None:
-        return ["applicant's birth date is not recorded"]
+        return [_("applicant's birth date is not recorded")]
     months = whole_months_between(birth, ctx.business_date)
-    age = f"applicant is {describe_months(months)} old on {format_date(ctx.business_date)}"
+    age = _("applicant is {months} old on {business_date}").format(
+              months=describe_months(months), business_date=format_date(ctx.business_date))
     if months < p["min_years"] * 12:
-        return [f"{age}; must be at least {p['min_years']}"]
+        return [_("{age}; must be at least {min_years}").format(age=age, min_years=p['min_years'])]
     consent = p.get("consent_document")
     if months > p["max_years"] * 12 and not (consent and consent in ctx.documents):
-        needs = f" unless document {consent} (written consent) is attached" if consent else ""
-        return [f"{age}; must be at most {p['max_years']}{needs}"]
+        needs = _(" unless document {consent} (written consent) is attached").format(
+                    consent=consent) if consent else ""
+        return [_("{age}; must be at most {max_years}{needs}").format(
+                    age=age, max_years=p['max_years'], needs=needs)]
     return []
 
 
@@ -153,16 +157,18 @@ def _age_between(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
 def _certificate_valid(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     issued = ctx.date_value(p["date"])
     if issued is None:
-        return [f"no training certificate date ({p['date']}) is recorded"]
+        return [_("no training certificate date ({date}) is recorded").format(date=p['date'])]
     if issued > ctx.business_date:
-        return [f"training certificate is dated {format_date(issued)}, after the move's date"]
+        return [_("training certificate is dated {issued}, after the move's date").format(
+                    issued=format_date(issued))]
     expires = add_months(issued, p["max_age_months"])
     if ctx.business_date > expires:
         age = describe_months(whole_months_between(issued, ctx.business_date))
         return [
-            f"training certificate of {format_date(issued)} is {age} old on "
-            f"{format_date(ctx.business_date)}; it is valid for {p['max_age_months']} months "
-            f"(expired {format_date(expires)}) — the course must be retaken"
+            _("training certificate of {issued} is {age} old on {business_date}; it is valid for "
+              "{max_age_months} months (expired {expires}) — the course must be retaken").format(
+                issued=format_date(issued), age=age, business_date=format_date(ctx.business_date),
+                max_age_months=p['max_age_months'], expires=format_date(expires))
         ]
     return []
 
@@ -183,31 +189,37 @@ def _introducers(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     valid: set[int] = set()
     for entry in given:
         person = known.get(str(entry["person_id"]), {})
-        who = f"introducer {person.get('full_name', '?')} (#{entry['person_id']})"
+        who = _("introducer {person} (#{person_id})").format(
+                  person=person.get('full_name', '?'), person_id=entry['person_id'])
         if entry["person_id"] == applicant_id:
-            failures.append(f"{who} is the applicant")
+            failures.append(_("{who} is the applicant").format(who=who))
         elif entry["person_id"] in valid:
-            failures.append(f"{who} is named twice")
+            failures.append(_("{who} is named twice").format(who=who))
         elif not _official_on(person, ctx.business_date):
-            failures.append(f"{who} is not an official member on {format_date(ctx.business_date)}")
+            failures.append(_("{who} is not an official member on {business_date}").format(
+                                who=who, business_date=format_date(ctx.business_date)))
         elif entry["months"] < p["min_months_together"]:
             failures.append(
-                f"{who} has worked or lived with the applicant for {entry['months']} months; "
-                f"at least {p['min_months_together']} required"
+                _("{who} has worked or lived with the applicant for {months} months; at least "
+                  "{min_months_together} required").format(
+                    who=who, months=entry['months'], min_months_together=p['min_months_together'])
             )
         else:
             valid.add(entry["person_id"])
     organization = ctx.value(p["organization_input"]) if p.get("organization_input") else None
     applicant = ctx.evidence.get("applicant", {})
     if organization and not applicant.get(organization):
-        union = "Youth Union" if organization == "youth_union" else "trade union"
-        failures.append(f"the {union} may introduce only an applicant who is a member of it")
+        union = _("Youth Union") if organization == "youth_union" else _("trade union")
+        failures.append(_("the {union} may introduce only an applicant who is a member of it").format(
+                            union=union))
         organization = None
     needed = p["required"] - (1 if organization else 0)
     if len(valid) < needed:
-        by_org = f" besides the {organization.replace('_', ' ')}" if organization else ""
+        by_org = _(" besides the {organization}").format(
+                     organization=organization.replace('_', ' ')) if organization else ""
         failures.append(
-            f"{needed} qualifying official-member introducer(s) needed{by_org}; {len(valid)} given"
+            _("{needed} qualifying official-member introducer(s) needed{by_org}; {count} given").format(
+                needed=needed, by_org=by_org, count=len(valid))
         )
     return failures
 
@@ -230,18 +242,21 @@ def _official_member(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     if _official_on(person, ctx.business_date):
         return []
     who = f"{person.get('full_name', '?')} (#{person_id})"
-    return [f"{p['input']} {who} is not an official member on {format_date(ctx.business_date)}"]
+    return [_("{input} {who} is not an official member on {business_date}").format(
+                input=p['input'], who=who, business_date=format_date(ctx.business_date))]
 
 
 def _votes(ctx: GuardContext, p: Mapping[str, Any]) -> tuple[int, int, str | None]:
     votes_for, eligible = ctx.value(p["votes_for"]), ctx.value(p["votes_eligible"])
     body = p["body"]
     if votes_for is None or eligible is None:
-        return 0, 0, f"{body} vote is not recorded ({p['votes_for']}, {p['votes_eligible']})"
+        return 0, 0, _("{body} vote is not recorded ({votes_for}, {votes_eligible})").format(
+                         body=body, votes_for=p['votes_for'], votes_eligible=p['votes_eligible'])
     if eligible <= 0:
-        return 0, 0, f"{body} vote: eligible voters must be at least 1"
+        return 0, 0, _("{body} vote: eligible voters must be at least 1").format(body=body)
     if votes_for > eligible:
-        return 0, 0, f"{body} vote: {votes_for} votes for but only {eligible} eligible voters"
+        return 0, 0, _("{body} vote: {votes_for} votes for but only {eligible} eligible voters").format(
+                         body=body, votes_for=votes_for, eligible=eligible)
     return votes_for, eligible, None
 
 
@@ -253,8 +268,10 @@ def _vote_failures(ctx: GuardContext, p: Mapping[str, Any], word: str,
     ratio = parse_ratio(p["ratio"])
     least = needed(ratio, eligible)
     if votes_for < least:
-        return [f"{p['body']} vote: {votes_for} of {eligible} eligible is not {word} {ratio} "
-                f"(at least {least} needed)"]
+        return [_("{body} vote: {votes_for} of {eligible} eligible is not {word} {ratio} (at least {least} "
+                  "needed)").format(
+                    body=p['body'], votes_for=votes_for, eligible=eligible, word=word, ratio=ratio,
+                    least=least)]
     return []
 
 
@@ -267,7 +284,7 @@ VOTE_PARAMS = {"votes_for": Param("input", input_types=("count",), input_at_most
 
 @_guard("vote_ratio_at_least", "votes for / eligible voters is at least the ratio", **VOTE_PARAMS)
 def _vote_ratio_at_least(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
-    return _vote_failures(ctx, p, "at least",
+    return _vote_failures(ctx, p, _("at least"),
                           lambda ratio, n: -(-ratio.numerator * n // ratio.denominator))
 
 
@@ -279,15 +296,15 @@ def _vote_ratio_below(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
         return [problem]
     ratio = parse_ratio(p["ratio"])
     if votes_for >= -(-ratio.numerator * eligible // ratio.denominator):
-        return [f"{p['body']} vote: {votes_for} of {eligible} eligible reaches {ratio}; "
-                "record it as a passed vote"]
+        return [_("{body} vote: {votes_for} of {eligible} eligible reaches {ratio}; record it as a passed "
+                  "vote").format(body=p['body'], votes_for=votes_for, eligible=eligible, ratio=ratio)]
     return []
 
 
 @_guard("vote_ratio_above", "votes for / eligible voters is strictly more than the ratio",
         **VOTE_PARAMS)
 def _vote_ratio_above(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
-    return _vote_failures(ctx, p, "more than",
+    return _vote_failures(ctx, p, _("more than"),
                           lambda ratio, n: ratio.numerator * n // ratio.denominator + 1)
 
 
@@ -302,18 +319,21 @@ def _vote_ratio_above(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
 def _months_elapsed(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     start = ctx.date_value(p["since"])
     if start is None:
-        return [f"{p['since']} is not recorded"]
+        return [_("{since} is not recorded").format(since=p['since'])]
     end_name = p.get("until", "business_date")
     end = ctx.business_date if end_name == "business_date" else ctx.date_value(end_name)
     if end is None:
-        return [f"{end_name} is not recorded"]
+        return [_("{end_name} is not recorded").format(end_name=end_name)]
     earliest = add_months(start, p["months"])
     if end < earliest:
         elapsed = describe_months(max(0, whole_months_between(start, end)))
-        until = "" if end_name == "business_date" else f" to {end_name} {format_date(end)}"
+        until = "" if end_name == "business_date" else _(" to {end_name} {end}").format(
+                                                           end_name=end_name, end=format_date(end))
         return [
-            f"only {elapsed} since {p['since']} {format_date(start)}{until}; {p['months']} months "
-            f"must pass (not before {format_date(earliest)})"
+            _("only {elapsed} since {since} {start}{until}; {months} months must pass (not before "
+              "{earliest})").format(
+                elapsed=elapsed, since=p['since'], start=format_date(start), until=until, months=p['months'],
+                earliest=format_date(earliest))
         ]
     return []
 
@@ -326,9 +346,11 @@ def _months_elapsed(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
 def _education_at_least(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     level = ctx.evidence.get("applicant", {}).get("education")
     if level not in EDUCATION_LEVELS:
-        return [f"applicant's education is not recorded; at least {p['level']} required"]
+        return [_("applicant's education is not recorded; at least {level} required").format(
+                    level=p['level'])]
     if EDUCATION_LEVELS.index(level) < EDUCATION_LEVELS.index(p["level"]):
-        return [f"applicant's education is {level}; at least {p['level']} required"]
+        return [_("applicant's education is {level}; at least {level2} required").format(
+                    level=level, level2=p['level'])]
     return []
 
 
@@ -339,7 +361,7 @@ def _education_at_least(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
 )
 def _not_in_violation(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     if ctx.value(p["input"]):
-        return ["the member is under disciplinary review; discipline must be settled first"]
+        return [_("the member is under disciplinary review; discipline must be settled first")]
     return []
 
 
@@ -353,7 +375,8 @@ def _dates_in_order(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
              for name in p["dates"]]
     present = [(name, day) for name, day in known if day is not None]
     return [
-        f"{later} {format_date(late)} is before {earlier} {format_date(early)}"
+        _("{later} {late} is before {earlier} {early}").format(
+            later=later, late=format_date(late), earlier=earlier, early=format_date(early))
         for (earlier, early), (later, late) in zip(present, present[1:], strict=False)
         if late < early
     ]
@@ -365,7 +388,8 @@ def _dates_in_order(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     fact=Param("date_ref"),
 )
 def _recorded(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
-    return [] if ctx.facts.get(p["fact"]) is not None else [f"no {p['fact']} is recorded on this case"]
+    return [] if ctx.facts.get(p["fact"]) is not None else [_("no {fact} is recorded on this case").format(
+                                                                fact=p['fact'])]
 
 
 @_guard(
@@ -375,7 +399,8 @@ def _recorded(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
 )
 def _not_recorded(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     day = ctx.date_value(p["fact"])
-    return [] if day is None else [f"{p['fact']} {format_date(day)} is already recorded on this case"]
+    return [] if day is None else [_("{fact} {day} is already recorded on this case").format(
+                                       fact=p['fact'], day=format_date(day))]
 
 
 def is_pending(facts: Mapping[str, Any], opened: str, closed: str) -> bool:
@@ -388,8 +413,8 @@ def is_pending(facts: Mapping[str, Any], opened: str, closed: str) -> bool:
 @_guard(
     "pending",
     "a step opened by one move (its recorded date) has not been closed by another since",
-    superseded_by="recorded: {fact: OPENED} on the closing move, which clears: [OPENED] "
-                  "(and not_recorded: {fact: OPENED} on the opening move)",
+    superseded_by=N_("recorded: {fact: OPENED} on the closing move, which clears: [OPENED] "
+                     "(and not_recorded: {fact: OPENED} on the opening move)"),
     opened=Param("date_ref"),
     closed=Param("date_ref", may_be_unrecorded=True),
 )
@@ -399,6 +424,7 @@ def _pending(ctx: GuardContext, p: Mapping[str, Any]) -> list[str]:
     if is_pending(ctx.facts, p["opened"], p["closed"]):
         return []
     if ctx.facts.get(p["opened"]) is None:
-        return [f"nothing to close: no {p['opened']} is recorded on this case"]
-    return [f"nothing to close: {p['opened']} was already closed by {p['closed']} "
-            f"{format_date(date.fromisoformat(str(ctx.facts[p['closed']])))}"]
+        return [_("nothing to close: no {opened} is recorded on this case").format(opened=p['opened'])]
+    return [_("nothing to close: {opened} was already closed by {closed} {day}").format(
+                opened=p['opened'], closed=p['closed'],
+                day=format_date(date.fromisoformat(str(ctx.facts[p['closed']]))))]

@@ -21,6 +21,8 @@ from functools import cached_property
 from importlib import metadata
 from typing import Any
 
+from memberflow.i18n import _
+
 COUNTRY = "VN"
 PACKAGE = "holidays"
 FIRST_YEAR = 1990
@@ -72,7 +74,8 @@ class HolidayData:
         return self._by_year.get(year, [])
 
     def describe(self) -> str:
-        stored = f"snapshot {self.snapshot}, " if self.snapshot is not None else ""
+        stored = _("snapshot {snapshot}, ").format(
+                     snapshot=self.snapshot) if self.snapshot is not None else ""
         return (f"{stored}holidays {self.package_version}, {self.first_year}–{self.last_year}, "
                 f"sha256 {self.digest[:12]}")
 
@@ -122,9 +125,9 @@ def stored_holiday_data(snapshot: Mapping[str, Any], days: Iterable[Mapping[str,
               for d in sorted(days, key=lambda d: d["day"])),
         snapshot["id"], {"by": snapshot["created_by"], "at": snapshot["created_at"]})
     if data.digest != snapshot["digest"]:
-        raise AuditFailed(f"the holiday data of calendar snapshot {snapshot['id']} does not match "
-                          f"its recorded sha256 {snapshot['digest'][:12]}: it was altered in the "
-                          "database; deadlines cannot be counted on it")
+        raise AuditFailed(_("the holiday data of calendar snapshot {id} does not match its recorded sha256 "
+                            "{digest}: it was altered in the database; deadlines cannot be counted "
+                            "on it").format(id=snapshot['id'], digest=snapshot['digest'][:12]))
     return data
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from memberflow.errors import BadInput
+from memberflow.i18n import _
 from memberflow.workflow.dates import parse_date
 from memberflow.workflow.definition import InputSpec, Transition
 
@@ -30,31 +31,33 @@ def clean_text(value: str, what: str, max_length: int = MAX_TEXT) -> str:
     """NFC-normalize Vietnamese text and refuse empty, oversize or control-character values."""
     text = unicodedata.normalize("NFC", value).strip()
     if not text:
-        raise BadInput(f"{what} is empty")
+        raise BadInput(_("{what} is empty").format(what=what))
     if len(text) > max_length:
-        raise BadInput(f"{what} is {len(text)} characters long; at most {max_length} allowed")
+        raise BadInput(_("{what} is {count} characters long; at most {max_length} allowed").format(
+                           what=what, count=len(text), max_length=max_length))
     if any(unicodedata.category(ch) in HIDDEN_CATEGORIES for ch in text):
-        raise BadInput(f"{what} contains control characters")
+        raise BadInput(_("{what} contains control characters").format(what=what))
     return text
 
 
 def _integer(raw: Any, what: str) -> int:
     if isinstance(raw, bool):
-        raise BadInput(f"{what} must be a whole number")
+        raise BadInput(_("{what} must be a whole number").format(what=what))
     if isinstance(raw, int):
         return raw
     text = str(raw).strip()
     if not _WHOLE.fullmatch(text):
-        raise BadInput(f"{what} must be a whole number, not {raw!r}")
+        raise BadInput(_("{what} must be a whole number, not {raw!r}").format(what=what, raw=raw))
     if len(text) > 20 or abs(int(text)) > _LARGEST:
-        raise BadInput(f"{what} is too large ({text[:40]}{'…' if len(text) > 40 else ''})")
+        raise BadInput(_("{what} is too large ({text}{value})").format(
+                           what=what, text=text[:40], value='…' if len(text) > 40 else ''))
     return int(text)
 
 
 def _person_id(raw: Any, what: str) -> int:
     value = _integer(raw, what)
     if not 0 < value < 2**63:
-        raise BadInput(f"{what} must be a person id (a positive number)")
+        raise BadInput(_("{what} must be a person id (a positive number)").format(what=what))
     return value
 
 
@@ -67,13 +70,14 @@ def _introducers(raw: Any, what: str) -> list[dict[str, int]]:
         for part in str(raw).split(","):
             person, sep, months = part.strip().partition(":")
             if not sep:
-                raise BadInput(f"{what} entry {part.strip()!r} must be PERSON_ID:MONTHS")
+                raise BadInput(_("{what} entry {part!r} must be PERSON_ID:MONTHS").format(
+                                   what=what, part=part.strip()))
             entries.append((person, months))
     result = []
     for person, months in entries:
-        count = _integer(months, f"{what} months")
+        count = _integer(months, _("{what} months").format(what=what))
         if count < 0:
-            raise BadInput(f"{what} months must not be negative")
+            raise BadInput(_("{what} months must not be negative").format(what=what))
         result.append({"person_id": _person_id(person, what), "months": count})
     return result
 
@@ -85,16 +89,16 @@ def parse_bool(raw: Any, what: str) -> bool:
     word = str(raw).strip().lower()
     if word in _TRUE | _FALSE:
         return word in _TRUE
-    raise BadInput(f"{what} must be yes or no, not {raw!r}")
+    raise BadInput(_("{what} must be yes or no, not {raw!r}").format(what=what, raw=raw))
 
 
 def parse_value(spec: InputSpec, raw: Any) -> Any:
-    what = f"input {spec.name}"
+    what = _("input {name}").format(name=spec.name)
     match spec.type:
         case "count":
             value = _integer(raw, what)
             if value < 0:
-                raise BadInput(f"{what} must not be negative (got {value})")
+                raise BadInput(_("{what} must not be negative (got {value})").format(what=what, value=value))
             return value
         case "int":
             return _integer(raw, what)
@@ -106,13 +110,14 @@ def parse_value(spec: InputSpec, raw: Any) -> Any:
             return parse_bool(raw, what)
         case "choice":
             if str(raw) not in spec.choices:
-                raise BadInput(f"{what} must be one of {', '.join(spec.choices)}, not {raw!r}")
+                raise BadInput(_("{what} must be one of {choices}, not {raw!r}").format(
+                                   what=what, choices=', '.join(spec.choices), raw=raw))
             return str(raw)
         case "person":
             return _person_id(raw, what)
         case "introducers":
             return _introducers(raw, what)
-    raise BadInput(f"{what} has unknown type {spec.type}")
+    raise BadInput(_("{what} has unknown type {type}").format(what=what, type=spec.type))
 
 
 def parse_inputs(transition: Transition, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,8 +126,10 @@ def parse_inputs(transition: Transition, raw: Mapping[str, Any]) -> dict[str, An
     if not raw.keys() <= specs.keys():
         unknown = sorted(set(raw) - set(specs))
         expected = ", ".join(specs) or "none"
-        raise BadInput(f"move {transition.trigger} takes no input {unknown[0]} (inputs: {expected})")
+        raise BadInput(_("move {trigger} takes no input {unknown} (inputs: {expected})").format(
+                           trigger=transition.trigger, unknown=unknown[0], expected=expected))
     missing = [name for name, spec in specs.items() if spec.required and name not in raw]
     if missing:
-        raise BadInput(f"move {transition.trigger} needs input {', '.join(missing)}")
+        raise BadInput(_("move {trigger} needs input {missing}").format(
+                           trigger=transition.trigger, missing=', '.join(missing)))
     return {name: parse_value(specs[name], value) for name, value in raw.items()}

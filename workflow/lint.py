@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+from memberflow.i18n import N_, _
 from memberflow.workflow.definition import Definition, GuardUse, Transition
 from memberflow.workflow.guards import REGISTRY, parse_ratio
 from memberflow.workflow.loader import STATE_ENTERED, graph_problems
@@ -24,7 +25,7 @@ ALWAYS_RECORDED = frozenset({STATE_ENTERED, "opened_on"})
 # The only guard parameters that read the move's own date; every other one looks business_date
 # up among the recorded facts, where it never is.
 READS_MOVE_DATE = frozenset({("months_elapsed", "until"), ("dates_in_order", "dates")})
-LOWER_BOUND_VOTES = {"vote_ratio_at_least": "at least", "vote_ratio_above": "more than"}
+LOWER_BOUND_VOTES = {"vote_ratio_at_least": N_("at least"), "vote_ratio_above": N_("more than")}
 UPPER_BOUND_VOTES = {"vote_ratio_below": "below"}
 
 Severity = Literal["error", "warning"]
@@ -123,12 +124,13 @@ def _roles(ctx: _Context, granted: set[str] | frozenset[str]) -> Iterator[Findin
     for t in ctx.definition.transitions:
         if not set(t.roles) & granted:
             yield ctx.finding("warning", t.line_of("roles"), "no-granted-role",
-                              f"transition {t.trigger!r} may be made only by {', '.join(t.roles)}; no "
-                              f"user of this installation holds {_any_of(t.roles)}, so no one can make it")
+                              _("transition {trigger!r} may be made only by {roles}; no user of this "
+                                "installation holds {any_of}, so no one can make it").format(
+                                  trigger=t.trigger, roles=', '.join(t.roles), any_of=_any_of(t.roles)))
 
 
 def _any_of(roles: tuple[str, ...]) -> str:
-    return "that role" if len(roles) == 1 else "any of these roles"
+    return _("that role") if len(roles) == 1 else _("any of these roles")
 
 
 def _deadlines(ctx: _Context) -> Iterator[Finding]:
@@ -139,25 +141,29 @@ def _deadlines(ctx: _Context) -> Iterator[Finding]:
             continue
         if not ctx.is_live(t):
             yield ctx.finding("error", t.line_of("deadline"), "deadline-unreachable",
-                              f"transition {t.trigger!r} has a deadline that never runs: it starts "
-                              f"only from {', '.join(t.sources)}, which cannot be reached from "
-                              f"{ctx.definition.initial!r}")
+                              _("transition {trigger!r} has a deadline that never runs: it starts only "
+                                "from {sources}, which cannot be reached from {initial!r}").format(
+                                  trigger=t.trigger, sources=', '.join(t.sources),
+                                  initial=ctx.definition.initial))
         elif deadline.start not in ctx.recorded_before(t, itself=True):
             yield ctx.finding("error", t.line_of("deadline.from"), "deadline-never-starts",
-                              f"transition {t.trigger!r} deadline counts from {deadline.start!r}, "
-                              f"{_unrecorded(deadline.start)}, so its clock never starts")
+                              _("transition {trigger!r} deadline counts from {start!r}, {unrecorded}, so "
+                                "its clock never starts").format(
+                                  trigger=t.trigger, start=deadline.start,
+                                  unrecorded=_unrecorded(deadline.start)))
         if deadline.extension_working_days and not any(
                 other.extends_deadline == t.trigger for other in ctx.definition.transitions):
             yield ctx.finding("warning", t.line_of("deadline.extension"), "extension-never-granted",
-                              f"transition {t.trigger!r} deadline extension of "
-                              f"{deadline.extension_working_days} working days can never be granted: "
-                              f"no move names {t.trigger!r} in extends_deadline")
+                              _("transition {trigger!r} deadline extension of {extension_working_days} "
+                                "working days can never be granted: no move names {trigger!r} in "
+                                "extends_deadline").format(
+                                  trigger=t.trigger, extension_working_days=deadline.extension_working_days))
 
 
 def _unrecorded(name: str) -> str:
     if name == MOVE_DATE:
-        return "which is the date of each move, never a recorded fact"
-    return "which no move that can come before it records"
+        return _("which is the date of each move, never a recorded fact")
+    return _("which no move that can come before it records")
 
 
 def _dates_read(ctx: _Context) -> Iterator[Finding]:
@@ -182,9 +188,10 @@ def _implicit_records(ctx: _Context) -> Iterator[Finding]:
     for t in ctx.definition.transitions:
         for name in t.implicit_records:
             yield ctx.finding("error", t.line_of("inputs"), "implicit-record",
-                              f"transition {t.trigger!r} takes date input {name!r}, which another move "
-                              f"reads but no move records (read so only in versions written before "
-                              f"records); write records: {{{name}: {name}}}")
+                              _("transition {trigger!r} takes date input {name!r}, which another move "
+                                "reads but no move records (read so only in versions written before "
+                                "records); write records: {{{name}: {name}}}").format(
+                                  trigger=t.trigger, name=name))
 
 
 def _date_params(guard: GuardUse) -> Iterator[tuple[str, str, str]]:
@@ -201,10 +208,12 @@ def _unreadable_date(ctx: _Context, t: Transition, guard: GuardUse, key: str, ki
                      name: str) -> Finding:
     # dates_in_order skips a date it cannot find; every other date guard fails without it.
     severity: Severity = "warning" if kind == "date_refs" else "error"
-    outcome = "never compares it" if kind == "date_refs" else "never holds"
+    outcome = _("never compares it") if kind == "date_refs" else _("never holds")
     return ctx.finding(severity, guard.param_lines.get(key, guard.line), "unrecorded-date",
-                       f"transition {t.trigger!r} guard {guard.name!r} reads {name!r}, "
-                       f"{_unrecorded(name)}, so the guard {outcome}")
+                       _("transition {trigger!r} guard {name!r} reads {name2!r}, {unrecorded}, so the "
+                         "guard {outcome}").format(
+                           trigger=t.trigger, name=guard.name, name2=name, unrecorded=_unrecorded(name),
+                           outcome=outcome))
 
 
 def _records_read(ctx: _Context, t: Transition, known: set[str]) -> Iterator[Finding]:
@@ -212,9 +221,10 @@ def _records_read(ctx: _Context, t: Transition, known: set[str]) -> Iterator[Fin
     for fact, derivation in t.records.items():
         if derivation.source not in known:
             yield ctx.finding("warning", t.line_of(f"records.{fact}"), "record-never-set",
-                              f"transition {t.trigger!r} records {fact!r} from "
-                              f"{derivation.source!r}, {_unrecorded(derivation.source)}, so "
-                              f"{fact!r} is never recorded by this move")
+                              _("transition {trigger!r} records {fact!r} from {source!r}, {unrecorded}, so "
+                                "{fact!r} is never recorded by this move").format(
+                                  trigger=t.trigger, fact=fact, source=derivation.source,
+                                  unrecorded=_unrecorded(derivation.source)))
         known.add(fact)  # later entries of the same move may read it
 
 
@@ -224,8 +234,9 @@ def _guard_params(ctx: _Context) -> Iterator[Finding]:
             instead = REGISTRY[guard.name].superseded_by
             if instead:
                 yield ctx.finding("warning", guard.line, "superseded-guard",
-                                  f"transition {t.trigger!r} guard {guard.name!r} is kept only so "
-                                  f"stored versions that use it still work; write {instead}")
+                                  _("transition {trigger!r} guard {name!r} is kept only so stored versions "
+                                    "that use it still work; write {instead}").format(
+                                      trigger=t.trigger, name=guard.name, instead=_(instead)))
             check = _SINGLE_GUARD_RULES.get(guard.name)
             if check:
                 yield from check(ctx, t, guard)
@@ -238,37 +249,43 @@ def _age(ctx: _Context, t: Transition, guard: GuardUse) -> Iterator[Finding]:
     consent = guard.params.get("consent_document")
     if not isinstance(low, int) or not isinstance(high, int) or low < high:
         return
-    line, what = guard.param_lines.get("max_years", guard.line), f"transition {t.trigger!r} guard age_between"
+    line, what = guard.param_lines.get("max_years", guard.line), _("transition {trigger!r} guard "
+                                                                   "age_between").format(trigger=t.trigger)
     if low > high and not consent:
         yield ctx.finding("error", line, "age-bounds",
-                          f"{what}: min_years {low} is above max_years {high}: no applicant can be at "
-                          f"least {low} and at most {high} years old, so the guard never holds")
+                          _("{what}: min_years {low} is above max_years {high}: no applicant can be at "
+                            "least {low} and at most {high} years old, so the guard never holds").format(
+                              what=what, low=low, high=high))
     elif low > high:
         yield ctx.finding("warning", line, "age-bounds",
-                          f"{what}: min_years {low} is above max_years {high}: every applicant old "
-                          f"enough is over the maximum, so the move always needs document {consent}")
+                          _("{what}: min_years {low} is above max_years {high}: every applicant old enough "
+                            "is over the maximum, so the move always needs document {consent}").format(
+                              what=what, low=low, high=high, consent=consent))
     else:
-        unless = f" without document {consent}" if consent else ""
+        unless = _(" without document {consent}").format(consent=consent) if consent else ""
         yield ctx.finding("warning", line, "age-bounds",
-                          f"{what}: min_years and max_years are both {low}: ages count in whole months, "
-                          f"so only an applicant aged exactly {low} years and 0 months passes{unless}")
+                          _("{what}: min_years and max_years are both {low}: ages count in whole months, "
+                            "so only an applicant aged exactly {low} years and 0 months "
+                            "passes{unless}").format(what=what, low=low, unless=unless))
 
 
 def _vote_alone(ctx: _Context, t: Transition, guard: GuardUse) -> Iterator[Finding]:
     ratio, line = parse_ratio(guard.params.get("ratio")), guard.line
-    what = f"transition {t.trigger!r} guard {guard.name}"
+    what = _("transition {trigger!r} guard {name}").format(trigger=t.trigger, name=guard.name)
     if ratio is None:
         return
     if guard.params.get("votes_for") == guard.params.get("votes_eligible"):
         holds = guard.name != "vote_ratio_below" and not (guard.name == "vote_ratio_above" and ratio == 1)
         yield ctx.finding("warning" if holds else "error", line, "vote-same-input",
-                          f"{what} reads input {guard.params.get('votes_for')!r} as both votes for and "
-                          "eligible voters, so votes for always equal eligible voters and the guard "
-                          f"{'always holds' if holds else 'never holds'}")
+                          _("{what} reads input {params!r} as both votes for and eligible voters, so votes "
+                            "for always equal eligible voters and the guard {outcome}").format(
+                              what=what, params=guard.params.get('votes_for'),
+                              outcome=_('always holds') if holds else _('never holds')))
     elif guard.name == "vote_ratio_above" and ratio == 1:
         yield ctx.finding("error", guard.param_lines.get("ratio", line), "vote-never-holds",
-                          f"{what} needs more than all eligible voters (ratio 1) to vote for, and votes "
-                          "for can never exceed eligible voters, so the guard never holds")
+                          _("{what} needs more than all eligible voters (ratio 1) to vote for, and votes "
+                            "for can never exceed eligible voters, so the guard never holds").format(
+                              what=what))
 
 
 def _vote_pairs(ctx: _Context, t: Transition) -> Iterator[Finding]:
@@ -282,11 +299,14 @@ def _vote_pairs(ctx: _Context, t: Transition) -> Iterator[Finding]:
                 continue
             later = max(low, high, key=lambda g: g.line)
             yield ctx.finding("error", later.param_lines.get("ratio", later.line), "vote-contradiction",
-                              f"transition {t.trigger!r} guards {low.name} {r} and {high.name} {s} "
-                              f"read the same votes ({low.params['votes_for']} of "
-                              f"{low.params['votes_eligible']}) and can never both hold: votes for cannot "
-                              f"be {LOWER_BOUND_VOTES[low.name]} {r} and below {s} of the eligible "
-                              "voters at once")
+                              _("transition {trigger!r} guards {name} {r} and {name2} {s} read the same "
+                                "votes ({votes_for} of {votes_eligible}) and can never both hold: votes "
+                                "for cannot be {lower_bound_votes} {r} and below {s} of the eligible "
+                                "voters at once").format(
+                                  trigger=t.trigger, name=low.name, r=r, name2=high.name, s=s,
+                                  votes_for=low.params['votes_for'],
+                                  votes_eligible=low.params['votes_eligible'],
+                                  lower_bound_votes=_(LOWER_BOUND_VOTES[low.name])))
 
 
 def _ratio(guard: GuardUse) -> Fraction | None:
@@ -301,11 +321,13 @@ def _dates_repeated(ctx: _Context, t: Transition, guard: GuardUse) -> Iterator[F
     for name in dict.fromkeys(d for d in dates if dates.count(d) > 1):
         first, last = dates.index(name), len(dates) - 1 - dates[::-1].index(name)
         between = [d for d in dict.fromkeys(dates[first + 1:last]) if d != name]
-        effect = (f", so {', '.join(between)} must fall on the same day as {name}" if between
-                  else " in a row, which checks nothing")
+        effect = (_(", so {between} must fall on the same day as {name}").format(
+                      between=', '.join(between), name=name) if between
+                  else _(" in a row, which checks nothing"))
         yield ctx.finding("warning", line, "dates-repeated",
-                          f"transition {t.trigger!r} guard dates_in_order names {name!r} more than "
-                          f"once{effect}; list each date once")
+                          _("transition {trigger!r} guard dates_in_order names {name!r} more than "
+                            "once{effect}; list each date once").format(
+                              trigger=t.trigger, name=name, effect=effect))
 
 
 def _months_same_date(ctx: _Context, t: Transition, guard: GuardUse) -> Iterator[Finding]:
@@ -313,8 +335,9 @@ def _months_same_date(ctx: _Context, t: Transition, guard: GuardUse) -> Iterator
     if since == until:
         months = guard.params.get("months")
         yield ctx.finding("error", guard.param_lines.get("until", guard.line), "months-contradiction",
-                          f"transition {t.trigger!r} guard months_elapsed counts {months} months from "
-                          f"{since!r} to the same date, so the guard never holds")
+                          _("transition {trigger!r} guard months_elapsed counts {months} months from "
+                            "{since!r} to the same date, so the guard never holds").format(
+                              trigger=t.trigger, months=months, since=since))
 
 
 def _months_against_order(ctx: _Context, t: Transition) -> Iterator[Finding]:
@@ -326,9 +349,11 @@ def _months_against_order(ctx: _Context, t: Transition) -> Iterator[Finding]:
         if since != until and any(isinstance(d, list) and until in d and since in d[d.index(until) + 1:]
                                   for d in orders):
             yield ctx.finding("error", guard.line, "months-contradiction",
-                              f"transition {t.trigger!r} guard months_elapsed needs {until} at least "
-                              f"{guard.params.get('months')} months after {since}, but dates_in_order puts "
-                              f"{until} on or before {since}, so the two guards never both hold")
+                              _("transition {trigger!r} guard months_elapsed needs {until} at least "
+                                "{params} months after {since}, but dates_in_order puts {until} on or "
+                                "before {since}, so the two guards never both hold").format(
+                                  trigger=t.trigger, until=until, params=guard.params.get('months'),
+                                  since=since))
 
 
 _SINGLE_GUARD_RULES = {

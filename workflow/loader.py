@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from memberflow.errors import DefinitionInvalid, Problem
+from memberflow.i18n import _
 from memberflow.workflow.assessment import parse_assessment
 from memberflow.workflow.definition import (
     LANGUAGES,
@@ -65,42 +66,45 @@ class _Checker:
     def mapping(self, value: Any, line: int, what: str) -> LineDict | None:
         if isinstance(value, LineDict):
             return value
-        self.add(line, f"{what} must be a mapping")
+        self.add(line, _("{what} must be a mapping").format(what=what))
         return None
 
     def unknown_keys(self, data: LineDict, allowed: set[str], what: str) -> None:
         for key in data:
             if key not in allowed:
-                self.add(data.line_of(key), f"{what} has unknown key {key!r}")
+                self.add(data.line_of(key), _("{what} has unknown key {key!r}").format(what=what, key=key))
 
     def text(self, data: LineDict, key: str, what: str, required: bool = True) -> str | None:
         value = data.get(key)
         if value is None:
             if required:
-                self.add(data.line, f"{what} has no {key}")
+                self.add(data.line, _("{what} has no {key}").format(what=what, key=key))
             return None
         if not isinstance(value, str) or not value.strip() or len(value) > MAX_LABEL \
                 or any(unicodedata.category(c) in HIDDEN for c in value):
-            self.add(data.line_of(key), f"{what}: {key} must be non-empty text of at most "
-                     f"{MAX_LABEL} characters with no control character")
+            self.add(data.line_of(key), _("{what}: {key} must be non-empty text of at most {max_label} "
+                                          "characters with no control character").format(
+                                            what=what, key=key, max_label=MAX_LABEL))
             return None
         return value
 
     def labels(self, data: LineDict, key: str, what: str) -> Labels:
         raw = data.get(key)
         if raw is None:
-            self.add(data.line, f"{what} is missing its labels (vi and en)")
+            self.add(data.line, _("{what} is missing its labels (vi and en)").format(what=what))
             return Labels(what, what)
-        block = self.mapping(raw, data.line_of(key), f"{what} labels")
+        block = self.mapping(raw, data.line_of(key), _("{what} labels").format(what=what))
         if block is None:
             return Labels(what, what)
         for lang in LANGUAGES:
             if not isinstance(block.get(lang), str) or not block[lang].strip():
-                self.add(block.line_of(lang), f"{what} is missing its {lang!r} label")
+                self.add(block.line_of(lang), _("{what} is missing its {lang!r} label").format(
+                                                  what=what, lang=lang))
             elif len(block[lang]) > MAX_LABEL or any(unicodedata.category(c) in HIDDEN for c in block[lang]):
-                self.add(block.line_of(lang), f"{what}: the {lang!r} label must be at most {MAX_LABEL} "
-                         "characters with no control character")
-        self.unknown_keys(block, set(LANGUAGES), f"{what} labels")
+                self.add(block.line_of(lang), _("{what}: the {lang!r} label must be at most {max_label} "
+                                                "characters with no control character").format(
+                                                  what=what, lang=lang, max_label=MAX_LABEL))
+        self.unknown_keys(block, set(LANGUAGES), _("{what} labels").format(what=what))
         return Labels(str(block.get("vi", what)), str(block.get("en", what)))
 
     def names(self, data: LineDict, key: str, what: str) -> list[tuple[str, int]]:
@@ -111,7 +115,8 @@ class _Checker:
         if isinstance(raw, LineList) and all(isinstance(item, str) for item in raw):
             return [(item, raw.line_of(i)) for i, item in enumerate(raw)]
         if raw is not None:
-            self.add(data.line_of(key), f"{what}: {key} must be a name or a list of names")
+            self.add(data.line_of(key), _("{what}: {key} must be a name or a list of names").format(
+                                            what=what, key=key))
         return []
 
 
@@ -153,8 +158,8 @@ def parse_definition(text: str, file: str) -> Definition:
     check = _Checker(file)
     check.problems.extend(problems)
     if data is None:
-        raise DefinitionInvalid(check.problems or [Problem(file, 1, "the file is empty")])
-    top = check.mapping(data, 1, "the definition")
+        raise DefinitionInvalid(check.problems or [Problem(file, 1, _("the file is empty"))])
+    top = check.mapping(data, 1, _("the definition"))
     if top is None:
         raise DefinitionInvalid(check.problems)
     definition = _build(top, check, text, file)
@@ -164,29 +169,31 @@ def parse_definition(text: str, file: str) -> Definition:
 
 
 def _build(top: LineDict, check: _Checker, text: str, file: str) -> Definition:
-    check.unknown_keys(top, TOP_KEYS, "the definition")
-    name = check.text(top, "name", "the definition") or "unnamed"
+    check.unknown_keys(top, TOP_KEYS, _("the definition"))
+    name = check.text(top, "name", _("the definition")) or "unnamed"
     if len(name) > MAX_NAME:
-        check.add(top.line_of("name"), f"the definition's name must be at most {MAX_NAME} characters")
+        check.add(top.line_of("name"),
+                  _("the definition's name must be at most {max_name} characters").format(max_name=MAX_NAME))
     roles = _catalogue(top, "roles", check)
     documents = _catalogue(top, "documents", check)
     states = _states(top, check)
     transitions = _transitions(top, check, states, roles, documents)
-    initial = check.text(top, "initial", "the definition") or ""
+    initial = check.text(top, "initial", _("the definition")) or ""
     if initial and initial not in states:
-        check.add(top.line_of("initial"), f"initial state {initial!r} is not a known state")
-    opened_by = check.names(top, "opened_by", "the definition")
+        check.add(top.line_of("initial"), _("initial state {initial!r} is not a known state").format(
+                                              initial=initial))
+    opened_by = check.names(top, "opened_by", _("the definition"))
     if not opened_by:
-        check.add(top.line, "the definition has no opened_by (roles that may open a case)")
+        check.add(top.line, _("the definition has no opened_by (roles that may open a case)"))
     for role, line in opened_by:
         if role not in roles:
-            check.add(line, f"opened_by names unknown role {role!r}")
+            check.add(line, _("opened_by names unknown role {role!r}").format(role=role))
     for problem in graph_problems(states, transitions, initial):
         check.add(problem.line, problem.message)
     _check_fact_references(check, transitions)
     return Definition(
         name=name,
-        title=check.labels(top, "title", "the definition"),
+        title=check.labels(top, "title", _("the definition")),
         regulation=str(top.get("regulation", "")),
         initial=initial,
         opened_by=tuple(role for role, _ in opened_by),
@@ -215,19 +222,21 @@ def _states(top: LineDict, check: _Checker) -> dict[str, State]:
     states: dict[str, State] = {}
     for name in block or {}:
         line = block.line_of(name)
-        spec = check.mapping(block[name], line, f"state {name!r}")
+        spec = check.mapping(block[name], line, _("state {name!r}").format(name=name))
         if spec is None:
             continue
         spec.line = line
-        check.unknown_keys(spec, STATE_KEYS, f"state {name!r}")
+        check.unknown_keys(spec, STATE_KEYS, _("state {name!r}").format(name=name))
         stage = spec.get("stage")
         if stage not in STAGES:
             check.add(spec.line_of("stage"),
-                      f"state {name!r} has stage {stage!r}; use one of {', '.join(STAGES)}")
+                      _("state {name!r} has stage {stage!r}; use one of {stages}").format(
+                          name=name, stage=stage, stages=', '.join(STAGES)))
         terminal = spec.get("terminal", False)
         if not isinstance(terminal, bool):
-            check.add(spec.line_of("terminal"), f"state {name!r}: terminal must be true or false")
-        labels = check.labels(spec, "labels", f"state {name!r}")
+            check.add(spec.line_of("terminal"), _("state {name!r}: terminal must be true or false").format(
+                                                    name=name))
+        labels = check.labels(spec, "labels", _("state {name!r}").format(name=name))
         states[str(name)] = State(str(name), labels, str(stage), terminal is True, line)
     return states
 
@@ -236,20 +245,21 @@ def _transitions(top: LineDict, check: _Checker, states: dict[str, State],
                  roles: dict[str, Labels], documents: dict[str, Labels]) -> list[Transition]:
     raw = top.get("transitions")
     if not isinstance(raw, LineList):
-        check.add(top.line_of("transitions"), "transitions must be a list")
+        check.add(top.line_of("transitions"), _("transitions must be a list"))
         return []
     result: list[Transition] = []
     seen: dict[tuple[str, str], int] = {}
     for index, item in enumerate(raw):
-        spec = check.mapping(item, raw.line_of(index), "a transition")
+        spec = check.mapping(item, raw.line_of(index), _("a transition"))
         if spec is None:
             continue
         transition = _transition(spec, check, states, roles, documents)
         for source in transition.sources:
             key = (transition.trigger, source)
             if key in seen:
-                check.add(spec.line, f"trigger {transition.trigger!r} is defined twice from "
-                          f"state {source!r} (first on line {seen[key]})")
+                check.add(spec.line, _("trigger {trigger!r} is defined twice from state {source!r} (first "
+                                       "on line {seen})").format(
+                                         trigger=transition.trigger, source=source, seen=seen[key]))
             seen.setdefault(key, spec.line)
         result.append(transition)
     _check_extensions(check, result)
@@ -259,16 +269,16 @@ def _transitions(top: LineDict, check: _Checker, states: dict[str, State],
 
 def _transition(spec: LineDict, check: _Checker, states: dict[str, State],
                 roles: dict[str, Labels], documents: dict[str, Labels]) -> Transition:
-    trigger = check.text(spec, "trigger", "a transition") or "?"
-    what = f"transition {trigger!r}"
+    trigger = check.text(spec, "trigger", _("a transition")) or "?"
+    what = _("transition {trigger!r}").format(trigger=trigger)
     check.unknown_keys(spec, TRANSITION_KEYS, what)
-    sources = check.references(spec, "source", what, states, "has no source state",
-                          "starts from unknown state")
+    sources = check.references(spec, "source", what, states, _("has no source state"),
+                          _("starts from unknown state"))
     dest = _destination(spec, check, states, what)
     roles_named = check.references(spec, "roles", what, roles,
-                              "names no role allowed to fire it", "names unknown role")
+                              _("names no role allowed to fire it"), _("names unknown role"))
     docs = check.references(spec, "documents", what, documents, None,
-                       "requires unknown document")
+                       _("requires unknown document"))
     inputs = _inputs(spec, check, what)
     guards = _guards(spec, check, what, {i.name: i for i in inputs}, documents)
     return Transition(
@@ -297,18 +307,20 @@ def _automatic(spec: LineDict, check: _Checker, what: str, inputs: list[InputSpe
     alone decides it, so it can take no inputs and need no documents."""
     value = spec.get("automatic", False)
     if not isinstance(value, bool):
-        check.add(spec.line_of("automatic"), f"{what}: automatic must be true or false")
+        check.add(spec.line_of("automatic"), _("{what}: automatic must be true or false").format(what=what))
         return False
     if value and (inputs or documents):
-        check.add(spec.line_of("automatic"), f"{what}: an automatic move can take no inputs or documents "
-                  "(no one gives them when time makes the move)")
+        check.add(spec.line_of("automatic"), _("{what}: an automatic move can take no inputs or documents "
+                                               "(no one gives them when time makes the move)").format(
+                                                 what=what))
     return value
 
 
 def _extends(spec: LineDict, check: _Checker, what: str) -> str | None:
     target = spec.get("extends_deadline")
     if target is not None and not isinstance(target, str):
-        check.add(spec.line_of("extends_deadline"), f"{what}: extends_deadline must name a move")
+        check.add(spec.line_of("extends_deadline"), _("{what}: extends_deadline must name a move").format(
+                                                        what=what))
         return None
     return target
 
@@ -328,41 +340,46 @@ def _destination(spec: LineDict, check: _Checker, states: dict[str, State],
     stays = spec.get("stays", False)
     if stays is True:
         if "dest" in spec:
-            check.add(spec.line_of("dest"), f"{what} has both dest and stays: true")
+            check.add(spec.line_of("dest"), _("{what} has both dest and stays: true").format(what=what))
         return None
     if stays is not False:
-        check.add(spec.line_of("stays"), f"{what}: stays must be true or false")
+        check.add(spec.line_of("stays"), _("{what}: stays must be true or false").format(what=what))
     dest = check.text(spec, "dest", what)
     if dest and dest not in states:
-        check.add(spec.line_of("dest"), f"{what} leads to unknown state {dest!r}")
+        check.add(spec.line_of("dest"), _("{what} leads to unknown state {dest!r}").format(
+                                            what=what, dest=dest))
     return dest
 
 
 def _inputs(spec: LineDict, check: _Checker, what: str) -> list[InputSpec]:
     if "inputs" not in spec:
         return []
-    block = check.mapping(spec["inputs"], spec.line_of("inputs"), f"{what} inputs")
+    block = check.mapping(spec["inputs"], spec.line_of("inputs"), _("{what} inputs").format(what=what))
     result = []
     for name in block or {}:
-        item = check.mapping(block[name], block.line_of(name), f"{what} input {name!r}")
+        item = check.mapping(block[name], block.line_of(name), _("{what} input {name!r}").format(
+                                                                   what=what, name=name))
         if item is None:
             continue
         item.line = block.line_of(name)
-        check.unknown_keys(item, INPUT_KEYS, f"{what} input {name!r}")
+        check.unknown_keys(item, INPUT_KEYS, _("{what} input {name!r}").format(what=what, name=name))
         kind = item.get("type")
         if kind not in INPUT_TYPES:
-            check.add(item.line_of("type"), f"{what} input {name!r} has unknown type {kind!r}; "
-                      f"use one of {', '.join(INPUT_TYPES)}")
+            check.add(item.line_of("type"), _("{what} input {name!r} has unknown type {kind!r}; use one of "
+                                              "{input_types}").format(
+                                                what=what, name=name, kind=kind,
+                                                input_types=', '.join(INPUT_TYPES)))
         choices = item.get("choices", [])
         if not isinstance(choices, list) or not all(isinstance(c, str | int) for c in choices):
             choices = []
         if kind == "choice" and not choices:
-            check.add(item.line, f"{what} input {name!r} of type choice needs a list of choices")
+            check.add(item.line, _("{what} input {name!r} of type choice needs a list of choices").format(
+                                     what=what, name=name))
         required = item.get("required", True)
         if not isinstance(required, bool):
-            check.add(item.line_of("required"), f"{what} input {name!r}: required must be "
-                      "true or false")
-        labels = check.labels(item, "labels", f"{what} input {name!r}")
+            check.add(item.line_of("required"),
+                      _("{what} input {name!r}: required must be true or false").format(what=what, name=name))
+        labels = check.labels(item, "labels", _("{what} input {name!r}").format(what=what, name=name))
         result.append(InputSpec(str(name), str(kind), labels, required is not False,
                                 tuple(str(c) for c in choices or ())))
     return result
@@ -374,22 +391,23 @@ def _guards(spec: LineDict, check: _Checker, what: str, inputs: dict[str, InputS
         return []
     raw = spec["guards"]
     if not isinstance(raw, LineList):
-        check.add(spec.line_of("guards"), f"{what}: guards must be a list")
+        check.add(spec.line_of("guards"), _("{what}: guards must be a list").format(what=what))
         return []
     result = []
     for index, item in enumerate(raw):
         line = raw.line_of(index)
         if not isinstance(item, LineDict) or len(item) != 1:
-            check.add(line, f"{what}: each guard is written as 'name: {{parameters}}'")
+            check.add(line, _("{what}: each guard is written as 'name: {{parameters}}'").format(what=what))
             continue
         (name, params), = item.items()
         guard = REGISTRY.get(name)
         if guard is None:
-            check.add(line, f"{what} uses unknown guard {name!r}; known guards: "
-                      f"{', '.join(current_guards())}")
+            check.add(line, _("{what} uses unknown guard {name!r}; known guards: {names}").format(
+                                what=what, name=name, names=', '.join(current_guards())))
             continue
         if not isinstance(params, LineDict):
-            check.add(line, f"{what}: guard {name!r} needs a mapping of parameters")
+            check.add(line, _("{what}: guard {name!r} needs a mapping of parameters").format(
+                                what=what, name=name))
             continue
         params.line = line
         _check_params(check, what, guard.name, guard.params, params, inputs, documents)
@@ -399,58 +417,62 @@ def _guards(spec: LineDict, check: _Checker, what: str, inputs: dict[str, InputS
 
 def _check_params(check: _Checker, what: str, guard: str, schema: Any, params: LineDict,
                   inputs: dict[str, InputSpec], documents: dict[str, Labels]) -> None:
-    where = f"{what} guard {guard!r}"
+    where = _("{what} guard {guard!r}").format(what=what, guard=guard)
     for key in params:
         if key not in schema:
-            check.add(params.line_of(key), f"{where} has unknown parameter {key!r}; "
-                      f"expected {', '.join(schema)}")
+            check.add(params.line_of(key), _("{where} has unknown parameter {key!r}; expected "
+                                             "{expected}").format(where=where, key=key,
+                                                                  expected=', '.join(schema)))
     for key, param in schema.items():
         if key not in params:
             if param.required:
-                check.add(params.line, f"{where} is missing parameter {key!r}")
+                check.add(params.line, _("{where} is missing parameter {key!r}").format(where=where, key=key))
             continue
         problem = _param_problem(param, params[key], inputs, documents)
         if problem:
-            check.add(params.line_of(key), f"{where} parameter {key!r} {problem}")
+            check.add(params.line_of(key), _("{where} parameter {key!r} {problem}").format(
+                                               where=where, key=key, problem=problem))
 
 
 def _param_problem(param: Any, value: Any, inputs: dict[str, InputSpec],
                    documents: dict[str, Labels]) -> str | None:
     if param.kind == "date_refs":
         if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, str) for v in value):
-            return f"must be a list of at least two date names, not {value!r}"
+            return _("must be a list of at least two date names, not {value!r}").format(value=value)
         return None
     if param.kind in ("input", "document", "education", "text", "date_ref") \
             and not isinstance(value, str):
-        return f"must be a name, not {value!r}"
+        return _("must be a name, not {value!r}").format(value=value)
     if param.kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
-            return f"must be a whole number, not {value!r}"
+            return _("must be a whole number, not {value!r}").format(value=value)
         if param.minimum is not None and value < param.minimum:
-            return f"must be at least {param.minimum}, not {value}"
+            return _("must be at least {minimum}, not {value}").format(minimum=param.minimum, value=value)
         if value > MAX_WHOLE:
-            return f"must be at most {MAX_WHOLE:,} (years, months or counts), not {value}"
+            return _("must be at most {max_whole:,} (years, months or counts), not {value}").format(
+                       max_whole=MAX_WHOLE, value=value)
     elif param.kind == "ratio" and parse_ratio(value) is None:
-        return f"must be a ratio such as 2/3 or 0.5 between 0 and 1, not {value!r}"
+        return _("must be a ratio such as 2/3 or 0.5 between 0 and 1, not {value!r}").format(value=value)
     elif param.kind in ("text", "date_ref") and (not isinstance(value, str) or not value):
-        return f"must be non-empty text, not {value!r}"
+        return _("must be non-empty text, not {value!r}").format(value=value)
     elif param.kind == "input" and value not in inputs:
-        return f"names {value!r}, which is not an input of this transition"
+        return _("names {value!r}, which is not an input of this transition").format(value=value)
     elif param.kind == "input" and param.input_types and inputs[value].type in INPUT_TYPES \
             and inputs[value].type not in param.input_types:
-        return (f"names input {value!r} of type {inputs[value].type}; it must be of type "
-                f"{' or '.join(param.input_types)}")
+        return (_("names input {value!r} of type {type}; it must be of type {input_types}").format(
+                    value=value, type=inputs[value].type, input_types=_(' or ').join(param.input_types)))
     elif param.kind == "document" and value not in documents:
-        return f"names unknown document {value!r}"
+        return _("names unknown document {value!r}").format(value=value)
     elif param.kind == "education" and value not in EDUCATION_LEVELS:
-        return f"must be one of {', '.join(EDUCATION_LEVELS)}, not {value!r}"
+        return _("must be one of {education_levels}, not {value!r}").format(
+                   education_levels=', '.join(EDUCATION_LEVELS), value=value)
     return None
 
 
 def _records(spec: LineDict, check: _Checker, what: str) -> dict[str, Derivation]:
     if "records" not in spec:
         return {}
-    block = check.mapping(spec["records"], spec.line_of("records"), f"{what} records")
+    block = check.mapping(spec["records"], spec.line_of("records"), _("{what} records").format(what=what))
     result: dict[str, Derivation] = {}
     for fact in block or {}:
         value, line = block[fact], block.line_of(fact)
@@ -460,25 +482,28 @@ def _records(spec: LineDict, check: _Checker, what: str) -> dict[str, Derivation
                 and isinstance(value["add_months"], int) and isinstance(value["from"], str):
             result[str(fact)] = Derivation(value["from"], value["add_months"])
         else:
-            check.add(line, f"{what} records {fact!r} as business_date, a fact name, or "
-                      "{from: FACT, add_months: N}")
+            check.add(line, _("{what} records {fact!r} as business_date, a fact name, or {{from: FACT, "
+                              "add_months: N}}").format(what=what, fact=fact))
     return result
 
 
 def _deadline(spec: LineDict, check: _Checker, what: str) -> Deadline | None:
     if "deadline" not in spec:
         return None
-    block = check.mapping(spec["deadline"], spec.line_of("deadline"), f"{what} deadline")
+    block = check.mapping(spec["deadline"], spec.line_of("deadline"), _("{what} deadline").format(what=what))
     if block is None:
         return None
-    check.unknown_keys(block, DEADLINE_KEYS, f"{what} deadline")
-    within = _period(check, block, "within", f"{what} deadline")
-    extension = _period(check, block, "extension", f"{what} deadline extension", optional=True)
+    check.unknown_keys(block, DEADLINE_KEYS, _("{what} deadline").format(what=what))
+    within = _period(check, block, "within", _("{what} deadline").format(what=what))
+    extension = _period(check, block, "extension", _("{what} deadline extension").format(
+                                                       what=what), optional=True)
     if extension and extension[1] != "working_days":
-        check.add(block.line_of("extension"), f"{what} deadline extension must be in working_days")
+        check.add(block.line_of("extension"), _("{what} deadline extension must be in working_days").format(
+                                                  what=what))
     start = block.get("from", STATE_ENTERED)
     if not isinstance(start, str):
-        check.add(block.line_of("from"), f"{what} deadline: from must name a recorded date")
+        check.add(block.line_of("from"), _("{what} deadline: from must name a recorded date").format(
+                                             what=what))
         start = STATE_ENTERED
     if within is None:
         return None
@@ -489,18 +514,19 @@ def _period(check: _Checker, block: LineDict, key: str, what: str,
             optional: bool = False) -> tuple[int, str] | None:
     if key not in block:
         if not optional:
-            check.add(block.line, f"{what} has no {key}")
+            check.add(block.line, _("{what} has no {key}").format(what=what, key=key))
         return None
     period = block[key]
     if isinstance(period, LineDict) and len(period) == 1:
         (unit, amount), = period.items()
         if unit in PERIOD_UNITS and isinstance(amount, int) and amount > MAX_PERIOD:
-            check.add(block.line_of(key), f"{what}: {key} is at most {MAX_PERIOD:,} {unit}")
+            check.add(block.line_of(key), _("{what}: {key} is at most {max_period:,} {unit}").format(
+                                              what=what, key=key, max_period=MAX_PERIOD, unit=unit))
             return None
         if unit in PERIOD_UNITS and isinstance(amount, int) and amount > 0:
             return amount, unit
-    check.add(block.line_of(key), f"{what}: {key} must be {{working_days: N}} or {{months: N}} "
-              "with N a positive whole number")
+    check.add(block.line_of(key), _("{what}: {key} must be {{working_days: N}} or {{months: N}} with N a "
+                                    "positive whole number").format(what=what, key=key))
     return None
 
 
@@ -510,11 +536,13 @@ def _check_separations(check: _Checker, transitions: list[Transition]) -> None:
     for transition in transitions:
         for name in transition.separate_from:
             if name not in triggers:
-                check.add(transition.line_of("separate_from"), f"transition {transition.trigger!r} "
-                          f"is kept apart from unknown move {name!r}")
+                check.add(transition.line_of("separate_from"), _("transition {trigger!r} is kept apart "
+                                                                 "from unknown move {name!r}").format(
+                                                                   trigger=transition.trigger, name=name))
             elif name == transition.trigger:
-                check.add(transition.line_of("separate_from"), f"transition {transition.trigger!r} "
-                          "cannot be kept apart from itself")
+                check.add(transition.line_of("separate_from"), _("transition {trigger!r} cannot be kept "
+                                                                 "apart from itself").format(
+                                                                   trigger=transition.trigger))
 
 
 def _check_extensions(check: _Checker, transitions: list[Transition]) -> None:
@@ -523,8 +551,8 @@ def _check_extensions(check: _Checker, transitions: list[Transition]) -> None:
         target = transition.extends_deadline
         if target is not None and target not in with_deadline:
             check.add(transition.line_of("extends_deadline"),
-                      f"transition {transition.trigger!r} extends the deadline of "
-                      f"{target!r}, which has no extendable deadline")
+                      _("transition {trigger!r} extends the deadline of {target!r}, which has no "
+                        "extendable deadline").format(trigger=transition.trigger, target=target))
 
 
 @dataclass(frozen=True)
@@ -548,10 +576,11 @@ def graph_problems(states: Mapping[str, State], transitions: Sequence[Transition
         leaving = exits[name] - {name}
         if state.terminal and exits[name]:
             found.append(GraphProblem(state.line, "terminal-exit",
-                                      f"terminal state {name!r} has moves out of it"))
+                                      _("terminal state {name!r} has moves out of it").format(name=name)))
         elif not state.terminal and not leaving:
             found.append(GraphProblem(state.line, "dead-end-state",
-                                      f"state {name!r} is not terminal but has no way out"))
+                                      _("state {name!r} is not terminal but has no way out").format(
+                                          name=name)))
     if initial not in states:
         return found
     reached, queue = {initial}, deque([initial])
@@ -560,7 +589,8 @@ def graph_problems(states: Mapping[str, State], transitions: Sequence[Transition
             reached.add(nxt)
             queue.append(nxt)
     return found + [GraphProblem(state.line, "unreachable-state",
-                                 f"state {name!r} cannot be reached from {initial!r}")
+                                 _("state {name!r} cannot be reached from {initial!r}").format(
+                                     name=name, initial=initial))
                     for name, state in states.items() if name not in reached]
 
 
@@ -585,9 +615,9 @@ def _dates_read(t: Transition) -> Iterator[_DateRead]:
     for fact, derivation in t.records.items():
         if fact not in t.implicit_records:
             yield _DateRead(derivation.source, t.line_of(f"records.{fact}"),
-                            f"records {fact!r} from", True)
+                            _("records {fact!r} from").format(fact=fact), True)
     if t.deadline:
-        yield _DateRead(t.deadline.start, t.line_of("deadline.from"), "deadline counts from", False)
+        yield _DateRead(t.deadline.start, t.line_of("deadline.from"), _("deadline counts from"), False)
     for guard in t.guards:
         for key, param in REGISTRY[guard.name].params.items():
             value = guard.params.get(key)
@@ -596,7 +626,7 @@ def _dates_read(t: Transition) -> Iterator[_DateRead]:
             for name in names:
                 if isinstance(name, str):
                     yield _DateRead(name, guard.param_lines.get(key, guard.line),
-                                    f"guard {guard.name!r} reads", True)
+                                    _("guard {name!r} reads").format(name=guard.name), True)
 
 
 def _with_implicit_records(transitions: list[Transition]) -> list[Transition]:
@@ -623,11 +653,12 @@ def _check_fact_references(check: _Checker, transitions: list[Transition]) -> No
     for t in transitions:
         for read in _dates_read(t):
             if read.name not in facts and not (read.own_input_counts and read.name in _date_inputs(t)):
-                check.add(read.line, f"transition {t.trigger!r} {read.reader} {read.name!r}, which "
-                          "no move records")
+                check.add(read.line, _("transition {trigger!r} {reader} {name!r}, which no move "
+                                       "records").format(trigger=t.trigger, reader=read.reader,
+                                                         name=read.name))
         for name in t.clears:
             proposer = name.startswith("made_by.") and any(
                 name == f"made_by.{x}" for other in transitions for x in other.separate_from)
             if name not in facts and not proposer:
-                check.add(t.line_of("clears"), f"transition {t.trigger!r} clears {name!r}, which no "
-                          "move records")
+                check.add(t.line_of("clears"), _("transition {trigger!r} clears {name!r}, which no move "
+                                                 "records").format(trigger=t.trigger, name=name))

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from memberflow.i18n import _
 from memberflow.workflow.definition import Labels
 
 if TYPE_CHECKING:
@@ -40,9 +41,9 @@ def parse_personal_data(top: LineDict, check: _Checker, roles: Mapping[str, Labe
     if block is None:
         return DEFAULT
     fields = check.references(block, "sensitive", "personal_data", dict.fromkeys(PERSON_FIELDS),
-                              "has no sensitive (the fields it protects)",
-                              "sensitive names unknown person field")
+                              _("has no sensitive (the fields it protects)"),
+                              _("sensitive names unknown person field"))
     shown_to = check.references(block, "shown_to", "personal_data", {**roles, AUDITOR: None},
-                                "has no shown_to (the roles that see those fields)",
-                                "shown_to names unknown role")
+                                _("has no shown_to (the roles that see those fields)"),
+                                _("shown_to names unknown role"))
     return PersonalData(fields, shown_to)

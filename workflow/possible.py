@@ -21,6 +21,7 @@ from datetime import date
 from typing import Any
 
 from memberflow.errors import BadInput
+from memberflow.i18n import _
 from memberflow.workflow.dates import format_date
 from memberflow.workflow.definition import GuardUse, Transition
 from memberflow.workflow.guards import REGISTRY
@@ -46,11 +47,12 @@ def impossibilities(transition: Transition, inputs: Mapping[str, Any],
         if value is None:
             continue
         if spec.type == "count" and value > MAX_COUNT:
-            problems.append(f"input {spec.name} is {value}: more than any real count "
-                            f"(at most {MAX_COUNT})")
+            problems.append(_("input {name} is {value}: more than any real count (at most "
+                              "{max_count})").format(name=spec.name, value=value, max_count=MAX_COUNT))
         elif spec.type == "date" and birth is not None and date.fromisoformat(value) < birth:
-            problems.append(f"input {spec.name} {format_date(date.fromisoformat(value))} is "
-                            f"before the person was born ({format_date(birth)})")
+            problems.append(_("input {name} {day} is before the person was born ({birth})").format(
+                                name=spec.name, day=format_date(date.fromisoformat(value)),
+                                birth=format_date(birth)))
     for guard in transition.guards:
         problems.extend(_broken_relations(guard, inputs))
     return list(dict.fromkeys(problems))
@@ -65,11 +67,13 @@ def _broken_relations(guard: GuardUse, inputs: Mapping[str, Any]) -> list[str]:
         if value is None:
             continue
         if param.input_at_least is not None and value < param.input_at_least:
-            problems.append(f"input {name} must be at least {param.input_at_least} (got {value})")
+            problems.append(_("input {name} must be at least {input_at_least} (got {value})").format(
+                                name=name, input_at_least=param.input_at_least, value=value))
         bound_name = guard.params.get(param.input_at_most) if param.input_at_most else None
         bound = _number(inputs, bound_name)
         if bound is not None and value > bound:
-            problems.append(f"input {name} ({value}) cannot exceed input {bound_name} ({bound})")
+            problems.append(_("input {name} ({value}) cannot exceed input {bound_name} ({bound})").format(
+                                name=name, value=value, bound_name=bound_name, bound=bound))
     return problems
 
 

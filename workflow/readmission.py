@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from memberflow.i18n import _
 from memberflow.workflow.dates import add_months, format_date
 from memberflow.workflow.definition import Labels, State
 from memberflow.workflow.yaml_source import LineDict
@@ -89,9 +90,11 @@ class ReadmissionRules:
         """A declared category or exception the definition does not know (bad input)."""
         known = {b.name for b in self.bars if b.declared}
         for name in sorted(claim.declared - known):
-            return f"unknown barred category {name!r}; declared categories: {', '.join(sorted(known))}"
+            return _("unknown barred category {name!r}; declared categories: {names}").format(
+                       name=name, names=', '.join(sorted(known)))
         for name in sorted(claim.exceptions - set(self.exceptions)):
-            return f"unknown exception {name!r}; exceptions: {', '.join(self.exceptions) or 'none'}"
+            return _("unknown exception {name!r}; exceptions: {exceptions}").format(
+                       name=name, exceptions=', '.join(self.exceptions) or _('none'))
         return None
 
     def failures(self, earlier: Mapping[str, Any], claim: Claim, on: date,
@@ -101,23 +104,27 @@ class ReadmissionRules:
         ended, state = date.fromisoformat(earlier["ended_on"]), earlier["ended_in"]
         if state not in self.ended_in:
             label = states[state].labels.en if state in states else state
-            found.append(f"case {earlier['case_id']} ended in {state} ({label}); readmission "
-                         f"follows only {', '.join(self.ended_in)}")
+            found.append(_("case {case_id} ended in {state} ({label}); readmission follows only "
+                           "{ended_in}").format(case_id=earlier['case_id'], state=state, label=label,
+                             ended_in=', '.join(self.ended_in)))
         if self.once_only and earlier.get("readmissions"):
-            found.append(f"readmission is allowed once only: case {earlier['readmissions'][0]} "
-                         "was already a readmission")
+            found.append(_("readmission is allowed once only: case {case_id} was already a "
+                           "readmission").format(case_id=earlier['readmissions'][0]))
         if on < add_months(ended, self.wait_months):
-            found.append(f"membership ended on {format_date(ended)}; readmission needs "
-                         f"{self.wait_months} months, so not before "
-                         f"{format_date(add_months(ended, self.wait_months))}")
+            found.append(_("membership ended on {ended}; readmission needs {wait_months} months, so not "
+                           "before {add_months}").format(
+                             ended=format_date(ended), wait_months=self.wait_months,
+                             add_months=format_date(add_months(ended, self.wait_months))))
         cleared = claim.record_cleared_on
         if cleared and on < add_months(cleared, self.record_cleared_wait_months):
-            found.append(f"criminal record cleared on {format_date(cleared)}; readmission needs "
-                         f"{self.record_cleared_wait_months} months after it")
-        found += [f"barred from readmission: {bar.labels.en} ({bar.labels.vi})"
+            found.append(_("criminal record cleared on {cleared}; readmission needs "
+                           "{record_cleared_wait_months} months after it").format(
+                             cleared=format_date(cleared),
+                             record_cleared_wait_months=self.record_cleared_wait_months))
+        found += [_("barred from readmission: {en} ({vi})").format(en=bar.labels.en, vi=bar.labels.vi)
                   for bar in self.bars if _applies(bar, earlier, claim)]
         attached = claim.documents or {}
-        found += [f"document {code} must be attached with this readmission"
+        found += [_("document {code} must be attached with this readmission").format(code=code)
                   for code in self.documents if code not in attached]
         return found
 
@@ -138,10 +145,10 @@ def parse_readmission(top: LineDict, check: _Checker, states: Mapping[str, State
     if block is None:
         return None
     ended_in = check.references(block, "ended_in", "readmission", states,
-                                "has no ended_in (how an earlier membership ended)",
-                                "ended_in names unknown state")
+                                _("has no ended_in (how an earlier membership ended)"),
+                                _("ended_in names unknown state"))
     codes = check.references(block, "documents", "readmission", documents, None,
-                             "requires unknown document")
+                             _("requires unknown document"))
     exceptions = _exceptions(block, check)
     return ReadmissionRules(
         labels=check.labels(block, "labels", "readmission"),
@@ -161,8 +168,8 @@ def parse_readmission(top: LineDict, check: _Checker, states: Mapping[str, State
 def _months(block: LineDict, key: str, check: _Checker) -> int:
     value = block.get(key, 0)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MONTHS:
-        check.add(block.line_of(key), f"readmission: {key} must be a whole number of months "
-                  f"from 0 to {MAX_MONTHS}")
+        check.add(block.line_of(key), _("readmission: {key} must be a whole number of months from 0 to "
+                                        "{max_months}").format(key=key, max_months=MAX_MONTHS))
         return 0
     return value
 
@@ -170,37 +177,39 @@ def _months(block: LineDict, key: str, check: _Checker) -> int:
 def _flag(block: LineDict, key: str, check: _Checker) -> bool:
     value = block.get(key, False)
     if not isinstance(value, bool):
-        check.add(block.line_of(key), f"readmission: {key} must be true or false")
+        check.add(block.line_of(key), _("readmission: {key} must be true or false").format(key=key))
     return value is True
 
 
 def _exceptions(block: LineDict, check: _Checker) -> dict[str, Labels]:
     spec = check.mapping(block.get("exceptions", LineDict()), block.line_of("exceptions"),
-                         "readmission exceptions")
+                         _("readmission exceptions"))
     found = {}
     for name in spec or {}:
-        entry = check.mapping(spec[name], spec.line_of(name), f"exception {name!r}")
+        entry = check.mapping(spec[name], spec.line_of(name), _("exception {name!r}").format(name=name))
         if entry is not None:
-            check.unknown_keys(entry, EXCEPTION_KEYS, f"exception {name!r}")
-            found[str(name)] = check.labels(entry, "labels", f"exception {name!r}")
+            check.unknown_keys(entry, EXCEPTION_KEYS, _("exception {name!r}").format(name=name))
+            found[str(name)] = check.labels(entry, "labels", _("exception {name!r}").format(name=name))
     return found
 
 
 def _bars(block: LineDict, check: _Checker, states: Mapping[str, State],
           exceptions: Mapping[str, Labels]) -> tuple[Bar, ...]:
-    spec = check.mapping(block.get("barred", LineDict()), block.line_of("barred"), "readmission barred")
+    spec = check.mapping(block.get("barred", LineDict()), block.line_of("barred"), _("readmission barred"))
     bars = []
     for name in spec or {}:
-        what = f"barred category {name!r}"
+        what = _("barred category {name!r}").format(name=name)
         entry = check.mapping(spec[name], spec.line_of(name), what)
         if entry is None:
             continue
         check.unknown_keys(entry, BAR_KEYS, what)
         state, unless = entry.get("earlier_state"), entry.get("unless")
         if state is not None and state not in states:
-            check.add(entry.line_of("earlier_state"), f"{what}: unknown state {state!r}")
+            check.add(entry.line_of("earlier_state"), _("{what}: unknown state {state!r}").format(
+                                                          what=what, state=state))
         if unless is not None and unless not in exceptions:
-            check.add(entry.line_of("unless"), f"{what}: unknown exception {unless!r}")
+            check.add(entry.line_of("unless"), _("{what}: unknown exception {unless!r}").format(
+                                                   what=what, unless=unless))
         ground = entry.get("earlier_ground")
         bars.append(Bar(str(name), check.labels(entry, "labels", what),
                         str(state) if state is not None else None,

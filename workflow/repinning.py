@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from memberflow.errors import BadInput
+from memberflow.i18n import _
 from memberflow.workflow.deadlines import OpenDeadline, open_deadlines
 from memberflow.workflow.definition import Definition
 from memberflow.workflow.guards import is_pending
@@ -63,9 +64,10 @@ def parse_state_map(pairs: Iterable[str], target: Definition) -> dict[str, str]:
     for pair in pairs:
         old, sep, new = pair.partition("=")
         if not sep or not old.strip() or not new.strip():
-            raise BadInput(f"--map {pair!r} must be OLD_STATE=NEW_STATE")
+            raise BadInput(_("--map {pair!r} must be OLD_STATE=NEW_STATE").format(pair=pair))
         if new.strip() not in target.states:
-            raise BadInput(f"--map {pair!r}: {target.name} version has no state {new.strip()!r}")
+            raise BadInput(_("--map {pair!r}: {name} version has no state {new!r}").format(
+                               pair=pair, name=target.name, new=new.strip()))
         mapping[old.strip()] = new.strip()
     return mapping
 
@@ -120,12 +122,14 @@ def deadline_changes(before: list[OpenDeadline], after: list[OpenDeadline]) -> l
     changes = []
     for trigger in sorted(old.keys() | new.keys()):
         if trigger not in new:
-            changes.append(f"{trigger}: deadline no longer runs")
+            changes.append(_("{trigger}: deadline no longer runs").format(trigger=trigger))
         elif trigger not in old:
-            changes.append(f"{trigger}: a deadline starts to run")
+            changes.append(_("{trigger}: a deadline starts to run").format(trigger=trigger))
         elif old[trigger] != new[trigger]:
             shift = (new[trigger] - old[trigger]).days
-            changes.append(f"{trigger}: due {abs(shift)} days {'later' if shift > 0 else 'earlier'}")
+            moved = _("{trigger}: due {shift} days later") if shift > 0 else \
+                _("{trigger}: due {shift} days earlier")
+            changes.append(moved.format(trigger=trigger, shift=abs(shift)))
     return changes
 
 
@@ -144,5 +148,7 @@ def migration_payload(case: RunningCase, target: Definition, target_version: int
 
 def stranded_text(report: MigrationPlan) -> str:
     cases = sum(report.stranded.values())
-    return (f"{cases} running case(s) would be stranded: {report.target.name}@{report.target_version} "
-            f"has no state {', '.join(report.vanishing)}; give --map OLD=NEW for each")
+    return (_("{cases} running case(s) would be stranded: {name}@{target_version} has no state "
+              "{vanishing}; give --map OLD=NEW for each").format(
+                cases=cases, name=report.target.name, target_version=report.target_version,
+                vanishing=', '.join(report.vanishing)))

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from memberflow.errors import MemberflowError
+from memberflow.i18n import _
 from memberflow.workflow.dates import local_time
 from memberflow.workflow.definition import Definition
 from memberflow.workflow.engine import CaseView, Engine, MoveRequest
@@ -68,7 +69,8 @@ class Replayer:
                               event["from_state"], event["to_state"], event["actor"], event["role"])
             problem = self._apply(result, event, step)
             if problem:
-                result.divergence = f"seq {step.seq} ({step.trigger}): {problem}"
+                result.divergence = _("seq {seq} ({trigger}): {problem}").format(
+                                        seq=step.seq, trigger=step.trigger, problem=problem)
                 break
             result.steps.append(step)
         return result
@@ -76,29 +78,32 @@ class Replayer:
     def _apply(self, result: ReplayResult, event: Mapping[str, Any], step: ReplayStep) -> str | None:
         definition = self.definition_by_sha(event["definition_sha256"])
         if definition is None:
-            return f"definition version {event['definition_sha256'][:12]} is not stored"
+            return _("definition version {definition_sha256} is not stored").format(
+                       definition_sha256=event['definition_sha256'][:12])
         if event["kind"] == "open":
             if result.state is not None:
-                return "a second opening event"
+                return _("a second opening event")
             if step.to_state != definition.initial:
-                return f"opened in {step.to_state}, but {definition.name} starts in {definition.initial}"
+                return _("opened in {to_state}, but {name} starts in {initial}").format(
+                           to_state=step.to_state, name=definition.name, initial=definition.initial)
             result.state, result.definition = step.to_state, definition
             result.facts = self.engine.opening_facts(definition, step.business_date)
             return _readmission(result, definition, step, _payload(event["payload"]) or {})
         if event["kind"] not in ("move", MIGRATION_KIND):
-            return f"unknown event kind {event['kind']!r}"
+            return _("unknown event kind {kind!r}").format(kind=event['kind'])
         if result.state is None or result.definition is None:
-            return "a move before the case was opened"
+            return _("a move before the case was opened")
         if step.from_state != result.state:
-            return f"recorded from {step.from_state}, but the replayed case is in {result.state}"
+            return _("recorded from {from_state}, but the replayed case is in {state}").format(
+                       from_state=step.from_state, state=result.state)
         payload = _payload(event["payload"])
         if payload is None:
-            return "the stored payload is not a JSON object"
+            return _("the stored payload is not a JSON object")
         if event["kind"] == MIGRATION_KIND:
             return _migrate(result, definition, step, payload)
         if definition.sha256 != result.definition.sha256:
-            return (f"recorded under definition {definition.sha256[:12]}, but the case is pinned "
-                    f"to {result.definition.sha256[:12]}")
+            return (_("recorded under definition {sha256}, but the case is pinned to {sha2562}").format(
+                        sha256=definition.sha256[:12], sha2562=result.definition.sha256[:12]))
         request = MoveRequest(step.trigger, frozenset({step.role}), step.business_date,
                               payload.get("inputs", {}), payload.get("documents", {}),
                               payload.get("evidence", {}), step.role, step.actor)
@@ -107,9 +112,11 @@ class Replayer:
                                     today=_recorded_day(event["recorded_at"]), with_due=False,
                                     replaying=True)
         except MemberflowError as refusal:
-            return f"not legal under {definition.name} ({definition.sha256[:12]}): {refusal}"
+            return _("not legal under {name} ({sha256}): {refusal}").format(
+                       name=definition.name, sha256=definition.sha256[:12], refusal=refusal)
         if move.to_state != step.to_state:
-            return f"the rules lead to {move.to_state}, but {step.to_state} was recorded"
+            return _("the rules lead to {to_state}, but {to_state2} was recorded").format(
+                       to_state=move.to_state, to_state2=step.to_state)
         result.state, result.facts, result.definition = move.to_state, move.facts, definition
         return None
 
@@ -121,12 +128,13 @@ def _readmission(result: ReplayResult, definition: Definition, step: ReplayStep,
         return None
     earlier = payload.get("evidence", {}).get("earlier_membership")
     if definition.readmission is None or not isinstance(earlier, dict):
-        return "a readmission opening without readmission rules or evidence"
+        return _("a readmission opening without readmission rules or evidence")
     documents = payload.get("documents") or {}
     claim = Claim.from_payload(payload["readmission"], documents)
     failures = definition.readmission.failures(earlier, claim, step.business_date, definition.states)
     if failures:
-        return f"readmission not legal under {definition.name}: {'; '.join(failures)}"
+        return _("readmission not legal under {name}: {failures}").format(
+                   name=definition.name, failures='; '.join(failures))
     result.facts.update(readmission_facts(earlier, documents))
     return None
 
@@ -137,14 +145,16 @@ def _migrate(result: ReplayResult, target: Definition, step: ReplayStep,
     and land where its recorded state map says, in a state the target version has."""
     assert result.definition is not None and result.state is not None
     if payload.get("from_sha256") != result.definition.sha256:
-        return (f"migration from {str(payload.get('from_sha256'))[:12]}, but the case is pinned "
-                f"to {result.definition.sha256[:12]}")
+        return (_("migration from {payload}, but the case is pinned to {sha256}").format(
+                    payload=str(payload.get('from_sha256'))[:12], sha256=result.definition.sha256[:12]))
     if payload.get("to_sha256") != target.sha256:
-        return "the migration's payload names another target version than its event"
+        return _("the migration's payload names another target version than its event")
     if (payload.get("state_map") or {}).get(result.state) != step.to_state:
-        return f"the recorded state map does not send {result.state} to {step.to_state}"
+        return _("the recorded state map does not send {state} to {to_state}").format(
+                   state=result.state, to_state=step.to_state)
     if step.to_state not in target.states:
-        return f"{target.name} ({target.sha256[:12]}) has no state {step.to_state}"
+        return _("{name} ({sha256}) has no state {to_state}").format(
+                   name=target.name, sha256=target.sha256[:12], to_state=step.to_state)
     result.state, result.definition = step.to_state, target
     for name in payload.get("cleared", ()):
         result.facts.pop(name, None)

@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from memberflow.errors import BadInput
+from memberflow.i18n import _
 from memberflow.workflow.dates import EARLIEST, today
 from memberflow.workflow.definition import Deadline, Definition, Labels, Transition
 from memberflow.workflow.loader import STATE_ENTERED
@@ -78,12 +79,13 @@ class Report:
 def parse_year(text: str, what: str = "--year") -> int:
     raw = text.strip()
     if not raw.isdigit() or len(raw) != 4:
-        raise BadInput(f"{what} {text!r} is not a year; use four digits, e.g. 2026")
+        raise BadInput(_("{what} {text!r} is not a year; use four digits, e.g. 2026").format(
+                           what=what, text=text))
     year = int(raw)
     if year < EARLIEST.year:
-        raise BadInput(f"{what} {year} is before {EARLIEST.year}")
+        raise BadInput(_("{what} {year} is before {year2}").format(what=what, year=year, year2=EARLIEST.year))
     if year > today().year:
-        raise BadInput(f"{what} {year} is in the future")
+        raise BadInput(_("{what} {year} is in the future").format(what=what, year=year))
     return year
 
 
@@ -94,7 +96,8 @@ def parse_by(text: str | None) -> list[str]:
     keys = [key.strip().lower() for key in text.split(",")]
     unknown = [key for key in keys if key not in BY_KEYS]
     if unknown:
-        raise BadInput(f"unknown --by key {unknown[0]!r}; keys: {', '.join(BY_KEYS)}")
+        raise BadInput(_("unknown --by key {unknown!r}; keys: {by_keys}").format(
+                           unknown=unknown[0], by_keys=', '.join(BY_KEYS)))
     return list(dict.fromkeys(keys))
 
 

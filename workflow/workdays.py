@@ -21,6 +21,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
+from memberflow.i18n import _
 from memberflow.workflow.dates import format_date
 from memberflow.workflow.holiday_data import FIRST_YEAR, HolidayData, generate, years_to_cover
 
@@ -141,7 +142,8 @@ class WorkingCalendar:
         days = []
         for day in sorted(listed.keys() | {d for d in self.overrides if d.year == year}):
             override, holiday = self.overrides.get(day), listed.get(day)
-            why = (f"{override.reason} (set by {override.author})" if override
+            why = (_("{reason} (set by {author})").format(
+                       reason=override.reason, author=override.author) if override
                    else holiday.name(lang) if holiday else "")
             days.append({"date": format_date(day), "weekday": day.strftime("%a"),
                          "working": self.is_working_day(day), "why": why})

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from memberflow.errors import Problem
+from memberflow.i18n import _
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 40
@@ -48,14 +49,14 @@ class _DefinitionLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             raise yaml.MarkedYAMLError(
-                None, None, "aliases (*name) are not allowed in definitions", mark
+                None, None, _("aliases (*name) are not allowed in definitions"), mark
             )
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark
                 raise yaml.MarkedYAMLError(
-                    None, None, f"nesting deeper than {MAX_DEPTH} levels", mark
+                    None, None, _("nesting deeper than {max_depth} levels").format(max_depth=MAX_DEPTH), mark
                 )
             return super().compose_node(parent, index)
         finally:
@@ -71,12 +72,13 @@ def _construct_map(loader: _DefinitionLoader, node: yaml.MappingNode) -> Any:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if not isinstance(key, str | int | float | bool) and key is not None:
-            loader.problems.append(Problem(loader.file, line, "mapping keys must be plain text"))
+            loader.problems.append(Problem(loader.file, line, _("mapping keys must be plain text")))
             continue
         if key in data:
             first = data.key_lines[key]
             loader.problems.append(
-                Problem(loader.file, line, f"key {key!r} appears twice (first on line {first})")
+                Problem(loader.file, line, _("key {key!r} appears twice (first on line {first})").format(
+                                               key=key, first=first))
             )
             continue
         data[key] = loader.construct_object(value_node, deep=True)
@@ -103,12 +105,13 @@ def read_text(path: Path) -> str:
         size = path.stat().st_size
         regular = path.is_file()
     except OSError as exc:
-        problem = Problem(str(path), 0, f"cannot read file ({exc.strerror})")
+        problem = Problem(str(path), 0, _("cannot read file ({strerror})").format(strerror=exc.strerror))
         raise DefinitionInvalid([problem]) from None
     if not regular:  # a device or a pipe would be read without end
-        raise DefinitionInvalid([Problem(str(path), 0, "not a regular file")])
+        raise DefinitionInvalid([Problem(str(path), 0, _("not a regular file"))])
     if size > MAX_BYTES:
-        message = f"file is {size:,} bytes; definitions are limited to {MAX_BYTES:,} bytes"
+        message = _("file is {size:,} bytes; definitions are limited to {max_bytes:,} bytes").format(
+                      size=size, max_bytes=MAX_BYTES)
         raise DefinitionInvalid([Problem(str(path), 0, message)])
     raw = path.read_bytes()
     try:
@@ -116,31 +119,32 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DefinitionInvalid(
-            [Problem(str(path), line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})")]
+            [Problem(str(path), line, _("not UTF-8 text (byte 0x{raw:02x})").format(raw=raw[exc.start]))]
         ) from None
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
     """Parse one YAML document; returns the data (or None) and the problems found."""
     if len(text.encode("utf-8")) > MAX_BYTES:
-        return None, [Problem(file, 0, f"definitions are limited to {MAX_BYTES:,} bytes")]
+        return None, [Problem(file, 0, _("definitions are limited to {max_bytes:,} bytes").format(
+                                           max_bytes=MAX_BYTES))]
     try:
         loader = _DefinitionLoader(text, file)
     except yaml.YAMLError as exc:  # characters YAML does not allow (NUL, ESC, ...)
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         line = text[:getattr(exc, "position", 0)].count("\n") + 1
-        return None, [Problem(file, line, f"YAML error: {reason}")]
+        return None, [Problem(file, line, _("YAML error: {reason}").format(reason=reason))]
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
-        reason = exc.problem or exc.context or "invalid YAML"
-        return None, [*loader.problems, Problem(file, line, f"YAML error: {reason}")]
+        reason = exc.problem or exc.context or _("invalid YAML")
+        return None, [*loader.problems, Problem(file, line, _("YAML error: {reason}").format(reason=reason))]
     except yaml.YAMLError as exc:
-        return None, [*loader.problems, Problem(file, 0, f"YAML error: {exc}")]
+        return None, [*loader.problems, Problem(file, 0, _("YAML error: {exc}").format(exc=exc))]
     except RecursionError:
-        return None, [*loader.problems, Problem(file, 0, "YAML nesting is too deep")]
+        return None, [*loader.problems, Problem(file, 0, _("YAML nesting is too deep"))]
     finally:
         loader.dispose()
     return data, loader.problems
