@@ -68,12 +68,15 @@ class Access:
     # -- reads ----------------------------------------------------------------------------
     def visible_organizations(self, principal: Principal) -> list[int] | None:
         """The organizations whose people and cases the principal sees: None for all (an
-        auditor), else the subtrees of their officer grants (possibly none)."""
+        auditor), else the subtrees of their officer grants; refused to anyone holding neither."""
         if self.is_auditor(principal):
             return None
-        roots = [g.organization_id for g in self.grants(principal)
-                 if g.officer and g.organization_id is not None]
-        return self.store.directory.subtree_ids_of(roots)
+        officer = [g for g in self.grants(principal) if g.officer]
+        if not officer:
+            raise NotPermitted(_("{user} holds no officer or auditor grant; reading cases and "
+                                 "people takes one").format(user=principal.username))
+        return self.store.directory.subtree_ids_of(
+            [g.organization_id for g in officer if g.organization_id is not None])
 
     def require_reader_at(self, principal: Principal, organization_id: int, organization_code: str,
                           what: str) -> None:

@@ -36,6 +36,7 @@ class Initialized:
     url: str
     admin_created: str | None = None  # the first administrator, when this run made them
     admin_existing: str | None = None  # ``--admin`` named the administrator already there
+    admin_login: str | None = None  # PostgreSQL: the login the first administrator acts through
     published: list[Published] = field(default_factory=list)
     calendars: list[CalendarLoaded] = field(default_factory=list)
     recounted: Recounted | None = None
@@ -68,11 +69,24 @@ class Installation:
             else:
                 Administration(store).bootstrap(admin, admin_name or admin)
                 done.admin_created = admin
+                done.admin_login = self._link_installing_login(admin)
         done.published = Publishing(store).install(admin or actor, BUNDLED_DEFINITIONS)
         for path in sorted(BUNDLED_CALENDARS.glob("*.yaml")):
             done.calendars.append(self.load_calendar(None, path))
         done.recounted = self.app.calendar.recount_stale()
         return done
+
+    def _link_installing_login(self, admin: str) -> str | None:
+        """On PostgreSQL the first administrator acts through the login that ran ``init``
+        (who acts is the login there, and someone has to link the others)."""
+        directory = self.app.store.directory
+        if self.app.store.db.is_sqlite:
+            return None
+        login = directory.session_login()
+        if directory.user_of_login(login) is not None:
+            return None
+        directory.link_login(admin, login)
+        return login
 
     def load_calendar(self, actor: str | None, path: Path) -> CalendarLoaded:
         from memberflow.app.principal import Principal

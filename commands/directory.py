@@ -73,7 +73,7 @@ def user_grant(invocation: Invocation, username: str, role: str, org_code: str |
 @pass_invocation
 def user_list(invocation: Invocation, fmt: str) -> None:
     emit(invocation.application().directory.users(invocation.principal()), fmt,
-         ["username", "full_name", "role", "organization"])
+         ["username", "full_name", "role", "organization", "db_login"])
 
 
 @user.command("link")

@@ -33,6 +33,7 @@ HEADINGS = frozenset({
     NC_("column", "stage"), NC_("column", "terminal"), NC_("column", "guards"),
     NC_("column", "deadline"), NC_("column", "cases"), NC_("column", "lands in"),
     NC_("column", "date"), NC_("column", "weekday"), NC_("column", "working"), NC_("column", "why"),
+    NC_("column", "db_login"),
 })
 
 

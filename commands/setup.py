@@ -33,6 +33,10 @@ def init(invocation: Invocation, admin: str | None, admin_name: str | None) -> N
     if done.admin_created:
         click.echo(_("administrator {user} created for the whole installation")
                    .format(user=done.admin_created))
+    if done.admin_login:
+        click.echo(_("{user} acts through database login {login}; link other logins with "
+                     "'memberflow user link USER --db-login NAME'")
+                   .format(user=done.admin_created, login=done.admin_login))
     if done.admin_existing:
         click.echo(_("administrator {user} already administers the whole installation")
                    .format(user=done.admin_existing))

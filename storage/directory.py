@@ -149,7 +149,7 @@ class Directory:
 
     def users_with_grants(self) -> list[dict[str, Any]]:
         query = (select(users.c.username, users.c.full_name, role_grants.c.role,
-                        organizations.c.code.label("organization"))
+                        organizations.c.code.label("organization"), users.c.db_login)
                  .outerjoin(role_grants, role_grants.c.user_id == users.c.id)
                  .outerjoin(organizations, organizations.c.id == role_grants.c.organization_id)
                  .order_by(users.c.username, role_grants.c.role))

@@ -35,10 +35,9 @@ OFFICIAL_LABEL = "Đảng viên chính thức"
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def run(db: Path, *args: str, actor: str = AUDITOR) -> Result:
-    """As the auditor, in the program's default language: labels from the definition in
-    Vietnamese."""
-    return CliRunner().invoke(main, ["--db", str(db), "--actor", actor, "--lang", "vi", *args])
+def run(db: Path, *args: str, actor: str = AUDITOR, lang: str = "en") -> Result:
+    """As the auditor; in English unless a test is about the Vietnamese labels."""
+    return CliRunner().invoke(main, ["--db", str(db), "--actor", actor, "--lang", lang, *args])
 
 
 @contextmanager
@@ -580,7 +579,7 @@ def test_replay_reports_an_unknown_definition_version_as_a_divergence(bloc: Bloc
 
 # -- time travel ---------------------------------------------------------------------------------
 def show(db: Path, case: int, *args: str) -> dict[str, Any]:
-    result = run(db, "case", "show", str(case), *args, "--format", "json")
+    result = run(db, "case", "show", str(case), *args, "--format", "json", lang="vi")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -672,7 +671,7 @@ def keys(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
 
 
 def test_export_csv_streams_every_event_with_vietnamese_labels(exported: Bloc) -> None:
-    result = run(exported.db, "audit", "export", "--format", "csv")
+    result = run(exported.db, "audit", "export", "--format", "csv", lang="vi")
     assert result.exit_code == 0, result.output
     rows = csv_rows(result.stdout)
     stored = audit_rows(exported.db)
@@ -691,7 +690,7 @@ def test_export_csv_streams_every_event_with_vietnamese_labels(exported: Bloc) -
 
 
 def test_export_jsonl_keeps_utf8_and_matches_the_record(exported: Bloc) -> None:
-    result = run(exported.db, "audit", "export", "--format", "jsonl")
+    result = run(exported.db, "audit", "export", "--format", "jsonl", lang="vi")
     assert result.exit_code == 0, result.output
     assert OFFICIAL_LABEL in result.stdout and "\\u" not in result.stdout
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -708,13 +707,13 @@ def test_export_jsonl_keeps_utf8_and_matches_the_record(exported: Bloc) -> None:
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_export_to_a_file_is_utf8(exported: Bloc, tmp_path: Path, fmt: str) -> None:
     file = tmp_path / f"audit.{fmt}"
-    result = run(exported.db, "audit", "export", "--format", fmt, "-o", str(file))
+    result = run(exported.db, "audit", "export", "--format", fmt, "-o", str(file), lang="vi")
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     data = file.read_bytes()
     assert OFFICIAL_LABEL.encode("utf-8") in data
     written = data.decode("utf-8")
-    streamed = run(exported.db, "audit", "export", "--format", fmt).stdout
+    streamed = run(exported.db, "audit", "export", "--format", fmt, lang="vi").stdout
     if fmt == "csv":
         assert csv_rows(written) == csv_rows(streamed)
         assert len(csv_rows(written)) == len(audit_rows(exported.db))

@@ -309,7 +309,7 @@ def test_durations_of_a_recognized_member_and_csv(world: World, db_url: str) -> 
 ])
 def test_bad_arguments_are_one_line_errors(world: World, db_url: str, args: list[str], code: int,
                                            message: str) -> None:
-    result = run_report(db_url, *args)
+    result = run_report(db_url, *args, "--lang", "en")
     assert result.exit_code == code, (result.output, result.stderr)
     assert result.stderr.startswith(message)
     assert len(result.stderr.strip().splitlines()) == 1
