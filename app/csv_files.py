@@ -31,7 +31,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memberflow.errors import AlreadyApplied, BadInput, MemberflowError, StoppedPartWay, Unavailable
+from memberflow.errors import AlreadyApplied, BadInput, MemberflowError, NotFound, StoppedPartWay, Unavailable
 from memberflow.i18n import N_, _
 from memberflow.storage.chain import canonical_json
 from memberflow.workflow.dates import format_timestamp, parse_date
@@ -202,11 +202,22 @@ def advance_rows(service: Service, actor: str, trigger: str, path: Path, given_d
     ``StoppedPartWay`` says where, and how many rows were committed before it."""
     planned = plan_rows(path, trigger, given_date)
     if all_or_nothing:
-        bad = next(((line, r) for line, r in planned if isinstance(r, BadInput)), None)
+        bad = next(((line, r) for line, r in planned if isinstance(r, BadInput)), None) or \
+            _unknown_case(service, planned)
         if bad is not None:
             raise BadInput(_("row {bad}: {bad2}").format(bad=bad[0], bad2=bad[1]))
         return len(planned), iter(_in_one_transaction(service, actor, planned))
     return len(planned), _row_by_row(service, actor, planned)
+
+
+def _unknown_case(service: Service, planned: Sequence[Planned]) -> tuple[int, NotFound] | None:
+    """The first row naming a case the database does not hold: a bad row, not a refusal."""
+    asked = {request.case_id for _, request in planned if not isinstance(request, BadInput)}
+    missing = service.store.cases.missing(asked)
+    for line, request in planned:
+        if not isinstance(request, BadInput) and request.case_id in missing:
+            return line, NotFound(_("case {case_id} not found").format(case_id=request.case_id))
+    return None
 
 
 def _row_by_row(service: Service, actor: str, planned: Sequence[Planned]) -> Iterator[RowResult]:
@@ -238,6 +249,8 @@ def _one_row(service: Service, actor: str, line: int, request: AdvanceRequest | 
         return RowResult(line, request.case_id, "already done", already_done(done, actor))
     except Unavailable:
         raise
+    except NotFound as unknown:
+        return RowResult(line, request.case_id, "bad row", str(unknown))
     except MemberflowError as refused:
         return RowResult(line, request.case_id, "refused", str(refused))
     return RowResult(line, request.case_id, "moved", _("{from_state} → {to_state} (event {seq})").format(

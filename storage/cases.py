@@ -4,7 +4,7 @@ case, INSERT of the chained audit event, INSERT of its documents — all or noth
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, NamedTuple
@@ -305,6 +305,16 @@ class Cases:
                  .order_by(cases.c.id).limit(limit))
         with self.db.connect() as conn:
             return [_record(r) for r in conn.execute(query)]
+
+    def missing(self, case_ids: Iterable[int]) -> set[int]:
+        """The ids of ``case_ids`` no case has (asked in chunks: a file may name thousands)."""
+        wanted = sorted(set(case_ids))
+        found: set[int] = set()
+        with self.db.connect() as conn:
+            for start in range(0, len(wanted), 5000):
+                chunk = wanted[start:start + 5000]
+                found.update(conn.execute(select(cases.c.id).where(cases.c.id.in_(chunk))).scalars())
+        return set(wanted) - found
 
     def ids_in(self, definition_id: int, states: list[str]) -> list[int]:
         query = (select(cases.c.id).where(cases.c.definition_id == definition_id,

@@ -157,6 +157,31 @@ def test_advance_many_reports_every_row_and_commits_the_good_ones(world: World, 
     assert verify(world.store.db).ok
 
 
+def test_a_row_naming_no_case_is_a_bad_row_and_the_run_goes_on(world: World, tmp_path: Any) -> None:
+    """Issue 19 item 1: the case moved before the unknown one is reported, and the rest runs;
+    with --all-or-nothing nothing is written."""
+    on = world.ago(months=19)
+    first, last = world.open_case(), world.open_case()
+    missing = last + 1000
+    certificate = (on - timedelta(days=3)).strftime("%d/%m/%Y")
+    csv_file = write_csv(tmp_path, "case,date,certificate_date,doc:CN-NTVĐ\n"
+                         f"{first},{on:%d/%m/%Y},{certificate},GCN-01\n"
+                         f"{missing},{on:%d/%m/%Y},{certificate},GCN-02\n"
+                         f"{last},{on:%d/%m/%Y},{certificate},GCN-03\n")
+    whole = run_many(world, "record_training", csv_file, "--all-or-nothing")
+    assert whole.exit_code == 2 and whole.stdout == ""
+    assert whole.stderr == f"error: row 3: case {missing} not found\n"
+    assert {world.store.cases.load(c).state for c in (first, last)} == {"candidate"}
+    result = run_many(world, "record_training", csv_file, "--format", "json")
+    assert result.exit_code == 1, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["row"], r["case_id"], r["outcome"]) for r in rows] == [
+        (2, first, "moved"), (3, missing, "bad row"), (4, last, "moved")]
+    assert rows[1]["detail"] == f"case {missing} not found"
+    assert "2 moved, 0 already done, 0 refused, 1 bad row of 3 rows" in result.stderr
+    assert {world.store.cases.load(c).state for c in (first, last)} == {"trained"}
+
+
 def test_advance_many_all_or_nothing_writes_nothing_when_a_row_is_refused(world: World,
                                                                           tmp_path: Any) -> None:
     on = world.ago(months=19)
@@ -384,7 +409,7 @@ def test_a_row_naming_an_unknown_case_is_that_rows_result(world: World, tmp_path
                       "--format", "json")
     assert result.exit_code == 1
     rows = json.loads(result.stdout)
-    assert [r["outcome"] for r in rows] == ["moved", "refused", "moved"]
+    assert [r["outcome"] for r in rows] == ["moved", "bad row", "moved"]
     assert rows[1]["detail"] == "case 999999 not found"
 
 

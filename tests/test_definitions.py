@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from memberflow.workflow.yaml_source import MAX_BYTES, MAX_DEPTH, parse_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERSHIP = ROOT / "definitions" / "membership.yaml"
-ENTRY_POINT = ROOT / ".venv" / "bin" / "memberflow"
+ENTRY_POINT = Path(sys.executable).parent / "memberflow"  # beside the interpreter running the tests
 BUNDLED = MEMBERSHIP.read_text(encoding="utf-8")
 
 STAGE_CHOICES = "application, probation, official, removal"
