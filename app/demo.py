@@ -47,14 +47,19 @@ USERS: list[tuple[str, str, str, str | None]] = [
     ("quantri", "Trịnh Công Minh", "administrator", None),
     ("kiemtoan", "Lương Thị Diệu", "auditor", None),
 ]
-MEMBERS = ["Nguyễn Văn An", "Trần Thị Bích", "Lê Hoàng Nam", "Phạm Thị Ngọc Ánh",
-           "Hoàng Văn Thắng", "Vũ Thị Hạnh", "Đinh Công Tráng", "Lý Thị Hoa"]
-APPLICANTS = ["Nguyễn Thị Thu Trang", "Trần Minh Khôi", "Lê Thị Mỹ Duyên", "Phạm Đức Anh",
-              "Hoàng Thị Yến", "Võ Quang Huy", "Đặng Thị Kim Ngân", "Bùi Văn Long",
-              "Đỗ Thị Phương Thảo", "Hồ Sỹ Mạnh", "Ngô Thị Ánh Tuyết", "Dương Văn Toàn",
-              "Lý Thị Kiều Oanh", "Mai Xuân Trường", "Trịnh Thị Hồng Nhung", "Phan Thanh Tùng",
-              "Chu Thị Lệ Quyên", "Lâm Văn Sang", "Tạ Thị Huyền", "Quách Minh Đức",
-              "Kiều Thị Thanh Tâm"]
+# Each person with the gender their name says (a Vietnamese reader notices at once).
+MEMBERS = [("Nguyễn Văn An", "male"), ("Trần Thị Bích", "female"), ("Lê Hoàng Nam", "male"),
+           ("Phạm Thị Ngọc Ánh", "female"), ("Hoàng Văn Thắng", "male"), ("Vũ Thị Hạnh", "female"),
+           ("Đinh Công Tráng", "male"), ("Lý Thị Hoa", "female")]
+APPLICANTS = [("Nguyễn Thị Thu Trang", "female"), ("Trần Minh Khôi", "male"),
+              ("Lê Thị Mỹ Duyên", "female"), ("Phạm Đức Anh", "male"), ("Hoàng Thị Yến", "female"),
+              ("Võ Quang Huy", "male"), ("Đặng Thị Kim Ngân", "female"), ("Bùi Văn Long", "male"),
+              ("Đỗ Thị Phương Thảo", "female"), ("Hồ Sỹ Mạnh", "male"),
+              ("Ngô Thị Ánh Tuyết", "female"), ("Dương Văn Toàn", "male"),
+              ("Lý Thị Kiều Oanh", "female"), ("Mai Xuân Trường", "male"),
+              ("Trịnh Thị Hồng Nhung", "female"), ("Phan Thanh Tùng", "male"),
+              ("Chu Thị Lệ Quyên", "female"), ("Lâm Văn Sang", "male"), ("Tạ Thị Huyền", "female"),
+              ("Quách Minh Đức", "male"), ("Kiều Thị Thanh Tâm", "female")]
 
 # (trigger, days after the application starts, acting side, inputs, documents)
 ADMISSION = [
@@ -116,9 +121,9 @@ class _Bloc:
             directory.grant(username, role, org)
         self.echo(_("Bloc: {count} organizations, {count2} officers.").format(
                       count=len(ORGANIZATIONS), count2=len(USERS)))
-        for index, name in enumerate(MEMBERS):
+        for index, (name, gender) in enumerate(MEMBERS):
             branch = BRANCHES[index % len(BRANCHES)]
-            person = self.person(name, date(1975 + index, 3 + index, 10), index % 2 == 1)
+            person = self.person(name, date(1975 + index, 3 + index, 10), gender)
             case_id = self.service.open_case("bantochuc", person, branch, "membership",
                                              self.ago(months=30))
             self.move(case_id, "register_existing_member", self.ago(months=30), "bantochuc", {
@@ -128,9 +133,9 @@ class _Bloc:
             self.members.setdefault(branch, []).append(person)
         self.echo(_("Registered {count} official members from paper records.").format(count=len(MEMBERS)))
 
-    def person(self, name: str, born: date, female: bool, youth: bool = True) -> int:
+    def person(self, name: str, born: date, gender: str, youth: bool = True) -> int:
         return self.service.store.directory.add_person(
-            full_name=name, birth_date=born, gender="female" if female else "male",
+            full_name=name, birth_date=born, gender=gender,
             ethnicity="Kinh", religion="Không", education="university",
             youth_union=youth, trade_union=True)
 
@@ -140,10 +145,9 @@ class _Bloc:
         self.service.advance(actor, case_id, trigger, on, inputs, attached)
 
     def applicant(self, index: int, born: date | None = None) -> tuple[int, str, str]:
-        name = APPLICANTS[index]
+        name, gender = APPLICANTS[index]
         branch = BRANCHES[index % len(BRANCHES)]
-        person = self.person(name, born or date(1996 + index % 6, 1 + index % 12, 5 + index),
-                             female=index % 3 != 1)
+        person = self.person(name, born or date(1996 + index % 6, 1 + index % 12, 5 + index), gender)
         return person, name, branch
 
     def admit(self, case_id: int, branch: str, start: date, until: str = "hold_ceremony",

@@ -192,6 +192,13 @@ def test_demo_as_real_subprocess_shows_all_four_stages(tmp_path: Path) -> None:
     states = {c["state"] for c in cases}
     assert {"official_member", "probationary", "struck_off", "application_withdrawn",
             "rejected"} <= states
+    people = json.loads(subprocess.run(
+        [str(ENTRY_POINT), "--db", str(target), "--actor", DEMO_AUDITOR, "person", "list", "--format",
+         "json"], capture_output=True, text=True, encoding="utf-8", timeout=60, check=True).stdout)
+    # A name with the middle name "Thị" is a woman's; the demo's people are born with theirs.
+    assert len(people) > 20
+    assert [p["full_name"] for p in people if (" Thị " in p["full_name"]) != (p["gender"] == "female")] \
+        == []
 
 
 def test_available_as_real_subprocess(tmp_path: Path) -> None:

@@ -1273,3 +1273,23 @@ def test_assessment_and_readmission_mistakes_point_at_their_line(tmp_path: Path,
     found = problems_in(path)
     assert [p.line for p in found] == [line_of(text, fragment)], found
     assert found[0].message.startswith(message), found
+
+
+# -- the README's example files (issue 19 item 6) -----------------------------------------------
+def test_every_example_file_the_readme_names_is_shipped_and_the_definition_lints_clean() -> None:
+    import re
+
+    named = set(re.findall(r"docs/examples/[\w.-]+", (ROOT / "README.md").read_text(encoding="utf-8")))
+    assert {"docs/examples/membership-2026.yaml", "docs/examples/ratings-2026.csv"} <= named
+    assert [path for path in sorted(named) if not (ROOT / path).is_file()] == []
+    revised = load_definition(ROOT / "docs" / "examples" / "membership-2026.yaml")
+    assert "branch_approved" in revised.states and "branch_voted" not in revised.states
+    assert [f for f in lint(revised) if f.severity == "error"] == []
+
+
+def test_a_path_that_does_not_exist_is_no_such_file(tmp_path: Path) -> None:
+    missing = tmp_path / "membership-2026.yaml"
+    for command in (["definition", "diff", str(MEMBERSHIP), str(missing)], ["definition", "graph", str(missing)]):
+        result = CliRunner().invoke(cli.main, ["--db", str(tmp_path / "none.db"), "--lang", "en", *command])
+        assert result.exit_code == 2, (command, result.output)
+        assert result.stderr == f"error: no such file: {missing}\n", command
