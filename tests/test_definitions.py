@@ -1289,7 +1289,8 @@ def test_every_example_file_the_readme_names_is_shipped_and_the_definition_lints
 
 def test_a_path_that_does_not_exist_is_no_such_file(tmp_path: Path) -> None:
     missing = tmp_path / "membership-2026.yaml"
-    for command in (["definition", "diff", str(MEMBERSHIP), str(missing)], ["definition", "graph", str(missing)]):
+    for command in (["definition", "diff", str(MEMBERSHIP), str(missing)],
+                    ["definition", "graph", str(missing)]):
         result = CliRunner().invoke(cli.main, ["--db", str(tmp_path / "none.db"), "--lang", "en", *command])
         assert result.exit_code == 2, (command, result.output)
         assert result.stderr == f"error: no such file: {missing}\n", command
