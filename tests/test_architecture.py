@@ -60,3 +60,12 @@ def test_no_module_is_imported_under_a_bare_top_level_name() -> None:
             if module.split(".")[0] in ("workflow", "storage", "app", "commands", "cli", "errors", "i18n")]
     assert bare == []
     assert not {"workflow", "storage", "app", "commands"} & set(sys.modules)
+
+
+def test_tests_find_the_program_beside_the_interpreter_running_them() -> None:
+    """Issue 19 item 8: pytest run from any environment (not only make's .venv) finds the
+    ``memberflow`` it installed, so no test names a virtual environment's path."""
+    venv = "." + "venv"  # spelled apart so this file does not find itself
+    named = [path.name for path in sorted((ROOT / "tests").glob("*.py"))
+             if f'"{venv}"' in path.read_text(encoding="utf-8")]
+    assert named == []
