@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import postgresql_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -34,14 +35,14 @@ class Step:
     exit: int | None = 0  # None: fails, as the output shown says
 
 
-def tour() -> str:
+def section(start: str, end: str) -> str:
     text = README.read_text(encoding="utf-8")
-    return text[text.index("## A tour of the CLI"):text.index("### Exit codes")]
+    return text[text.index(start):text.index(end)]
 
 
-def steps() -> list[Step]:
-    """Every command of the tour's shell blocks and shown sessions, in order."""
-    text = tour()
+def steps(text: str | None = None) -> list[Step]:
+    """Every command of the shell blocks and shown sessions of ``text`` (the tour), in order."""
+    text = text or section("## A tour of the CLI", "### Exit codes")
     offset = README.read_text(encoding="utf-8").index(text)
     found: list[Step] = []
     for block in re.finditer(r"```(sh)?\n(.*?)```", text, re.S):
@@ -124,3 +125,17 @@ def test_the_diagram_in_the_readme_is_the_bundled_definitions(tmp_path: Path) ->
                            capture_output=True, text=True, timeout=60, check=True).stdout
     assert shown.group(1) == drawn, "regenerate it: memberflow --lang en definition graph " \
         "definitions/membership.yaml --format mermaid"
+
+
+def test_the_postgresql_block_runs_where_a_server_answers(tmp_path: Path) -> None:
+    """The README's PostgreSQL commands on a schema of the test server (the block's example
+    URL stands for it; installing the driver is make's job here)."""
+    block = steps(section("### Running on PostgreSQL", "**Bounded waits.**"))
+    assert [s.words[:2] for s in block][:2] == [["pip", "install"], ["export", block[1].words[1]]]
+    with postgresql_schema() as url:
+        env = {**os.environ, "MEMBERFLOW_DB": url, "MEMBERFLOW_LANG": "en"}
+        for step in block[2:]:
+            assert step.words[0] == "memberflow", step.line
+            done = subprocess.run([str(ENTRY_POINT), *step.words[1:]], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == step.exit, f"README.md:{step.line}: {done.stderr}"
