@@ -347,6 +347,9 @@ def test_calendar_show_names_holidays_in_the_chosen_language(world: World) -> No
     vietnamese, english = why(), why("--lang", "en")
     assert vietnamese["17/02/2026"] == "Tết Nguyên Đán" and english["17/02/2026"] == "Lunar New Year"
     assert vietnamese["02/09/2026"] == "Quốc khánh" and english["02/09/2026"] == "National Day"
+    # A date inside a holiday's name is day first in English too (the package writes it US-style).
+    assert vietnamese["31/08/2026"] == "Ngày nghỉ (thay cho ngày 22/08/2026)"
+    assert english["31/08/2026"] == "Day off (substituted from 22/08/2026)"
     assert why("--lang", "vi") == vietnamese
     assert CliRunner().invoke(main, [*acting(world.store.url, AUDITOR), "--lang", "en", "calendar", "show",
                                      "2026", "--format", "json"]).stdout == \

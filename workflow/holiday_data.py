@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,6 +32,9 @@ YEARS_AHEAD = 5  # a snapshot covers FIRST_YEAR to this many years after the yea
 SWAPPED_WORKING_DAY = {"vi": "Ngày làm bù", "en": "Swapped working day"}
 
 
+MONTH_FIRST = re.compile(r"\b(\d{2})/(\d{2})/(\d{4})\b")
+
+
 @dataclass(frozen=True)
 class HolidayDay:
     """A day the package lists: a public holiday (working False) or a swapped working day."""
@@ -41,7 +45,10 @@ class HolidayDay:
     name_en: str
 
     def name(self, lang: str) -> str:
-        return self.name_vi if lang == "vi" else self.name_en
+        """The name as shown. The package names days in English only as en_US, with any date in
+        it month first ("substituted from 08/22/2026"); memberflow shows every date dd/mm/yyyy,
+        so the date is turned round here and the stored name (which its sha256 covers) stays."""
+        return self.name_vi if lang == "vi" else MONTH_FIRST.sub(r"\2/\1/\3", self.name_en)
 
 
 @dataclass(frozen=True)
