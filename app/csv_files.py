@@ -41,7 +41,7 @@ from memberflow.workflow.guards import EDUCATION_LEVELS
 from memberflow.workflow.inputs import clean_text, parse_bool
 
 if TYPE_CHECKING:
-    from memberflow.app.service import AdvanceRequest, Service
+    from memberflow.app.service import AdvanceRequest, Recorded, Service
     from memberflow.storage.directory import Directory
 
 CASE_COLUMN, DATE_COLUMN, ROLE_COLUMN, DOCUMENT_PREFIX = "case", "date", "role", "doc:"
@@ -205,7 +205,7 @@ def advance_rows(service: Service, actor: str, trigger: str, path: Path, given_d
         bad = next(((line, r) for line, r in planned if isinstance(r, BadInput)), None) or \
             _unknown_case(service, planned)
         if bad is not None:
-            raise BadInput(_("row {bad}: {bad2}").format(bad=bad[0], bad2=bad[1]))
+            raise BadInput(_("row {line}: {problem}").format(line=bad[0], problem=bad[1]))
         return len(planned), iter(_in_one_transaction(service, actor, planned))
     return len(planned), _row_by_row(service, actor, planned)
 
@@ -253,9 +253,13 @@ def _one_row(service: Service, actor: str, line: int, request: AdvanceRequest | 
         return RowResult(line, request.case_id, "bad row", str(unknown))
     except MemberflowError as refused:
         return RowResult(line, request.case_id, "refused", str(refused))
-    return RowResult(line, request.case_id, "moved", _("{from_state} → {to_state} (event {seq})").format(
-                                                         from_state=recorded.move.from_state,
-                                                         to_state=recorded.move.to_state, seq=recorded.seq))
+    return RowResult(line, request.case_id, "moved", moved_detail(recorded))
+
+
+def moved_detail(recorded: Recorded) -> str:
+    """``candidate → trained (event 2)``."""
+    return _("{from_state} → {to_state} (event {seq})").format(
+        from_state=recorded.move.from_state, to_state=recorded.move.to_state, seq=recorded.seq)
 
 
 def already_done(done: AlreadyApplied, actor: str) -> str:
@@ -274,11 +278,7 @@ def _in_one_transaction(service: Service, actor: str, planned: Sequence[Planned]
         if isinstance(done, AlreadyApplied):
             results.append(RowResult(line, request.case_id, "already done", already_done(done, actor)))
         else:
-            results.append(RowResult(line, done.case_id, "moved", _("{from_state} → {to_state} (event "
-                                                                    "{seq})").format(
-                                                                      from_state=done.move.from_state,
-                                                                      to_state=done.move.to_state,
-                                                                      seq=done.seq)))
+            results.append(RowResult(line, done.case_id, "moved", moved_detail(done)))
     return results
 
 
